@@ -1,0 +1,14 @@
+"""Local development: the run command. SQLite unless DATABASE_URL says otherwise."""
+
+from .base import *  # noqa: F403
+from .base import env, env_bool
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="local-dev-only-not-a-secret")
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+# The run command writes a key of its own to var/credential.key on first start.
+_key_file = BASE_DIR / "var" / "credential.key"  # noqa: F405
+if not PORTAL_CREDENTIAL_KEYS and _key_file.exists():  # noqa: F405
+    PORTAL_CREDENTIAL_KEYS = [_key_file.read_text().strip()]

@@ -1,0 +1,35 @@
+"""Tests: real PostgreSQL and real Redis on this machine (see scripts/test.sh)."""
+
+from .base import *  # noqa: F403
+from .base import PORTAL_ENGINE, env
+
+SECRET_KEY = "test-only-not-a-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/portal")}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_BROKER_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/15")
+REDIS_URL = CELERY_BROKER_URL
+# Two test keys: the second proves rotation works.
+PORTAL_CREDENTIAL_KEYS = env.list(
+    "PORTAL_CREDENTIAL_KEYS",
+    default=[
+        "pbo6sn4W8bWgaS_TXJcOBegpfdMBa6i_KcMu_4Z9xdg=",
+        "C_gm1XCGi_UZ-5tJm0ZSkMLsryZ1VTTdeCd8XcIq9HQ=",
+    ],
+)
+PORTAL_ENGINE = {
+    **PORTAL_ENGINE,
+    "POLL_INITIAL_SECONDS": 0.3,
+    "POLL_MAX_SECONDS": 1.0,
+    "RETRY_BASE_SECONDS": 0.2,
+    "RETRY_MAX_SECONDS": 1.0,
+    "LEASE_SECONDS": 5.0,
+    "SWEEP_GRACE_SECONDS": 1.0,
+}
+PORTAL_HTTP_TIMEOUT_SECONDS = 2.0
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

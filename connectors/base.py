@@ -1,0 +1,278 @@
+"""The connector contract every platform implements.
+
+A connector knows one platform's API and nothing of Django: it takes validated
+credentials, a base URL and plain arguments, and returns small typed results.
+The release engine (``portal/engine.py``) is the only caller of the step methods.
+
+Errors: a connector raises only ``ConnectorError`` and its subclasses. ``permanent``
+says whether trying again can help; the engine retries the others with backoff.
+
+A release is a list of ``StepSpec`` returned by ``plan()``. For each step the engine
+calls ``run_step()`` once; it either finishes (``Done``), ends in a remote failure
+(``Failed``), or started something remote to check later (``Waiting`` with the
+platform's reference, which the engine stores before anything else). The engine then
+calls ``check_step()`` from rescheduled tasks until the step is ``Done`` or ``Failed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import IO, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+# ERRORS
+
+
+class ConnectorError(Exception):
+    """An error talking to a platform. ``permanent`` errors are not retried.
+
+    The message is shown to users: it never carries a secret, a header or a signed URL.
+    """
+
+    permanent: bool = False
+
+    def __init__(self, message: str, *, permanent: bool | None = None, status_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if permanent is not None:
+            self.permanent = permanent
+        self.status_code = status_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PermanentError(ConnectorError):
+    """The platform refused the request (a 4xx): sending it again gives the same answer."""
+
+    permanent = True
+
+
+class AuthenticationError(PermanentError):
+    """The credentials were refused (401/403, or the platform's own way of saying so)."""
+
+
+class NotFound(PermanentError):
+    """The platform does not know the object (a 404)."""
+
+
+class RateLimited(ConnectorError):
+    """The platform asked us to slow down (429). ``retry_after`` is its Retry-After, in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status_code: int | None = 429):
+        super().__init__(message, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class Timeout(ConnectorError):
+    """The platform did not answer in time."""
+
+
+class Unreachable(ConnectorError):
+    """The platform could not be reached (DNS, refused connection, reset)."""
+
+
+class ServerError(ConnectorError):
+    """The platform failed (a 5xx): transient."""
+
+
+class NotSupported(PermanentError):
+    """The platform has no API for this action."""
+
+
+class InvalidResponse(PermanentError):
+    """The platform answered something this connector cannot read."""
+
+
+# SCHEMAS
+
+
+class Schema(BaseModel):
+    """Base of every Credentials, Target and Params model.
+
+    Fields carry their label as ``title`` and their help text as ``description``.
+    Secret fields are typed ``SecretStr``: the portal encrypts them, never renders
+    them back and pydantic masks them in ``repr``. ``json_schema_extra={"widget": ...}``
+    may ask for a widget ("textarea", "password", "hidden").
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class NoParams(Schema):
+    """For platforms whose releases take no parameters."""
+
+
+# FILES
+
+
+@dataclasses.dataclass(frozen=True)
+class FilePayload:
+    """An uploaded file, opened by the connector only when it sends it.
+
+    ``open`` returns a fresh binary stream (from Django storage, which may be remote):
+    read it in chunks, never whole.
+    """
+
+    name: str
+    size: int
+    sha256: str
+    open: Callable[[], IO[bytes]]
+    content_type: str = "application/octet-stream"
+
+
+# RELEASE STEPS
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    """One step of a release, as planned by ``Connector.plan()``.
+
+    ``name`` is stable and unique within the release. ``idempotent`` is True for a step
+    that does no harm when run twice (a read, an upload that overwrites): the engine
+    runs it again after a crash. Any other step that was interrupted after its call
+    went out is never repeated blindly: it fails and says so.
+    """
+
+    name: str
+    label: str
+    idempotent: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class StepContext:
+    """What a step needs, handed in by the engine.
+
+    ``release_key`` is unique to the release and stable across retries (use it as an
+    idempotency key or upload id). ``results`` holds the outputs of earlier steps by name.
+    ``remote_ref`` and ``output`` are this step's own, from ``run_step`` and earlier checks.
+    """
+
+    target: Any
+    params: Any
+    release_key: str
+    file: FilePayload | None = None
+    results: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    remote_ref: str = ""
+    output: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    checks: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Done:
+    """The step finished well."""
+
+    message: str = ""
+    remote_ref: str = ""
+    remote_status: str = ""
+    output: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Waiting:
+    """The platform is working on it; check again later.
+
+    ``remote_ref`` identifies the remote job (run id, operation id...). ``check_after``
+    asks for a delay before the next check (seconds); None lets the engine back off.
+    """
+
+    remote_ref: str
+    message: str = ""
+    remote_status: str = ""
+    output: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    check_after: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Failed:
+    """The remote job ended in failure: the message is the platform's reason."""
+
+    message: str
+    remote_ref: str = ""
+    remote_status: str = ""
+    output: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+StepOutcome = Done | Waiting | Failed
+TargetState = Literal["enabled", "disabled", "archived"]
+
+
+# THE CONNECTOR
+
+
+class Connector:
+    """Base class of every platform connector.
+
+    Subclasses set the class attributes and implement ``test_connection``, ``plan``,
+    ``run_step`` and ``check_step``. They register in ``connectors/registry.py``.
+    """
+
+    slug: ClassVar[str]
+    label: ClassVar[str]
+    Credentials: ClassVar[type[Schema]]
+    Target: ClassVar[type[Schema]]
+    Params: ClassVar[type[Schema]] = NoParams
+    #: Whether a release of this platform sends an uploaded file.
+    needs_file: ClassVar[bool] = True
+    #: File extensions a release accepts (lower case, no dot); empty means any.
+    file_extensions: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``set_target_state`` reaches the platform (enable/disable/archive remotely).
+    remote_toggles: ClassVar[bool] = False
+
+    def __init__(self, credentials: Schema, *, base_url: str, timeout: float = 30.0):
+        self.credentials = credentials
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    @classmethod
+    def enabled(cls) -> bool:
+        """False when an optional dependency is missing (Redash's ``enabled()``)."""
+        return True
+
+    @classmethod
+    def secret_fields(cls) -> tuple[str, ...]:
+        """Names of the credential fields that are secrets (typed ``SecretStr``)."""
+        from pydantic import SecretStr
+
+        return tuple(
+            name for name, field in cls.Credentials.model_fields.items() if field.annotation in (SecretStr, SecretStr | None)
+        )
+
+    # Connection
+
+    def test_connection(self) -> str:
+        """Make the lightest authenticated call. Returns a short human message; raises ConnectorError."""
+        raise NotImplementedError
+
+    # Targets
+
+    def describe_target(self, target: Schema) -> str:
+        """A one-line human label of a target, shown in lists."""
+        return ", ".join(f"{k}={v}" for k, v in target.model_dump().items() if v not in (None, "", []))
+
+    def set_target_state(self, target: Schema, state: TargetState) -> str:
+        """Enable, disable or archive the target on the platform itself.
+
+        Only for connectors with ``remote_toggles``; returns the platform's message.
+        """
+        raise NotSupported(f"{self.label} has no API to change a target's state")
+
+    # Releases
+
+    def plan(self, target: Schema, params: Schema) -> list[StepSpec]:
+        """The ordered steps of a release of ``target`` with ``params``."""
+        raise NotImplementedError
+
+    def run_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+        """Run one step: at most one mutating call, then return at once."""
+        raise NotImplementedError
+
+    def check_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+        """Check a waiting step (``ctx.remote_ref``). Read-only: safe to repeat."""
+        raise NotImplementedError(f"{self.slug} step {step.name} never waits")
+
+    def cancel_step(self, step: StepSpec, ctx: StepContext) -> str:
+        """Cancel the remote job of a waiting step. Raises NotSupported where the platform cannot."""
+        raise NotSupported(f"{self.label} has no API to cancel a running job")

@@ -1,0 +1,190 @@
+"""The one HTTP choke point of every connector.
+
+It holds the timeouts, maps transport failures and HTTP statuses onto the typed
+errors of ``connectors.base``, and strips what must never reach a message (headers,
+query strings of signed URLs). It does not retry or sleep: the release engine
+reschedules transient failures, so no worker waits on a platform.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .base import (
+    AuthenticationError,
+    ConnectorError,
+    InvalidResponse,
+    NotFound,
+    PermanentError,
+    RateLimited,
+    ServerError,
+    Timeout,
+    Unreachable,
+)
+
+USER_AGENT = "data-release-portal/1.0"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def safe_url(url: str | httpx.URL) -> str:
+    """The URL without its query string or user info, fit for a message."""
+    parts = urlsplit(str(url))
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def default_error_message(response: httpx.Response) -> str:
+    """The platform's own message from a JSON error body, else a short text excerpt."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        text = response.text.strip()
+        if "<html" in text[:200].lower():
+            return f"HTTP {response.status_code} {response.reason_phrase}"
+        return text[:300] or f"HTTP {response.status_code} {response.reason_phrase}"
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail", "errors"):
+            if body.get(key):
+                value = body[key]
+                if isinstance(value, list):
+                    value = "; ".join(str(v) for v in value)
+                return str(value)[:500]
+    return str(body)[:300]
+
+
+ErrorParser = Callable[[httpx.Response], str]
+
+
+class HttpClient:
+    """httpx with explicit timeouts and typed errors.
+
+    ``error_parser`` turns an error response into the platform's message; connectors
+    whose platforms report errors their own way pass their own.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        error_parser: ErrorParser = default_error_message,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.error_parser = error_parser
+        self._client = httpx.Client(
+            auth=auth,
+            headers={"User-Agent": USER_AGENT, **(headers or {})},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        ok: Iterable[int] = (200, 201, 202, 204),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send one request; return the response if its status is in ``ok``.
+
+        Raises Timeout, Unreachable, RateLimited, ServerError (transient) or
+        AuthenticationError, NotFound, PermanentError (permanent).
+        """
+        url = self.url(path)
+        try:
+            response = self._client.request(method, url, **kwargs)
+        except httpx.TimeoutException:
+            raise Timeout(f"{method} {safe_url(url)} timed out") from None
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise Unreachable(f"{method} {safe_url(url)}: cannot reach the platform ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            raise ConnectorError(f"{method} {safe_url(url)}: {type(exc).__name__}") from None
+        if response.status_code in set(ok):
+            return response
+        self.raise_for_response(method, url, response)
+        return response  # pragma: no cover - raise_for_response always raises
+
+    def raise_for_response(self, method: str, url: str, response: httpx.Response) -> None:
+        status = response.status_code
+        where = f"{method} {safe_url(url)}"
+        message = f"{where} answered {status}: {self.error_parser(response)}"
+        if status in (401, 403):
+            raise AuthenticationError(message, status_code=status)
+        if status == 404:
+            raise NotFound(message, status_code=status)
+        if status == 429:
+            raise RateLimited(message, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        if status >= 500:
+            raise ServerError(message, status_code=status)
+        if 400 <= status < 500:
+            raise PermanentError(message, status_code=status)
+        raise InvalidResponse(f"{where} answered an unexpected {status}", status_code=status)
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """``request`` and decode a JSON body, or raise InvalidResponse."""
+        response = self.request(method, path, **kwargs)
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+            raise InvalidResponse(f"{method} {safe_url(self.url(path))} did not answer JSON") from None
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_file(stream: Any, *, start: int = 0, length: int | None = None, chunk_size: int = 1024 * 1024):
+    """Yield ``length`` bytes of a binary stream from ``start``, a chunk at a time."""
+    if start:
+        stream.seek(start)
+    remaining = length
+    while remaining is None or remaining > 0:
+        size = chunk_size if remaining is None else min(chunk_size, remaining)
+        block = stream.read(size)
+        if not block:
+            break
+        if remaining is not None:
+            remaining -= len(block)
+        yield block
+
+
+__all__ = ["HttpClient", "ConnectorError", "default_error_message", "iter_file", "parse_retry_after", "safe_url"]

@@ -1,0 +1,1 @@
+"""Simulators of the external platforms, for demos and tests (see simulators/core.py)."""
