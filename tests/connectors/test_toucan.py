@@ -82,7 +82,7 @@ def test_it_runs_a_partial_populate_and_release(connector, target, csv_file, sim
     assert isinstance(outcomes[0][1], Done)
     request = sim.state("toucan")["requests"][-1]
     assert request["path"].endswith("/demo-app/populate")
-    assert request["query"].endswith("&release")
+    assert "release" in request["query"].split("&")[-1]  # a bare flag: the server sees it with an empty value
     assert request["operations"][-1] == "release"
 
 
