@@ -207,6 +207,13 @@ class Connector:
 
     Subclasses set the class attributes and implement ``test_connection``, ``plan``,
     ``run_step`` and ``check_step``. They register in ``connectors/registry.py``.
+
+    Validation: the portal validates ``Credentials`` and ``Target`` with
+    ``model_validate(data)`` and ``Params`` with ``model_validate(data, context={"target": target})``,
+    so a Params validator can check values against the target (e.g. declared parameter
+    types). A pydantic ``ValidationError`` becomes form field errors; nothing is sent.
+    Platform actions beyond releases (browse, last runs, archive...) are plain public
+    methods returning plain data; they raise ConnectorError like everything else.
     """
 
     slug: ClassVar[str]
@@ -241,6 +248,11 @@ class Connector:
         )
 
     # Connection
+
+    @classmethod
+    def credential_warnings(cls, credentials: Schema) -> list[str]:
+        """Warnings about the credentials that need no network (e.g. a token about to lapse)."""
+        return []
 
     def test_connection(self) -> str:
         """Make the lightest authenticated call. Returns a short human message; raises ConnectorError."""
