@@ -260,8 +260,9 @@ class Connector:
 
     # Targets
 
-    def describe_target(self, target: Schema) -> str:
-        """A one-line human label of a target, shown in lists."""
+    @classmethod
+    def describe_target(cls, target: Schema) -> str:
+        """A one-line human label of a target, shown in lists (no network)."""
         return ", ".join(f"{k}={v}" for k, v in target.model_dump().items() if v not in (None, "", []))
 
     def set_target_state(self, target: Schema, state: TargetState) -> str:
@@ -273,8 +274,9 @@ class Connector:
 
     # Releases
 
-    def plan(self, target: Schema, params: Schema) -> list[StepSpec]:
-        """The ordered steps of a release of ``target`` with ``params``."""
+    @classmethod
+    def plan(cls, target: Schema, params: Schema) -> list[StepSpec]:
+        """The ordered steps of a release of ``target`` with ``params``. Pure: no network, no credentials."""
         raise NotImplementedError
 
     def run_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:

@@ -15,6 +15,10 @@ from .base import Connector
 
 CONNECTORS: dict[str, tuple[str, str]] = {
     "toucan": ("Toucan Toco", "connectors.toucan.ToucanConnector"),
+    "tonalytica": ("TONalytica", "connectors.tonalytica.TonalyticaConnector"),
+    "tailer": ("Tailer", "connectors.tailer.TailerConnector"),
+    "usmart": ("uSmart", "connectors.usmart.UsmartConnector"),
+    "datahq": ("DataHQ spec store", "connectors.datahq.DatahqConnector"),
 }
 
 

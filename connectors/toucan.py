@@ -133,12 +133,14 @@ class ToucanConnector(Connector):
             raise InvalidResponse("Toucan's login answered without a token")
         return f"Logged in to Toucan as {self.credentials.login}"
 
-    def describe_target(self, target: ToucanTarget) -> str:
+    @classmethod
+    def describe_target(cls, target: ToucanTarget) -> str:
         return f"{target.small_app} / {target.data_source} ({target.stage})"
 
     # Releases
 
-    def plan(self, target: ToucanTarget, params: ToucanParams) -> list[StepSpec]:
+    @classmethod
+    def plan(cls, target: ToucanTarget, params: ToucanParams) -> list[StepSpec]:
         steps = []
         if params.upload:
             steps.append(StepSpec("upload", f"Upload {target.data_source}", idempotent=True))

@@ -13,15 +13,20 @@ from .core import Simulator
 #: slug -> "module.Class". One line per platform, like connectors/registry.py.
 SIMULATORS: dict[str, str] = {
     "toucan": "simulators.toucan.ToucanSimulator",
+    "tonalytica": "simulators.tonalytica.TonalyticaSimulator",
+    "tailer": "simulators.tailer.TailerSimulator",
+    "usmart": "simulators.usmart.UsmartSimulator",
+    "datahq": "simulators.datahq.DatahqSimulator",
 }
 
 
+def simulator_class(slug: str) -> type[Simulator]:
+    module_name, class_name = SIMULATORS[slug].rsplit(".", 1)
+    return getattr(import_module(module_name), class_name)
+
+
 def load(delay: float | None = None) -> dict[str, Simulator]:
-    sims = {}
-    for slug, dotted in SIMULATORS.items():
-        module_name, class_name = dotted.rsplit(".", 1)
-        sims[slug] = getattr(import_module(module_name), class_name)(delay=delay)
-    return sims
+    return {slug: simulator_class(slug)(delay=delay) for slug in SIMULATORS}
 
 
 def create_app(delay: float | None = None) -> Starlette:

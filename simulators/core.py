@@ -92,6 +92,12 @@ class Simulator:
     def routes(self) -> list[BaseRoute]:
         raise NotImplementedError
 
+    @classmethod
+    def demo(cls, base_url: str) -> dict[str, Any] | None:
+        """A demo connection for ``manage.py seed_demo``: ``{"name", "credentials",
+        "mappings": [{"dataset", "name", "target"}]}``, with credentials this simulator accepts."""
+        return None
+
     def reset(self) -> None:
         """Forget every remote object (subclasses extend it)."""
         self.faults.clear()

@@ -46,6 +46,17 @@ class ToucanSimulator(Simulator):
     slug = "toucan"
     default_delay = 1.0
 
+    @classmethod
+    def demo(cls, base_url: str) -> dict[str, Any]:
+        login, password = next(iter(USERS.items()))
+        return {
+            "name": "Toucan (simulator)",
+            "credentials": {"login": login, "password": password},
+            "mappings": [
+                {"dataset": "Sales", "name": "Sales on Toucan (staging)", "target": {"small_app": "demo-app", "data_source": "sales.csv", "stage": "staging"}},
+            ],
+        }
+
     def reset(self) -> None:
         super().reset()
         if getattr(self, "_workdir", None):

@@ -1,8 +1,16 @@
+"""Shared fixtures: the simulators, the personas, a real Celery worker process."""
+
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from .simulator import SimulatorProcess
+from .simulator import ROOT, SimulatorProcess
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +30,111 @@ def sim(simulators):
         simulators.reset(slug)
         simulators.config(slug, delay=0.2)
     return simulators
+
+
+@pytest.fixture(scope="session")
+def media_root(tmp_path_factory) -> Path:
+    """One media folder for the test process, the worker process and the live server."""
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, media_root):
+    settings.MEDIA_ROOT = media_root
+
+
+# Personas (healthchecks' alice / bob / charlie): an admin and a viewer of one team, an
+# operator of it, and an outsider in another team.
+
+
+@pytest.fixture
+def team(db):
+    from .factories import TeamFactory
+
+    return TeamFactory(name="Data team")
+
+
+def _member(team, username, role):
+    from .factories import MembershipFactory, UserFactory
+
+    user = UserFactory(username=username)
+    MembershipFactory(team=team, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def alice(team):
+    return _member(team, "alice", "admin")
+
+
+@pytest.fixture
+def olivia(team):
+    return _member(team, "olivia", "operator")
+
+
+@pytest.fixture
+def bob(team):
+    return _member(team, "bob", "viewer")
+
+
+@pytest.fixture
+def charlie(db):
+    from .factories import TeamFactory
+
+    return _member(TeamFactory(name="Other team"), "charlie", "admin")
+
+
+@pytest.fixture
+def toucan_mapping(team, sim):
+    """A Toucan mapping of the data team pointing at the simulator."""
+    from .factories import ConnectionFactory, DatasetFactory, MappingFactory
+
+    connection = ConnectionFactory(team=team, name="Toucan sim", base_url=sim.url("toucan"))
+    dataset = DatasetFactory(team=team, name="Sales")
+    return MappingFactory(dataset=dataset, connection=connection, name="Sales on Toucan")
+
+
+@pytest.fixture
+def csv_upload(toucan_mapping, alice):
+    from .factories import UploadFactory
+
+    return UploadFactory(dataset=toucan_mapping.dataset, uploaded_by=alice)
+
+
+# A real Celery worker process on real Redis and the test PostgreSQL database.
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, media_root):
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    import redis
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    log = open(media_root.parent / "celery-worker.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2", "--pool", "prefork", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": url, "REDIS_URL": settings.CELERY_BROKER_URL, "PORTAL_MEDIA_ROOT": str(media_root)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if "ready" in (media_root.parent / "celery-worker.log").read_text():
+            break
+        if process.poll() is not None:
+            raise RuntimeError("the Celery worker exited:\n" + (media_root.parent / "celery-worker.log").read_text())
+        time.sleep(0.2)
+    else:
+        process.kill()
+        raise RuntimeError("the Celery worker did not start in 30 s")
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()

@@ -1,0 +1,12 @@
+.PHONY: run test bench
+
+# Set up everything on a fresh machine, then run web, worker, beat and the simulators.
+run:
+	scripts/run.sh
+
+# The whole test suite against real PostgreSQL, Redis, Celery and chromium.
+test:
+	scripts/test.sh
+
+bench:
+	.venv/bin/python bench/history_keyset.py

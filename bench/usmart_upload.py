@@ -1,0 +1,144 @@
+"""Benchmark: the uSmart connector's streamed signed PUT against ``curl -T``.
+
+    .venv/bin/python bench/usmart_upload.py [SIZE]      # SIZE like 2G (default), 500M, 1048576
+
+It writes a SIZE file in chunks to a temporary directory, starts the simulators
+(``tests/simulator.py``), uploads the file with the connector's upload step in a child
+process and reports that process's peak RSS and throughput, then PUTs the same file with
+``curl -T`` to a fresh signed URL of the same simulator and prints both throughputs and
+their ratio. Both uploads end in the same server, which streams to disk and hashes (MD5,
+for the ETag), so the ratio compares the clients. A benchmark, not a test: it asserts
+only that every byte arrived.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHUNK = 8 * 1024 * 1024
+UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    if text and text[-1] in UNITS:
+        return int(float(text[:-1]) * UNITS[text[-1]])
+    return int(text)
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def child(base_url: str, path: str) -> None:
+    """Run in the child process: the connector's upload then revision step; JSON figures on stdout."""
+    from pydantic import SecretStr
+
+    from connectors.base import FilePayload, StepContext
+    from connectors.usmart import UsmartConnector, UsmartCredentials, UsmartTarget
+    from simulators.usmart import DEMO_DATASET, ORG_GUID, READINGS_FILE
+
+    size = os.path.getsize(path)
+    credentials = UsmartCredentials(organisation_guid=ORG_GUID, api_key_id="usmart-demo-key-id", api_key_secret=SecretStr("usmart-demo-key-secret"))
+    connector = UsmartConnector(credentials, base_url=base_url, timeout=60.0)
+    target = UsmartTarget(dataset_guid=DEMO_DATASET, file_guid=READINGS_FILE, file_name="bench.bin")
+    params = UsmartConnector.Params()
+    payload = FilePayload(name="bench.bin", size=size, sha256="", open=lambda: open(path, "rb"))
+    upload_step, revision_step = connector.plan(target, params)[:2]
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    upload = connector.run_step(upload_step, StepContext(target=target, params=params, release_key="bench", file=payload))
+    seconds = time.perf_counter() - started
+    revision = connector.run_step(
+        revision_step,
+        StepContext(target=target, params=params, release_key="bench", file=payload, results={"put_request": dict(upload.output)}),
+    )
+    print(json.dumps({
+        "seconds": seconds,
+        "bytes": size,
+        "rss_before_upload_kib": rss_before,
+        "rss_peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "attempts": upload.output["attempts"],
+        "revision": revision.output["revision"],
+    }))
+
+
+def main() -> None:
+    import httpx
+
+    from simulators.usmart import DEMO_DATASET, ORG_GUID, READINGS_FILE
+    from tests.simulator import SimulatorProcess
+
+    size = parse_size(sys.argv[1]) if len(sys.argv) > 1 else 2 * 1024**3
+    workdir = Path(tempfile.mkdtemp(prefix="usmart-bench-"))
+    path = workdir / "bench.bin"
+    sim = None
+    try:
+        print(f"Writing a {mib(size)} file to {workdir} ...", flush=True)
+        block = os.urandom(CHUNK)
+        with open(path, "wb") as f:
+            for offset in range(0, size, CHUNK):
+                f.write(block[: min(CHUNK, size - offset)])
+
+        sim = SimulatorProcess(delay=0.2)
+        base_url = sim.url("usmart")
+
+        print("Connector upload (child process) ...", flush=True)
+        done = subprocess.run([sys.executable, __file__, "--child", base_url, str(path)], cwd=ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"the connector's child process failed:\n{done.stderr}")
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        # Only the waited-for child counts here: the simulator process is still running.
+        children_peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        stored = {f["fileGUID"]: f for f in sim.state("usmart")["datasets"][DEMO_DATASET]["files"]}[READINGS_FILE]
+        assert stored["fileSize"] == size, f"the simulator stored {stored['fileSize']} bytes, not {size}"
+
+        print("curl -T to a fresh signed URL ...", flush=True)
+        put = httpx.post(
+            f"{base_url}/org/{ORG_GUID}/s3:generatePutRequest",
+            json={"fileName": "bench.bin"},
+            headers={"api-key-id": "usmart-demo-key-id", "api-key-secret": "usmart-demo-key-secret"},
+        ).json()["result"]
+        curl = subprocess.run(
+            # "Expect:" drops curl's 100-continue handshake: httpx sends none either.
+            ["curl", "-sS", "-T", str(path), "-H", f"Content-Type: {put['contentType']}", "-H", "Expect:",
+             "-o", "/dev/null", "-w", "%{http_code} %{size_upload} %{time_total}", put["signedRequest"]],
+            capture_output=True, text=True, check=True,
+        )
+        code, sent, curl_seconds = curl.stdout.split()
+        assert code == "200" and int(float(sent)) == size, f"curl: HTTP {code}, {sent} bytes sent"
+        assert sim.state("usmart")["uploads"][put["reference"]]["size"] == size
+
+        connector_rate = size / figures["seconds"] / 2**20
+        curl_rate = size / float(curl_seconds) / 2**20
+        print()
+        print(f"File size                  {mib(size)} ({size:,} bytes)")
+        print(f"Connector upload           {figures['seconds']:.2f} s  {connector_rate:,.1f} MiB/s  (signed URL attempts: {figures['attempts']}, revision {figures['revision']})")
+        print(f"  child peak RSS           {mib(figures['rss_peak_kib'] * 1024)}  (before the upload: {mib(figures['rss_before_upload_kib'] * 1024)};"
+              f" RUSAGE_CHILDREN: {mib(children_peak_kib * 1024)})")
+        print(f"curl -T                    {float(curl_seconds):.2f} s  {curl_rate:,.1f} MiB/s")
+        print(f"Connector / curl           {connector_rate / curl_rate:.2f}")
+    finally:
+        if sim is not None:
+            sim.reset("usmart")  # frees the simulator's copies
+            sim.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3])
+    else:
+        main()

@@ -1,0 +1,233 @@
+"""Forms. Platform-specific fields are generated from the connector's pydantic schemas
+(Credentials, Target, Params), so every rule lives once, in the connector; a pydantic
+error becomes a field error and nothing is saved."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import types
+import typing
+import uuid
+from typing import Any, Literal
+
+from django import forms
+from django.contrib.auth import get_user_model
+from pydantic import BaseModel, SecretStr
+from pydantic import ValidationError as SchemaError
+
+from .models import Dataset, Role, Team, Upload
+
+SECRET_SET_HELP = "Stored and hidden. Leave blank to keep it, or type a new value to replace it."
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+def _choices(annotation: Any) -> list[tuple[Any, str]] | None:
+    if typing.get_origin(annotation) is Literal:
+        return [(v, str(v).replace("_", " ").capitalize() if isinstance(v, str) else str(v)) for v in typing.get_args(annotation)]
+    return None
+
+
+def field_for(name: str, info: Any, *, secret_is_set: bool = False) -> forms.Field:
+    """A Django form field for one pydantic field."""
+    annotation, optional = _unwrap_optional(info.annotation)
+    extra = info.json_schema_extra or {}
+    label = info.title or name.replace("_", " ").capitalize()
+    help_text = info.description or ""
+    required = info.is_required() and not optional
+    initial = None if info.is_required() else info.get_default(call_default_factory=True)
+    widget = extra.get("widget") if isinstance(extra, dict) else None
+    common: dict[str, Any] = {"label": label, "help_text": help_text, "required": required, "initial": initial}
+
+    if annotation is SecretStr:
+        common.update(required=required and not secret_is_set, initial=None)
+        if secret_is_set:
+            common["help_text"] = SECRET_SET_HELP
+        return forms.CharField(widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}), **common)
+    if (choices := _choices(annotation)) is not None:
+        if optional or not required:
+            choices = [("", "—")] + choices if optional else choices
+        return forms.TypedChoiceField(choices=choices, coerce=lambda v: v, empty_value=None, **common)
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation) or (str,)
+        if (choices := _choices(item)) is not None:
+            common["required"] = False
+            return forms.MultipleChoiceField(choices=choices, widget=forms.CheckboxSelectMultiple, **common)
+        common["required"] = False
+        common["initial"] = "\n".join(map(str, initial or []))
+        return forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), **common)
+    if annotation is bool:
+        common["required"] = False
+        return forms.BooleanField(**common)
+    if annotation is int:
+        return forms.IntegerField(**common)
+    if annotation is float:
+        return forms.FloatField(**common)
+    if annotation is datetime.date:
+        return forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **common)
+    if annotation is dict or typing.get_origin(annotation) is dict:
+        common["initial"] = json.dumps(initial or {}, indent=2)
+        return forms.CharField(widget=forms.Textarea(attrs={"rows": 8, "class": "mono"}), **common)
+    if widget == "textarea":
+        return forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), **common)
+    return forms.CharField(max_length=2000, **common)
+
+
+class SchemaForm(forms.Form):
+    """A form whose fields come from a pydantic model; ``clean()`` validates through it.
+
+    After ``is_valid()``, ``self.validated`` holds the model instance.
+    """
+
+    schema: type[BaseModel]
+    context: dict[str, Any] | None = None
+    validated: BaseModel | None = None
+
+    def __init__(
+        self,
+        *args: Any,
+        schema: type[BaseModel],
+        stored_secrets: dict[str, str] | None = None,
+        context: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        """``stored_secrets``: secret values already saved. They are never rendered; a secret
+        left blank in the form keeps its stored value."""
+        super().__init__(*args, **kwargs)
+        self.schema = schema
+        self.context = context
+        self._stored_secrets = {k: v for k, v in (stored_secrets or {}).items() if v}
+        for name, info in schema.model_fields.items():
+            self.fields[name] = field_for(name, info, secret_is_set=name in self._stored_secrets)
+
+    def _values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, info in self.schema.model_fields.items():
+            if name not in self.cleaned_data:
+                continue
+            value = self.cleaned_data[name]
+            annotation, _optional = _unwrap_optional(info.annotation)
+            field = self.fields[name]
+            if isinstance(field, forms.CharField) and typing.get_origin(annotation) is list:
+                value = [line.strip() for line in (value or "").splitlines() if line.strip()]
+            elif isinstance(field, forms.CharField) and (annotation is dict or typing.get_origin(annotation) is dict):
+                try:
+                    value = json.loads(value) if value else {}
+                except json.JSONDecodeError as exc:
+                    self.add_error(name, f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+                    continue
+            elif value in ("", None) and name in self._stored_secrets:
+                value = self._stored_secrets[name]
+            elif value in ("", None) and not info.is_required():
+                continue  # let the schema's default apply
+            values[name] = value
+        return values
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        values = self._values()
+        if self.errors:
+            return cleaned
+        try:
+            self.validated = self.schema.model_validate(values, context=self.context)
+        except SchemaError as exc:
+            for error in exc.errors():
+                loc = error.get("loc") or ()
+                field = str(loc[0]) if loc and str(loc[0]) in self.fields else None
+                message = error["msg"].removeprefix("Value error, ")
+                self.add_error(field, message)
+        return cleaned
+
+    def data_dict(self) -> dict[str, Any]:
+        """The validated values, secrets in clear (for the service to encrypt)."""
+        assert self.validated is not None
+        return {k: (v.get_secret_value() if isinstance(v, SecretStr) else v) for k, v in self.validated.model_dump().items()}
+
+
+class TeamChoiceMixin:
+    """A ``team`` field limited to the teams where the user may do this; hidden if only one."""
+
+    def setup_team(self, teams: Any) -> None:
+        field = forms.ModelChoiceField(queryset=teams, empty_label=None, label="Team")
+        self.fields["team"] = field  # type: ignore[attr-defined]
+        if teams.count() == 1:
+            field.widget = forms.HiddenInput()
+            field.initial = teams.first()
+
+
+class ConnectionForm(TeamChoiceMixin, forms.Form):
+    name = forms.CharField(max_length=100)
+    base_url = forms.URLField(
+        label="Base URL", max_length=500, help_text="The platform's API root, e.g. https://api.example.com", assume_scheme="https"
+    )
+
+    def __init__(self, *args: Any, teams: Any = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if teams is not None:
+            self.setup_team(teams)
+
+
+class DatasetForm(TeamChoiceMixin, forms.Form):
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+    def __init__(self, *args: Any, teams: Any = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if teams is not None:
+            self.setup_team(teams)
+
+
+class MappingForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="e.g. “Sales dashboard (staging)”")
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField()
+
+
+class ReleaseForm(forms.Form):
+    """The common part of a release form; the platform's parameters come from a SchemaForm."""
+
+    upload = forms.ModelChoiceField(queryset=Upload.objects.none(), required=False, empty_label="— no file —")
+    # A token rendered into the form: submitting it twice returns the first release.
+    submission_token = forms.CharField(widget=forms.HiddenInput, max_length=100)
+
+    def __init__(self, *args: Any, uploads: Any = None, **kwargs: Any):
+        kwargs.setdefault("initial", {})
+        kwargs["initial"].setdefault("submission_token", uuid.uuid4().hex)
+        super().__init__(*args, **kwargs)
+        if uploads is not None:
+            self.fields["upload"].queryset = uploads
+            first = uploads.first()
+            if first is not None:
+                self.fields["upload"].initial = first.pk
+        self.fields["upload"].label_from_instance = lambda u: f"{u.original_name} — {u.size:,} bytes, {u.created_at:%Y-%m-%d %H:%M}"
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices)
+
+    def clean_username(self) -> Any:
+        User = get_user_model()
+        try:
+            return User.objects.get(username=self.cleaned_data["username"])
+        except User.DoesNotExist:
+            raise forms.ValidationError("No user with that username.") from None
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+__all__ = ["ConnectionForm", "Dataset", "DatasetForm", "MappingForm", "ReleaseForm", "SchemaForm", "Team", "UploadForm"]

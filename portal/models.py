@@ -1,0 +1,343 @@
+"""The portal's data: teams, connections, datasets, mappings, uploads and releases.
+
+Writes go through ``portal.services`` (and the release engine, ``portal.engine``);
+reads through ``portal.selectors``. Models hold data and small derived properties only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from connectors.registry import get_connector_class, platform_choices
+
+if TYPE_CHECKING:
+    from connectors.base import Connector, Schema
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    OPERATOR = "operator", "Operator"
+    ADMIN = "admin", "Admin"
+
+
+class ObjectState(models.TextChoices):
+    ENABLED = "enabled", "Enabled"
+    DISABLED = "disabled", "Disabled"
+    ARCHIVED = "archived", "Archived"
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="teams")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "user"], name="membership_unique_user_per_team")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} ({self.role})"
+
+
+class Connection(models.Model):
+    """Credentials for one account on one platform. ``credentials_encrypted`` is never shown."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="connections")
+    platform = models.CharField(max_length=30, choices=platform_choices())
+    name = models.CharField(max_length=100)
+    base_url = models.URLField(max_length=500)
+    credentials_encrypted = models.TextField(editable=False)
+    state = models.CharField(max_length=10, choices=ObjectState.choices, default=ObjectState.ENABLED)
+    # Connection test: requested by the user, run by a worker, read by the page.
+    test_requested_at = models.DateTimeField(null=True, blank=True)
+    last_test_at = models.DateTimeField(null=True, blank=True)
+    last_test_ok = models.BooleanField(null=True, blank=True)
+    last_test_message = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="connection_unique_name_per_team")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_platform_display()})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("portal:connection-detail", args=[self.pk])
+
+    @property
+    def connector_class(self) -> type[Connector]:
+        return get_connector_class(self.platform)
+
+    def credentials(self) -> Schema:
+        """Decrypt and validate. Raises InvalidToken on a wrong key, never returns garbage."""
+        from .crypto import decrypt_json
+
+        return self.connector_class.Credentials.model_validate(decrypt_json(self.credentials_encrypted))
+
+    def connector(self) -> Connector:
+        return self.connector_class(
+            self.credentials(), base_url=self.base_url, timeout=settings.PORTAL_HTTP_TIMEOUT_SECONDS
+        )
+
+    @property
+    def test_pending(self) -> bool:
+        return self.test_requested_at is not None and (self.last_test_at is None or self.last_test_at < self.test_requested_at)
+
+
+class Dataset(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    state = models.CharField(max_length=10, choices=ObjectState.choices, default=ObjectState.ENABLED)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="dataset_unique_name_per_team")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("portal:dataset-detail", args=[self.pk])
+
+
+class Mapping(models.Model):
+    """A dataset published to a target of one connection. ``target`` is validated by the connector."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="mappings")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="mappings")
+    connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="mappings")
+    name = models.CharField(max_length=100)
+    target = models.JSONField(default=dict)
+    default_params = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=ObjectState.choices, default=ObjectState.ENABLED)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["dataset__name", "name"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "name"], name="mapping_unique_name_per_dataset")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name} → {self.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("portal:mapping-detail", args=[self.pk])
+
+    @property
+    def platform(self) -> str:
+        return self.connection.platform
+
+    def target_schema(self) -> Schema:
+        return self.connection.connector_class.Target.model_validate(self.target)
+
+    def target_label(self) -> str:
+        try:
+            return self.connection.connector_class.describe_target(self.target_schema())
+        except Exception:  # an old target that no longer validates still gets a label
+            return ", ".join(f"{k}={v}" for k, v in self.target.items())
+
+
+def upload_path(instance: Upload, filename: str) -> str:
+    # Server-generated names: the original name is kept in a column, never on disk.
+    return f"uploads/team-{instance.team_id}/{timezone.now():%Y/%m}/{uuid.uuid4().hex}"
+
+
+class Upload(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="uploads")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="uploads")
+    file = models.FileField(upload_to=upload_path, max_length=300)
+    original_name = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    content_type = models.CharField(max_length=100, blank=True)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+    @property
+    def extension(self) -> str:
+        return self.original_name.rsplit(".", 1)[-1].lower() if "." in self.original_name else ""
+
+
+class ReleaseStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL_RELEASE = {ReleaseStatus.SUCCEEDED, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED}
+
+
+class Release(models.Model):
+    """One run of a mapping. ``platform`` and ``dataset`` are copied from the mapping so the
+    history filters on indexed columns of this table alone, fast at millions of rows."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="releases")
+    mapping = models.ForeignKey(Mapping, on_delete=models.PROTECT, related_name="releases")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="releases")
+    platform = models.CharField(max_length=30, choices=platform_choices())
+    upload = models.ForeignKey(Upload, null=True, blank=True, on_delete=models.PROTECT, related_name="releases")
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=ReleaseStatus.choices, default=ReleaseStatus.QUEUED)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    trigger = models.CharField(max_length=20, default="manual")
+    # Unique per team when set: a second submission of the same form returns the same release.
+    idempotency_key = models.CharField(max_length=100, blank=True)
+    # Handed to the connector as StepContext.release_key (e.g. Toucan's dzuuid).
+    key = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "idempotency_key"], condition=~Q(idempotency_key=""), name="release_unique_idempotency_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["team", "-created_at", "-id"], name="release_history"),
+            models.Index(fields=["team", "status", "-created_at", "-id"], name="release_history_status"),
+            models.Index(fields=["team", "platform", "-created_at", "-id"], name="release_history_platform"),
+            models.Index(fields=["dataset", "-created_at", "-id"], name="release_history_dataset"),
+            models.Index(fields=["created_by", "-created_at", "-id"], name="release_history_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Release #{self.pk} of {self.mapping}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("portal:release-detail", args=[self.pk])
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_RELEASE
+
+    @property
+    def duration(self):  # type: ignore[no-untyped-def]
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending", "Queued"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting on platform"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    SKIPPED = "skipped", "Skipped"
+
+
+OPEN_STEP = {StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING}
+
+
+class ReleaseStep(models.Model):
+    """One step of a release; the row the engine claims, updates and the page reads."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=100)
+    label = models.CharField(max_length=200)
+    idempotent = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.PENDING)
+    remote_ref = models.CharField(max_length=300, blank=True)
+    remote_status = models.CharField(max_length=100, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    output = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)  # calls of run_step
+    checks = models.PositiveIntegerField(default=0)  # calls of check_step
+    transient_failures = models.PositiveIntegerField(default=0)  # in a row; reset by any success
+    next_check_at = models.DateTimeField(null=True, blank=True)  # when the engine looks again
+    lease_until = models.DateTimeField(null=True, blank=True)  # a worker holds the step until then
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["release", "position"]
+        constraints = [models.UniqueConstraint(fields=["release", "position"], name="step_unique_position")]
+        indexes = [models.Index(fields=["status", "next_check_at"], name="step_due")]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.status})"
+
+    @property
+    def duration(self):  # type: ignore[no-untyped-def]
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+
+class ReleaseEvent(models.Model):
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="events")
+    step = models.ForeignKey(ReleaseStep, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    message = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.message[:80]
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, and when. ``changes`` never holds a secret value."""
+
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=50)
+    object_type = models.CharField(max_length=50)
+    object_id = models.CharField(max_length=50)
+    object_repr = models.CharField(max_length=200)
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["team", "-created_at"], name="audit_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.object_type} {self.object_repr}"
+
+    def summary(self) -> dict[str, Any]:
+        return {"action": self.action, "object": f"{self.object_type}:{self.object_id}", "changes": self.changes}

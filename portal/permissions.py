@@ -1,0 +1,77 @@
+"""The one place that decides who may see and do what.
+
+A user sees only the objects of their own teams: anything else is a 404, as if it
+did not exist. Within a team, roles rank viewer < operator < admin:
+
+- viewer reads;
+- operator also uploads, releases and cancels;
+- admin also manages connections, datasets, mappings and members.
+
+Views and the REST API call these helpers; nothing else checks roles.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import Http404
+
+from .models import Membership, Role, Team
+
+M = TypeVar("M", bound=Model)
+
+RANK = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
+
+# What each kind of action needs.
+VIEW = Role.VIEWER
+OPERATE = Role.OPERATOR
+MANAGE = Role.ADMIN
+
+
+def roles_of(user) -> dict[int, str]:  # type: ignore[no-untyped-def]
+    """team id -> role, computed once per user object (request.user lives one request)."""
+    if not user.is_authenticated:
+        return {}
+    cached = getattr(user, "_portal_roles", None)
+    if cached is None:
+        cached = dict(Membership.objects.filter(user=user).values_list("team_id", "role"))
+        user._portal_roles = cached
+    return cached
+
+
+def has_role(user, team_id: int, needed: str) -> bool:  # type: ignore[no-untyped-def]
+    role = roles_of(user).get(team_id)
+    return role is not None and RANK[Role(role)] >= RANK[Role(needed)]
+
+
+def teams_for(user, needed: str = VIEW) -> QuerySet[Team]:  # type: ignore[no-untyped-def]
+    ids = [team_id for team_id in roles_of(user) if has_role(user, team_id, needed)]
+    return Team.objects.filter(pk__in=ids).order_by("name")
+
+
+def scope(user, queryset: QuerySet[M]) -> QuerySet[M]:  # type: ignore[no-untyped-def]
+    """Only the rows of the user's teams (every scoped model has a ``team`` foreign key)."""
+    return queryset.filter(team_id__in=list(roles_of(user)))
+
+
+def require(user, team_id: int, needed: str) -> None:  # type: ignore[no-untyped-def]
+    """PermissionDenied unless the user holds ``needed`` (or more) in the team."""
+    if team_id not in roles_of(user):
+        raise Http404
+    if not has_role(user, team_id, needed):
+        raise PermissionDenied(f"This needs the {Role(needed).label.lower()} role in this team.")
+
+
+def get_for_user(user, queryset: QuerySet[M], needed: str = VIEW, **lookup) -> M:  # type: ignore[no-untyped-def]
+    """The object, if the user may act on it with ``needed``.
+
+    404 when it does not exist or belongs to another team; 403 when the user's role is too low.
+    """
+    try:
+        obj = scope(user, queryset).get(**lookup)
+    except queryset.model.DoesNotExist:
+        raise Http404(f"No such {queryset.model._meta.verbose_name}") from None
+    require(user, obj.team_id, needed)  # type: ignore[attr-defined]
+    return obj

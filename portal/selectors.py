@@ -1,0 +1,82 @@
+"""Every read the pages need, scoped to the user's teams."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+
+from . import permissions
+from .models import Connection, Dataset, Mapping, ObjectState, Release, ReleaseStatus, Upload
+
+
+def connection_list(*, user, include_archived: bool = False) -> QuerySet[Connection]:  # type: ignore[no-untyped-def]
+    qs = permissions.scope(user, Connection.objects.select_related("team"))
+    return qs if include_archived else qs.exclude(state=ObjectState.ARCHIVED)
+
+
+def dataset_list(*, user, include_archived: bool = False) -> QuerySet[Dataset]:  # type: ignore[no-untyped-def]
+    qs = permissions.scope(user, Dataset.objects.select_related("team")).annotate(
+        mapping_count=Count("mappings", filter=~Q(mappings__state=ObjectState.ARCHIVED), distinct=True)
+    )
+    return qs if include_archived else qs.exclude(state=ObjectState.ARCHIVED)
+
+
+def mapping_list(*, user, dataset: Dataset | None = None, include_archived: bool = False) -> QuerySet[Mapping]:  # type: ignore[no-untyped-def]
+    qs = permissions.scope(user, Mapping.objects.select_related("dataset", "connection"))
+    if dataset is not None:
+        qs = qs.filter(dataset=dataset)
+    return qs if include_archived else qs.exclude(state=ObjectState.ARCHIVED)
+
+
+def upload_list(*, user, dataset: Dataset) -> QuerySet[Upload]:  # type: ignore[no-untyped-def]
+    return permissions.scope(user, Upload.objects.filter(dataset=dataset).select_related("uploaded_by"))
+
+
+def release_history(*, user) -> QuerySet[Release]:  # type: ignore[no-untyped-def]
+    return permissions.scope(user, Release.objects.select_related("dataset", "mapping", "created_by"))
+
+
+def failing_mappings(*, user, limit: int = 10) -> list[Release]:  # type: ignore[no-untyped-def]
+    """Mappings whose latest release failed, newest first."""
+    latest = {}
+    for release in release_history(user=user).only("id", "mapping_id", "status", "created_at", "error", "dataset__name", "mapping__name")[:500]:
+        latest.setdefault(release.mapping_id, release)
+    return [r for r in latest.values() if r.status == ReleaseStatus.FAILED][:limit]
+
+
+# Keyset pagination: the cursor is the (created_at, id) of the last row shown, so a page
+# costs one index range scan whatever its depth (docs/history.md).
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None
+
+
+def encode_cursor(created_at: datetime, pk: int) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{pk}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, pk = raw.split("|")
+        return datetime.fromisoformat(when), int(pk)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def keyset_page(qs: QuerySet[Release], *, cursor: str | None, size: int = 50) -> Page:
+    qs = qs.order_by("-created_at", "-id")
+    position = decode_cursor(cursor) if cursor else None
+    if position:
+        when, pk = position
+        qs = qs.filter(Q(created_at__lt=when) | Q(created_at=when, id__lt=pk))
+    rows = list(qs[: size + 1])
+    next_cursor = encode_cursor(rows[size - 1].created_at, rows[size - 1].pk) if len(rows) > size else None
+    return Page(items=rows[:size], next_cursor=next_cursor)

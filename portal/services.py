@@ -1,0 +1,386 @@
+"""Every write of the portal: keyword-only functions named ``<entity>_<action>``.
+
+Views and the REST API validate input, then call one of these. They check nothing
+about roles (``portal.permissions`` did), raise ``ApplicationError`` or
+``ValidationError`` on bad input, and enqueue tasks only after the transaction commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import File
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from pydantic import SecretStr
+from pydantic import ValidationError as SchemaError
+
+from connectors.base import ConnectorError, Schema, TargetState
+from connectors.registry import get_connector_class
+
+from . import engine
+from .crypto import decrypt_json, encrypt_json
+from .models import (
+    AuditEvent,
+    Connection,
+    Dataset,
+    Mapping,
+    Membership,
+    ObjectState,
+    Release,
+    ReleaseStatus,
+    ReleaseStep,
+    Role,
+    Team,
+    Upload,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ApplicationError(Exception):
+    """A request that cannot be done, with a message for the user."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+# AUDIT
+
+
+def audit(*, actor, action: str, obj: Any, changes: dict[str, Any] | None = None, team: Team | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Record who did what. ``changes`` must never hold a secret value: callers pass names only."""
+    AuditEvent.objects.create(
+        team=team or getattr(obj, "team", None),
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        action=action,
+        object_type=obj._meta.model_name,
+        object_id=str(obj.pk),
+        object_repr=str(obj)[:200],
+        changes=changes or {},
+    )
+
+
+# TEAMS
+
+
+@transaction.atomic
+def membership_set(*, team: Team, user, role: str, actor) -> Membership:  # type: ignore[no-untyped-def]
+    membership, created = Membership.objects.update_or_create(team=team, user=user, defaults={"role": Role(role)})
+    audit(actor=actor, action="member-added" if created else "member-role-changed", obj=membership, changes={"user": user.get_username(), "role": role}, team=team)
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor) -> None:  # type: ignore[no-untyped-def]
+    team = membership.team
+    if membership.role == Role.ADMIN and not team.memberships.filter(role=Role.ADMIN).exclude(pk=membership.pk).exists():
+        raise ApplicationError("A team needs at least one admin: make someone else admin first.")
+    audit(actor=actor, action="member-removed", obj=membership, changes={"user": membership.user.get_username()}, team=team)
+    membership.delete()
+
+
+# CONNECTIONS
+
+
+def _merge_secrets(connector_class, new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A secret left blank keeps its stored value (the form never shows it)."""
+    merged = dict(new)
+    for name in connector_class.secret_fields():
+        value = merged.get(name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not value and old and old.get(name):
+            value = old[name]
+        merged[name] = value
+    return merged
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.get_secret_value() if isinstance(v, SecretStr) else v) for k, v in values.items()}
+
+
+def credentials_validate(*, platform: str, data: dict[str, Any], old: dict[str, Any] | None = None) -> Schema:
+    """Validate credentials through the connector's schema, keeping blank secrets."""
+    connector_class = get_connector_class(platform)
+    return connector_class.Credentials.model_validate(_merge_secrets(connector_class, data, old))
+
+
+@transaction.atomic
+def connection_create(*, team: Team, platform: str, name: str, base_url: str, credentials: dict[str, Any], actor) -> Connection:  # type: ignore[no-untyped-def]
+    validated = credentials_validate(platform=platform, data=credentials)
+    connection = Connection(
+        team=team, platform=platform, name=name, base_url=base_url, created_by=actor,
+        credentials_encrypted=encrypt_json(_plain(validated.model_dump())),
+    )
+    connection.full_clean()
+    connection.save()
+    audit(actor=actor, action="connection-created", obj=connection, changes={"platform": platform, "base_url": base_url})
+    return connection
+
+
+@transaction.atomic
+def connection_update(*, connection: Connection, name: str, base_url: str, credentials: dict[str, Any], actor) -> Connection:  # type: ignore[no-untyped-def]
+    old = decrypt_json(connection.credentials_encrypted)
+    validated = credentials_validate(platform=connection.platform, data=credentials, old=old)
+    new = _plain(validated.model_dump())
+    changed = sorted(k for k in new if new.get(k) != old.get(k))  # names only: never values
+    connection.name, connection.base_url = name, base_url
+    connection.credentials_encrypted = encrypt_json(new)
+    connection.full_clean()
+    connection.save()
+    audit(actor=actor, action="connection-updated", obj=connection, changes={"fields": changed, "base_url": base_url})
+    return connection
+
+
+@transaction.atomic
+def connection_request_test(*, connection: Connection, actor) -> Connection:  # type: ignore[no-untyped-def]
+    """Ask a worker to test the connection; the page polls the result."""
+    from .tasks import connection_test_task
+
+    connection.test_requested_at = timezone.now()
+    connection.save(update_fields=["test_requested_at"])
+    transaction.on_commit(lambda: connection_test_task.delay(connection.pk))
+    return connection
+
+
+def connection_test(*, connection: Connection) -> Connection:
+    """Run the connector's test and store the outcome (runs in a worker)."""
+    try:
+        message, ok = connection.connector().test_connection(), True
+    except ConnectorError as exc:
+        message, ok = exc.message, False
+    except SchemaError:
+        message, ok = "The stored credentials no longer fit this platform: edit the connection.", False
+    Connection.objects.filter(pk=connection.pk).update(last_test_at=timezone.now(), last_test_ok=ok, last_test_message=message[:500])
+    connection.refresh_from_db()
+    return connection
+
+
+@transaction.atomic
+def connection_set_state(*, connection: Connection, state: str, actor) -> Connection:  # type: ignore[no-untyped-def]
+    if state == ObjectState.ARCHIVED and connection.mappings.exclude(state=ObjectState.ARCHIVED).exists():
+        raise ApplicationError("Archive or move this connection's mappings first.")
+    old = connection.state
+    connection.state = ObjectState(state)
+    connection.save(update_fields=["state", "updated_at"])
+    audit(actor=actor, action="connection-state", obj=connection, changes={"from": old, "to": state})
+    return connection
+
+
+# DATASETS AND MAPPINGS
+
+
+@transaction.atomic
+def dataset_create(*, team: Team, name: str, description: str = "", actor) -> Dataset:  # type: ignore[no-untyped-def]
+    dataset = Dataset(team=team, name=name, description=description)
+    dataset.full_clean()
+    dataset.save()
+    audit(actor=actor, action="dataset-created", obj=dataset)
+    return dataset
+
+
+@transaction.atomic
+def dataset_update(*, dataset: Dataset, name: str, description: str, actor) -> Dataset:  # type: ignore[no-untyped-def]
+    dataset.name, dataset.description = name, description
+    dataset.full_clean()
+    dataset.save()
+    audit(actor=actor, action="dataset-updated", obj=dataset, changes={"name": name})
+    return dataset
+
+
+@transaction.atomic
+def dataset_set_state(*, dataset: Dataset, state: str, actor) -> Dataset:  # type: ignore[no-untyped-def]
+    old = dataset.state
+    dataset.state = ObjectState(state)
+    dataset.save(update_fields=["state"])
+    audit(actor=actor, action="dataset-state", obj=dataset, changes={"from": old, "to": state})
+    return dataset
+
+
+def target_validate(*, connection: Connection, data: dict[str, Any]) -> Schema:
+    return connection.connector_class.Target.model_validate(data)
+
+
+@transaction.atomic
+def mapping_create(*, dataset: Dataset, connection: Connection, name: str, target: Schema, actor) -> Mapping:  # type: ignore[no-untyped-def]
+    if connection.team_id != dataset.team_id:
+        raise ApplicationError("The connection belongs to another team.")
+    if connection.state != ObjectState.ENABLED:
+        raise ApplicationError(f"The connection {connection.name} is {connection.state}.")
+    mapping = Mapping(team=dataset.team, dataset=dataset, connection=connection, name=name, target=target.model_dump(mode="json"))
+    mapping.full_clean()
+    mapping.save()
+    audit(actor=actor, action="mapping-created", obj=mapping, changes={"target": mapping.target})
+    return mapping
+
+
+@transaction.atomic
+def mapping_update(*, mapping: Mapping, name: str, target: Schema, actor) -> Mapping:  # type: ignore[no-untyped-def]
+    mapping.name, mapping.target = name, target.model_dump(mode="json")
+    mapping.full_clean()
+    mapping.save()
+    audit(actor=actor, action="mapping-updated", obj=mapping, changes={"target": mapping.target})
+    return mapping
+
+
+def mapping_set_state(*, mapping: Mapping, state: TargetState, actor) -> Mapping:  # type: ignore[no-untyped-def]
+    """Change a mapping's state. Where the platform has toggles, it changes there first:
+    the local state moves only when the platform said ok."""
+    connector_class = mapping.connection.connector_class
+    remote_message = ""
+    if connector_class.remote_toggles:
+        try:
+            remote_message = mapping.connection.connector().set_target_state(mapping.target_schema(), state)
+        except ConnectorError as exc:
+            raise ApplicationError(f"{connector_class.label} refused: {exc.message}. Nothing was changed.") from None
+    with transaction.atomic():
+        old = mapping.state
+        mapping.state = ObjectState(state)
+        mapping.save(update_fields=["state", "updated_at"])
+        audit(actor=actor, action="mapping-state", obj=mapping, changes={"from": old, "to": state, "remote": remote_message})
+    return mapping
+
+
+# UPLOADS
+
+
+def upload_validate(*, name: str, size: int) -> None:
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    allowed = settings.PORTAL_UPLOAD_EXTENSIONS
+    if size == 0:
+        raise ValidationError("The file is empty.", code="empty")
+    if size > settings.PORTAL_UPLOAD_MAX_BYTES:
+        raise ValidationError(
+            f"The file is {size:,} bytes; the limit is {settings.PORTAL_UPLOAD_MAX_BYTES:,} bytes.", code="too_large"
+        )
+    if extension not in allowed:
+        raise ValidationError(
+            f"Files of type .{extension or '(none)'} are not accepted. Accepted: {', '.join('.' + e for e in allowed)}.",
+            code="type",
+        )
+
+
+@transaction.atomic
+def upload_create(*, dataset: Dataset, file: File, actor) -> Upload:  # type: ignore[no-untyped-def]
+    """Store a file under a server-generated name through Django storage, hashing it on the way."""
+    name = (file.name or "upload").replace("\\", "/").rsplit("/", 1)[-1][:255]
+    upload_validate(name=name, size=file.size or 0)
+    digest = hashlib.sha256()
+    for chunk in file.chunks():
+        digest.update(chunk)
+    file.seek(0)
+    upload = Upload(
+        team=dataset.team, dataset=dataset, original_name=name, size=file.size, sha256=digest.hexdigest(),
+        content_type=(getattr(file, "content_type", "") or "")[:100], uploaded_by=actor,
+    )
+    upload.file.save(name, file, save=False)
+    upload.save()
+    audit(actor=actor, action="upload-created", obj=upload, changes={"name": name, "size": upload.size, "sha256": upload.sha256})
+    return upload
+
+
+# RELEASES
+
+
+def release_check(*, mapping: Mapping, upload: Upload | None) -> None:
+    """Refuse a release that cannot run, before anything is created."""
+    connector_class = mapping.connection.connector_class
+    if mapping.state != ObjectState.ENABLED:
+        raise ApplicationError(f"The mapping {mapping.name} is {mapping.state}: enable it to release.")
+    if mapping.connection.state != ObjectState.ENABLED:
+        raise ApplicationError(f"The connection {mapping.connection.name} is {mapping.connection.state}.")
+    if upload is not None and upload.dataset_id != mapping.dataset_id:
+        raise ApplicationError("That upload belongs to another dataset.")
+    if connector_class.file_extensions and upload is not None and upload.extension not in connector_class.file_extensions:
+        raise ApplicationError(
+            f"{connector_class.label} takes {', '.join('.' + e for e in connector_class.file_extensions)} files, not .{upload.extension}."
+        )
+
+
+def params_validate(*, mapping: Mapping, data: dict[str, Any]) -> Schema:
+    connector_class = mapping.connection.connector_class
+    return connector_class.Params.model_validate(data, context={"target": mapping.target_schema()})
+
+
+def release_create(
+    *,
+    mapping: Mapping,
+    upload: Upload | None,
+    params: Schema,
+    actor,  # type: ignore[no-untyped-def]
+    idempotency_key: str = "",
+    trigger: str = "manual",
+) -> Release:
+    """Create a release and its planned steps, then start it once committed.
+
+    The same ``idempotency_key`` (a form's token, an API header) returns the release
+    it created the first time instead of a second one.
+    """
+    if idempotency_key:
+        existing = Release.objects.filter(team=mapping.team, idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+    release_check(mapping=mapping, upload=upload)
+    connector_class = mapping.connection.connector_class
+    target = mapping.target_schema()
+    plan = connector_class.plan(target, params)
+    if connector_class.needs_file and upload is None and any(step.name == "upload" for step in plan):
+        raise ApplicationError("Choose a file to release: this platform's release sends one.")
+    try:
+        with transaction.atomic():
+            release = Release.objects.create(
+                team=mapping.team, mapping=mapping, dataset=mapping.dataset, platform=mapping.connection.platform,
+                upload=upload, params=params.model_dump(mode="json"), created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                idempotency_key=idempotency_key, trigger=trigger,
+            )
+            ReleaseStep.objects.bulk_create(
+                ReleaseStep(release=release, position=i, name=s.name, label=s.label, idempotent=s.idempotent)
+                for i, s in enumerate(plan)
+            )
+            engine.event(release, f"Release queued with {len(plan)} step{'s' if len(plan) != 1 else ''}")
+            audit(actor=actor, action="release-created", obj=release, changes={"mapping": mapping.pk, "upload": upload.pk if upload else None})
+            engine.dispatch(release.pk)
+    except IntegrityError:
+        # The same key raced in from a second submission: return the first release.
+        existing = Release.objects.filter(team=mapping.team, idempotency_key=idempotency_key).first()
+        if idempotency_key and existing:
+            return existing
+        raise
+    return release
+
+
+@transaction.atomic
+def release_cancel(*, release: Release, actor) -> Release:  # type: ignore[no-untyped-def]
+    if release.is_terminal:
+        raise ApplicationError(f"This release already {release.get_status_display().lower()}.")
+    Release.objects.filter(pk=release.pk).update(cancel_requested=True)
+    engine.event(release, f"Cancel requested by {actor.get_username()}", level="warning")
+    audit(actor=actor, action="release-cancel", obj=release)
+    from .tasks import release_cancel_task
+
+    transaction.on_commit(lambda: release_cancel_task.delay(release.pk))
+    release.refresh_from_db()
+    return release
+
+
+__all__ = [
+    "ApplicationError",
+    "ReleaseStatus",
+    "connection_create",
+    "connection_request_test",
+    "connection_set_state",
+    "connection_test",
+    "connection_update",
+    "dataset_create",
+    "mapping_create",
+    "mapping_set_state",
+    "release_cancel",
+    "release_create",
+    "upload_create",
+]

@@ -1,0 +1,32 @@
+"""Thin Celery entry points: take ids, load rows, call the engine or a service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import engine, services
+from .models import Connection, Release
+
+
+@shared_task(name="portal.tasks.release_advance_task", acks_late=True)
+def release_advance_task(release_id: int) -> None:
+    engine.release_advance(release_id)
+
+
+@shared_task(name="portal.tasks.release_cancel_task", acks_late=True)
+def release_cancel_task(release_id: int) -> None:
+    release = Release.objects.filter(pk=release_id).first()
+    if release is not None and not release.is_terminal:
+        engine.release_cancel_now(release)
+
+
+@shared_task(name="portal.tasks.release_sweep_task", ignore_result=True)
+def release_sweep_task() -> int:
+    return engine.release_sweep()
+
+
+@shared_task(name="portal.tasks.connection_test_task", acks_late=True)
+def connection_test_task(connection_id: int) -> None:
+    connection = Connection.objects.filter(pk=connection_id).first()
+    if connection is not None:
+        services.connection_test(connection=connection)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import template
+
+from portal import permissions
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def can(context, action: str, obj) -> bool:  # type: ignore[no-untyped-def]
+    """{% can "operate" obj as allowed %}: whether the user holds that role in obj's team."""
+    needed = {"view": permissions.VIEW, "operate": permissions.OPERATE, "manage": permissions.MANAGE}[action]
+    return permissions.has_role(context["request"].user, obj.team_id, needed)
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    if value is None:
+        return "—"
+    seconds = int(value.total_seconds())
+    if seconds < 60:
+        return f"{value.total_seconds():.1f} s"
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s"
+
+
+@register.filter
+def filesize(value: int | None) -> str:
+    if value is None:
+        return "—"
+    size = float(value)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return str(value)

@@ -1,0 +1,514 @@
+"""HTML and htmx views. Each has one shape: access helper (``portal.permissions``) →
+form validation → one service call → redirect with a message, or render (a partial
+for htmx). No business logic here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+from django_htmx.http import HTMX_STOP_POLLING
+from django_htmx.middleware import HtmxDetails
+
+from connectors.registry import CONNECTORS, get_connector_class
+
+from . import permissions, selectors, services
+from .filters import ReleaseFilter
+from .forms import ConnectionForm, DatasetForm, MappingForm, MemberForm, ReleaseForm, RoleForm, SchemaForm, UploadForm
+from .models import (
+    AuditEvent,
+    Connection,
+    Dataset,
+    Mapping,
+    Membership,
+    ObjectState,
+    Release,
+    ReleaseStatus,
+    Team,
+)
+from .permissions import MANAGE, OPERATE, VIEW, get_for_user
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _state_or_404(state: str) -> str:
+    if state not in ObjectState.values:
+        raise Http404("Unknown state")
+    return state
+
+
+# DASHBOARD
+
+
+@login_required
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    user = request.user
+    return render(
+        request,
+        "portal/dashboard.html",
+        {
+            "recent": selectors.release_history(user=user)[:10],
+            "failing": selectors.failing_mappings(user=user),
+            "connections": selectors.connection_list(user=user),
+            "running_count": selectors.release_history(user=user).filter(status__in=[ReleaseStatus.QUEUED, ReleaseStatus.RUNNING]).count(),
+        },
+    )
+
+
+# CONNECTIONS
+
+
+@login_required
+def connection_list(request: HtmxHttpRequest) -> HttpResponse:
+    show_archived = request.GET.get("archived") == "1"
+    return render(
+        request,
+        "portal/connection_list.html",
+        {
+            "connections": selectors.connection_list(user=request.user, include_archived=show_archived),
+            "show_archived": show_archived,
+            "platforms": [(slug, label) for slug, (label, _) in CONNECTORS.items()],
+            "can_add": permissions.teams_for(request.user, MANAGE).exists(),
+        },
+    )
+
+
+def _credentials_form(connector_class, data=None) -> SchemaForm:  # type: ignore[no-untyped-def]
+    return SchemaForm(data, schema=connector_class.Credentials, prefix="cred")
+
+
+@login_required
+def connection_add(request: HtmxHttpRequest) -> HttpResponse:
+    teams = permissions.teams_for(request.user, MANAGE)
+    if not teams.exists():
+        raise permissions.PermissionDenied("Adding a connection needs the admin role in a team.")
+    platform = request.GET.get("platform") or request.POST.get("platform")
+    if platform not in CONNECTORS:
+        return render(request, "portal/connection_platform.html", {"platforms": [(s, l) for s, (l, _) in CONNECTORS.items()]})
+    connector_class = get_connector_class(platform)
+    form = ConnectionForm(request.POST or None, teams=teams, initial={"name": connector_class.label})
+    cred_form = _credentials_form(connector_class, request.POST or None)
+    if request.method == "POST" and form.is_valid() and cred_form.is_valid():
+        connection = services.connection_create(
+            team=form.cleaned_data["team"], platform=platform, name=form.cleaned_data["name"],
+            base_url=form.cleaned_data["base_url"], credentials=cred_form.data_dict(), actor=request.user,
+        )
+        services.connection_request_test(connection=connection, actor=request.user)
+        messages.success(request, f"Connection {connection.name} saved. Testing it now.")
+        return redirect(connection)
+    return render(request, "portal/connection_form.html", {"form": form, "cred_form": cred_form, "platform": platform, "connector": connector_class})
+
+
+@login_required
+def connection_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    connection = get_for_user(request.user, Connection.objects.all(), VIEW, pk=pk)
+    connector_class = connection.connector_class
+    try:
+        warnings = connector_class.credential_warnings(connection.credentials())
+    except Exception:  # wrong key or stale schema: say so without details
+        warnings = ["The stored credentials cannot be read with the current keys or schema: edit the connection."]
+    return render(
+        request,
+        "portal/connection_detail.html",
+        {
+            "connection": connection,
+            "connector": connector_class,
+            "warnings": warnings,
+            "secret_fields": connector_class.secret_fields(),
+            "mappings": connection.mappings.exclude(state=ObjectState.ARCHIVED).select_related("dataset"),
+        },
+    )
+
+
+@login_required
+def connection_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    connection = get_for_user(request.user, Connection.objects.all(), MANAGE, pk=pk)
+    connector_class = connection.connector_class
+    stored = _stored_credentials(connection)
+    secret_names = connector_class.secret_fields()
+    form = ConnectionForm(request.POST or None, initial={"name": connection.name, "base_url": connection.base_url})
+    cred_form = SchemaForm(
+        request.POST or None, schema=connector_class.Credentials, prefix="cred",
+        initial={k: v for k, v in stored.items() if k not in secret_names},
+        stored_secrets={k: v for k, v in stored.items() if k in secret_names},
+    )
+    if request.method == "POST" and form.is_valid() and cred_form.is_valid():
+        services.connection_update(
+            connection=connection, name=form.cleaned_data["name"], base_url=form.cleaned_data["base_url"],
+            credentials=cred_form.data_dict(), actor=request.user,
+        )
+        services.connection_request_test(connection=connection, actor=request.user)
+        messages.success(request, "Connection saved. Testing it now.")
+        return redirect(connection)
+    return render(request, "portal/connection_form.html", {"form": form, "cred_form": cred_form, "platform": connection.platform, "connector": connector_class, "connection": connection})
+
+
+def _stored_credentials(connection: Connection) -> dict[str, Any]:
+    """The stored credentials, or nothing when the keys cannot read them (the form then asks again)."""
+    from .crypto import InvalidToken, decrypt_json
+
+    try:
+        return decrypt_json(connection.credentials_encrypted)
+    except InvalidToken:
+        return {}
+
+
+@login_required
+def connection_test_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    connection = get_for_user(request.user, Connection.objects.all(), VIEW, pk=pk)
+    response = render(request, "portal/connection_detail.html#connection-test", {"connection": connection})
+    if not connection.test_pending:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@require_POST
+def connection_test(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    connection = get_for_user(request.user, Connection.objects.all(), OPERATE, pk=pk)
+    services.connection_request_test(connection=connection, actor=request.user)
+    if request.htmx:
+        return render(request, "portal/connection_detail.html#connection-test", {"connection": connection})
+    return redirect(connection)
+
+
+@login_required
+@require_POST
+def connection_state(request: HtmxHttpRequest, pk: int, state: str) -> HttpResponse:
+    connection = get_for_user(request.user, Connection.objects.all(), MANAGE, pk=pk)
+    try:
+        services.connection_set_state(connection=connection, state=_state_or_404(state), actor=request.user)
+        messages.success(request, f"Connection {connection.name} is now {state}.")
+    except services.ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(connection)
+
+
+# DATASETS
+
+
+@login_required
+def dataset_list(request: HtmxHttpRequest) -> HttpResponse:
+    show_archived = request.GET.get("archived") == "1"
+    return render(
+        request,
+        "portal/dataset_list.html",
+        {
+            "datasets": selectors.dataset_list(user=request.user, include_archived=show_archived),
+            "show_archived": show_archived,
+            "can_add": permissions.teams_for(request.user, MANAGE).exists(),
+        },
+    )
+
+
+@login_required
+def dataset_add(request: HtmxHttpRequest) -> HttpResponse:
+    teams = permissions.teams_for(request.user, MANAGE)
+    if not teams.exists():
+        raise permissions.PermissionDenied("Adding a dataset needs the admin role in a team.")
+    form = DatasetForm(request.POST or None, teams=teams)
+    if request.method == "POST" and form.is_valid():
+        try:
+            dataset = services.dataset_create(team=form.cleaned_data["team"], name=form.cleaned_data["name"], description=form.cleaned_data["description"], actor=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Dataset {dataset.name} created. Now map it onto a platform.")
+            return redirect(dataset)
+    return render(request, "portal/dataset_form.html", {"form": form})
+
+
+@login_required
+def dataset_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    dataset = get_for_user(request.user, Dataset.objects.all(), MANAGE, pk=pk)
+    form = DatasetForm(request.POST or None, initial={"name": dataset.name, "description": dataset.description})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.dataset_update(dataset=dataset, name=form.cleaned_data["name"], description=form.cleaned_data["description"], actor=request.user)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, "Dataset saved.")
+            return redirect(dataset)
+    return render(request, "portal/dataset_form.html", {"form": form, "dataset": dataset})
+
+
+@login_required
+def dataset_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    dataset = get_for_user(request.user, Dataset.objects.all(), VIEW, pk=pk)
+    show_archived = request.GET.get("archived") == "1"
+    return render(
+        request,
+        "portal/dataset_detail.html",
+        {
+            "dataset": dataset,
+            "mappings": selectors.mapping_list(user=request.user, dataset=dataset, include_archived=show_archived),
+            "show_archived": show_archived,
+            "uploads": selectors.upload_list(user=request.user, dataset=dataset)[:10],
+            "releases": selectors.release_history(user=request.user).filter(dataset=dataset)[:10],
+            "connections": selectors.connection_list(user=request.user).filter(team=dataset.team, state=ObjectState.ENABLED),
+        },
+    )
+
+
+@login_required
+@require_POST
+def dataset_state(request: HtmxHttpRequest, pk: int, state: str) -> HttpResponse:
+    dataset = get_for_user(request.user, Dataset.objects.all(), MANAGE, pk=pk)
+    services.dataset_set_state(dataset=dataset, state=_state_or_404(state), actor=request.user)
+    messages.success(request, f"Dataset {dataset.name} is now {state}.")
+    return redirect(dataset)
+
+
+# MAPPINGS
+
+
+@login_required
+def mapping_add(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
+    dataset = get_for_user(request.user, Dataset.objects.all(), MANAGE, pk=dataset_pk)
+    connections = selectors.connection_list(user=request.user).filter(team=dataset.team, state=ObjectState.ENABLED)
+    connection_pk = request.GET.get("connection") or request.POST.get("connection")
+    connection = connections.filter(pk=connection_pk).first() if connection_pk and str(connection_pk).isdigit() else None
+    if connection is None:
+        return render(request, "portal/mapping_connection.html", {"dataset": dataset, "connections": connections})
+    connector_class = connection.connector_class
+    form = MappingForm(request.POST or None, initial={"name": f"{dataset.name} on {connection.name}"})
+    target_form = SchemaForm(request.POST or None, schema=connector_class.Target, prefix="target")
+    if request.method == "POST" and form.is_valid() and target_form.is_valid():
+        try:
+            mapping = services.mapping_create(dataset=dataset, connection=connection, name=form.cleaned_data["name"], target=target_form.validated, actor=request.user)  # type: ignore[arg-type]
+        except services.ApplicationError as exc:
+            form.add_error(None, exc.message)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Mapping {mapping.name} created.")
+            return redirect(mapping)
+    return render(request, "portal/mapping_form.html", {"form": form, "target_form": target_form, "dataset": dataset, "connection": connection})
+
+
+@login_required
+def mapping_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    mapping = get_for_user(request.user, Mapping.objects.select_related("connection", "dataset"), MANAGE, pk=pk)
+    connector_class = mapping.connection.connector_class
+    form = MappingForm(request.POST or None, initial={"name": mapping.name})
+    target_form = SchemaForm(request.POST or None, schema=connector_class.Target, prefix="target", initial=mapping.target)
+    if request.method == "POST" and form.is_valid() and target_form.is_valid():
+        try:
+            services.mapping_update(mapping=mapping, name=form.cleaned_data["name"], target=target_form.validated, actor=request.user)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, "Mapping saved.")
+            return redirect(mapping)
+    return render(request, "portal/mapping_form.html", {"form": form, "target_form": target_form, "dataset": mapping.dataset, "connection": mapping.connection, "mapping": mapping})
+
+
+@login_required
+def mapping_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    mapping = get_for_user(request.user, Mapping.objects.select_related("connection", "dataset"), VIEW, pk=pk)
+    return render(
+        request,
+        "portal/mapping_detail.html",
+        {
+            "mapping": mapping,
+            "connector": mapping.connection.connector_class,
+            "releases": selectors.release_history(user=request.user).filter(mapping=mapping)[:20],
+        },
+    )
+
+
+@login_required
+@require_POST
+def mapping_state(request: HtmxHttpRequest, pk: int, state: str) -> HttpResponse:
+    mapping = get_for_user(request.user, Mapping.objects.select_related("connection"), MANAGE, pk=pk)
+    try:
+        services.mapping_set_state(mapping=mapping, state=_state_or_404(state), actor=request.user)  # type: ignore[arg-type]
+        messages.success(request, f"Mapping {mapping.name} is now {state}.")
+    except services.ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(mapping)
+
+
+# UPLOADS
+
+
+@login_required
+def upload_create(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
+    """The drag-and-drop page; the browser POSTs here with XHR (JSON answers) or a plain form."""
+    dataset = get_for_user(request.user, Dataset.objects.all(), OPERATE, pk=dataset_pk)
+    wants_json = request.headers.get("Accept", "").startswith("application/json")
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                upload = services.upload_create(dataset=dataset, file=form.cleaned_data["file"], actor=request.user)
+            except ValidationError as exc:
+                form.add_error("file", exc)
+            else:
+                if wants_json:
+                    return JsonResponse({"id": upload.pk, "name": upload.original_name, "size": upload.size, "sha256": upload.sha256, "dataset_url": dataset.get_absolute_url()}, status=201)
+                messages.success(request, f"Uploaded {upload.original_name} ({upload.size:,} bytes).")
+                return redirect(dataset)
+        if wants_json:
+            return JsonResponse({"errors": {k: [str(e) for e in v] for k, v in form.errors.items()}}, status=400)
+    from django.conf import settings
+
+    return render(
+        request,
+        "portal/upload_form.html",
+        {
+            "dataset": dataset,
+            "form": form,
+            "max_bytes": settings.PORTAL_UPLOAD_MAX_BYTES,
+            "extensions": settings.PORTAL_UPLOAD_EXTENSIONS,
+            "uploads": selectors.upload_list(user=request.user, dataset=dataset)[:10],
+        },
+    )
+
+
+# RELEASES
+
+
+@login_required
+def release_create(request: HtmxHttpRequest, mapping_pk: int) -> HttpResponse:
+    mapping = get_for_user(request.user, Mapping.objects.select_related("connection", "dataset"), OPERATE, pk=mapping_pk)
+    connector_class = mapping.connection.connector_class
+    uploads = selectors.upload_list(user=request.user, dataset=mapping.dataset)
+    form = ReleaseForm(request.POST or None, uploads=uploads)
+    params_form = SchemaForm(
+        request.POST or None, schema=connector_class.Params, prefix="params",
+        context={"target": mapping.target_schema()}, initial=mapping.default_params or None,
+    )
+    if request.method == "POST" and form.is_valid() and params_form.is_valid():
+        try:
+            release = services.release_create(
+                mapping=mapping, upload=form.cleaned_data["upload"], params=params_form.validated,  # type: ignore[arg-type]
+                actor=request.user, idempotency_key=f"form:{request.user.pk}:{form.cleaned_data['submission_token']}",
+            )
+        except services.ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            return redirect(release)
+    return render(request, "portal/release_form.html", {"mapping": mapping, "form": form, "params_form": params_form, "connector": connector_class, "has_uploads": uploads.exists()})
+
+
+def _release_context(release: Release) -> dict[str, Any]:
+    return {"release": release, "steps": list(release.steps.all()), "events": list(release.events.order_by("-created_at", "-id")[:200])[::-1]}
+
+
+@login_required
+def release_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    release = get_for_user(request.user, Release.objects.select_related("mapping__connection", "dataset", "upload", "created_by"), VIEW, pk=pk)
+    return render(request, "portal/release_detail.html", _release_context(release))
+
+
+@login_required
+def release_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """The live part of the release page; polling stops (286) at a terminal state."""
+    release = get_for_user(request.user, Release.objects.select_related("mapping__connection", "dataset", "upload"), VIEW, pk=pk)
+    response = render(request, "portal/release_detail.html#release-status", _release_context(release))
+    if release.is_terminal:
+        response.status_code = HTMX_STOP_POLLING
+    return response
+
+
+@login_required
+@require_POST
+def release_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    release = get_for_user(request.user, Release.objects.all(), OPERATE, pk=pk)
+    try:
+        services.release_cancel(release=release, actor=request.user)
+        messages.warning(request, "Cancel requested.")
+    except services.ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(release)
+
+
+@login_required
+def history(request: HtmxHttpRequest) -> HttpResponse:
+    """Every release the user may see, filtered, newest first, keyset-paginated."""
+    base = selectors.release_history(user=request.user)
+    filterset = ReleaseFilter(request.GET or None, queryset=base, user=request.user)
+    qs = filterset.qs if filterset.is_bound and filterset.is_valid() else base
+    page = selectors.keyset_page(qs, cursor=request.GET.get("after"), size=50)
+    query = request.GET.copy()
+    query.pop("after", None)
+    return render(
+        request,
+        "portal/history.html",
+        {"filter": filterset, "page": page, "query": query.urlencode(), "first_page": not request.GET.get("after")},
+    )
+
+
+# TEAM MEMBERS
+
+
+@login_required
+def team_list(request: HtmxHttpRequest) -> HttpResponse:
+    teams = permissions.teams_for(request.user)
+    roles = permissions.roles_of(request.user)
+    return render(request, "portal/team_list.html", {"teams": [(team, roles[team.pk]) for team in teams]})
+
+
+@login_required
+def team_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    team = permissions.teams_for(request.user).filter(pk=pk).first()
+    if team is None:
+        raise Http404("No such team")
+    can_manage = permissions.has_role(request.user, team.pk, MANAGE)
+    form = MemberForm(request.POST or None)
+    if request.method == "POST":
+        permissions.require(request.user, team.pk, MANAGE)
+        if form.is_valid():
+            services.membership_set(team=team, user=form.cleaned_data["username"], role=form.cleaned_data["role"], actor=request.user)
+            messages.success(request, f"{form.cleaned_data['username'].get_username()} is now {form.cleaned_data['role']} of {team.name}.")
+            return redirect("portal:team-detail", pk=team.pk)
+    return render(
+        request,
+        "portal/team_detail.html",
+        {
+            "team": team,
+            "memberships": team.memberships.select_related("user").order_by("user__username"),
+            "form": form,
+            "role_form": RoleForm(),
+            "can_manage": can_manage,
+            "audit": AuditEvent.objects.filter(team=team).select_related("actor")[:20] if can_manage else [],
+        },
+    )
+
+
+@login_required
+@require_POST
+def member_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    membership = get_for_user(request.user, Membership.objects.select_related("team", "user"), MANAGE, pk=pk)
+    if request.POST.get("remove"):
+        try:
+            services.membership_remove(membership=membership, actor=request.user)
+            messages.success(request, f"{membership.user.get_username()} removed from {membership.team.name}.")
+        except services.ApplicationError as exc:
+            messages.error(request, exc.message)
+    else:
+        form = RoleForm(request.POST)
+        if form.is_valid():
+            services.membership_set(team=membership.team, user=membership.user, role=form.cleaned_data["role"], actor=request.user)
+            messages.success(request, "Role changed.")
+    return redirect("portal:team-detail", pk=membership.team_id)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "404.html", {"path": request.path}, status=404)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "403.html", {"reason": str(exception or "")}, status=403)
+
+
+__all__ = ["Team"]

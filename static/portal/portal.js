@@ -1,0 +1,108 @@
+// Small progressive enhancements. Pages work without JavaScript; htmx does the live parts.
+(function () {
+  "use strict";
+
+  // Confirmation before destructive actions: <form data-confirm="...">.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var message = form.getAttribute && form.getAttribute("data-confirm");
+    if (message && !window.confirm(message)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      return;
+    }
+    // A second click must not send the form twice (the server is idempotent anyway).
+    var once = form.querySelector("button[data-once]");
+    if (once) {
+      if (form.dataset.sent) { event.preventDefault(); return; }
+      form.dataset.sent = "1";
+      setTimeout(function () { once.disabled = true; }, 0);
+    }
+  }, true);
+
+  // Drag-and-drop upload with a progress bar: XHR gives upload progress events.
+  function setupUpload(form) {
+    var zone = form.querySelector("#dropzone");
+    var input = form.querySelector("input[type=file]");
+    var errorBox = form.querySelector("#upload-error");
+    var progress = form.querySelector("#upload-progress");
+    var bar = progress.querySelector("progress");
+    var pct = progress.querySelector(".pct");
+    var done = form.querySelector("#upload-done");
+    var maxBytes = parseInt(form.dataset.maxBytes, 10);
+    var extensions = form.dataset.extensions.split(",");
+
+    function showError(text) { errorBox.textContent = text; errorBox.hidden = !text; }
+
+    function check(file) {
+      if (!file) return "Choose a file first.";
+      if (file.size === 0) return "The file is empty.";
+      if (file.size > maxBytes) return "The file is larger than the limit of " + maxBytes.toLocaleString() + " bytes.";
+      var ext = file.name.indexOf(".") >= 0 ? file.name.split(".").pop().toLowerCase() : "";
+      if (extensions.indexOf(ext) < 0) return "Files of type ." + (ext || "(none)") + " are not accepted. Accepted: ." + extensions.join(", .");
+      return "";
+    }
+
+    function send(file) {
+      var problem = check(file);
+      showError(problem);
+      done.hidden = true;
+      if (problem) return;
+      var data = new FormData(form);
+      data.set("file", file, file.name);
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action || window.location.href);
+      xhr.setRequestHeader("Accept", "application/json");
+      progress.hidden = false;
+      progress.querySelector(".name").textContent = file.name;
+      xhr.upload.addEventListener("progress", function (e) {
+        if (e.lengthComputable) {
+          var value = Math.round((e.loaded / e.total) * 100);
+          bar.value = value; pct.textContent = value + " %";
+        }
+      });
+      xhr.addEventListener("load", function () {
+        var body = {};
+        try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+        if (xhr.status === 201) {
+          bar.value = 100; pct.textContent = "100 %";
+          done.innerHTML = "";
+          done.append("Uploaded " + body.name + " (" + body.size.toLocaleString() + " bytes). ");
+          var link = document.createElement("a");
+          link.href = body.dataset_url; link.textContent = "Back to the dataset to release it";
+          done.append(link);
+          done.hidden = false;
+        } else if (body.errors) {
+          progress.hidden = true;
+          showError(Object.values(body.errors).flat().join(" "));
+        } else {
+          progress.hidden = true;
+          showError("The upload failed (HTTP " + xhr.status + "). Nothing was saved; try again.");
+        }
+      });
+      xhr.addEventListener("error", function () {
+        progress.hidden = true;
+        showError("The connection was lost during the upload. Nothing was saved; try again.");
+      });
+      xhr.send(data);
+    }
+
+    ["dragenter", "dragover"].forEach(function (name) {
+      zone.addEventListener(name, function (e) { e.preventDefault(); zone.classList.add("over"); });
+    });
+    ["dragleave", "drop"].forEach(function (name) {
+      zone.addEventListener(name, function (e) { e.preventDefault(); zone.classList.remove("over"); });
+    });
+    zone.addEventListener("drop", function (e) {
+      var file = e.dataTransfer.files[0];
+      if (file) send(file);
+    });
+    input.addEventListener("change", function () { if (input.files[0]) send(input.files[0]); });
+    form.addEventListener("submit", function (e) { e.preventDefault(); send(input.files[0]); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("upload-form");
+    if (form) setupUpload(form);
+  });
+})();

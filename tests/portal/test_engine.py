@@ -1,0 +1,196 @@
+"""The release engine, driven step by step in the test process against the Toucan simulator.
+
+``dispatch`` is replaced by a recorder: these tests call ``release_advance`` themselves,
+as a worker would when the countdown ends (the real worker is in tests/integration)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from portal import engine, services
+from portal.models import Release, ReleaseStatus, ReleaseStep, StepStatus
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dispatched(monkeypatch):
+    calls: list[tuple[int, float]] = []
+    monkeypatch.setattr(engine, "dispatch", lambda release_id, countdown=0: calls.append((release_id, countdown)))
+    return calls
+
+
+def make_release(mapping, upload, user, **params):
+    form_params = services.params_validate(mapping=mapping, data=params or {"operations": ["preprocess_data_sources", "release"]})
+    return services.release_create(mapping=mapping, upload=upload, params=form_params, actor=user)
+
+
+def drive(release: Release, *, timeout: float = 15.0) -> Release:
+    """Advance until terminal, making every scheduled check due at once."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        engine.release_advance(release.pk)
+        release.refresh_from_db()
+        if release.is_terminal:
+            return release
+        time.sleep(0.1)
+        ReleaseStep.objects.filter(release=release, status__in=[StepStatus.WAITING, StepStatus.PENDING]).update(next_check_at=timezone.now())
+    raise AssertionError(f"release still {release.status} after {timeout} s")
+
+
+def test_it_runs_every_step_to_success(toucan_mapping, csv_upload, alice, dispatched, sim):
+    release = drive(make_release(toucan_mapping, csv_upload, alice))
+    assert release.status == ReleaseStatus.SUCCEEDED
+    steps = list(release.steps.all())
+    assert [s.name for s in steps] == ["upload", "operation:preprocess_data_sources", "operation:release"]
+    assert all(s.status == StepStatus.SUCCEEDED for s in steps)
+    assert all(s.remote_ref for s in steps[1:]), "operation ids are kept"
+    assert release.started_at and release.finished_at
+    assert sim.state("toucan")["sources"]["demo-app/staging/sales.csv"]["size"] == csv_upload.size
+    messages = list(release.events.values_list("message", flat=True))
+    assert messages[0].startswith("Release queued") and messages[-1] == "Release succeeded"
+
+
+def test_a_waiting_step_is_rescheduled_not_slept_on(toucan_mapping, csv_upload, alice, dispatched, sim):
+    sim.config("toucan", delay=5)
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    started = time.monotonic()
+    engine.release_advance(release.pk)
+    assert time.monotonic() - started < 3, "the engine returned instead of waiting for the platform"
+    step = release.steps.get(name="operation:release")
+    assert step.status == StepStatus.WAITING
+    assert step.remote_ref, "the operation id was stored at once"
+    assert step.next_check_at > timezone.now()
+    assert dispatched[-1][0] == release.pk and dispatched[-1][1] > 0
+
+
+def test_a_server_error_is_retried_with_backoff_then_succeeds(toucan_mapping, csv_upload, alice, dispatched, sim):
+    sim.fail("toucan", "500", match="/operations", times=2)
+    release = drive(make_release(toucan_mapping, csv_upload, alice, operations=["release"]))
+    assert release.status == ReleaseStatus.SUCCEEDED
+    step = release.steps.get(name="operation:release")
+    assert step.attempts == 3
+    warnings = release.events.filter(level="warning").values_list("message", flat=True)
+    assert len(warnings) == 2 and all("retry" in w for w in warnings)
+
+
+def test_it_gives_up_after_the_attempt_limit(toucan_mapping, csv_upload, alice, dispatched, sim, settings):
+    settings.PORTAL_ENGINE = {**settings.PORTAL_ENGINE, "MAX_ATTEMPTS": 3}
+    sim.fail("toucan", "503", match="/operations", times=10)
+    release = drive(make_release(toucan_mapping, csv_upload, alice, operations=["release"]))
+    assert release.status == ReleaseStatus.FAILED
+    step = release.steps.get(name="operation:release")
+    assert step.error.startswith("Gave up after 3 attempts")
+    assert "503" in step.error
+
+
+def test_a_rate_limit_honours_retry_after(toucan_mapping, csv_upload, alice, dispatched, sim):
+    sim.fail("toucan", "429", match="/operations", retry_after=7)
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    engine.release_advance(release.pk)
+    step = release.steps.get(name="operation:release")
+    assert step.status == StepStatus.PENDING
+    assert step.next_check_at - timezone.now() > timedelta(seconds=6)
+    assert dispatched[-1][1] >= 6.5
+
+
+def test_a_refused_login_fails_at_once_without_retry(toucan_mapping, csv_upload, alice, dispatched, sim):
+    sim.fail("toucan", "401", match="/data/sources")
+    release = drive(make_release(toucan_mapping, csv_upload, alice))
+    assert release.status == ReleaseStatus.FAILED
+    upload = release.steps.get(name="upload")
+    assert upload.attempts == 1
+    assert "401" in upload.error
+    assert set(release.steps.exclude(name="upload").values_list("status", flat=True)) == {StepStatus.SKIPPED}
+
+
+def test_a_timeout_is_transient(toucan_mapping, csv_upload, alice, dispatched, sim):
+    sim.fail("toucan", "hang", match="/operations", hang_seconds=3)
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    ReleaseStep.objects.filter(release=release, name="upload").update(status=StepStatus.SUCCEEDED)
+    engine.release_advance(release.pk)
+    step = release.steps.get(name="operation:release")
+    assert step.status == StepStatus.PENDING and step.transient_failures == 1
+    assert "timed out" in step.message
+
+
+def test_a_remote_failure_shows_the_platforms_message(toucan_mapping, csv_upload, alice, dispatched, sim):
+    sim.fail("toucan", "operation_failed", message="Preprocess failed: column amount missing")
+    release = drive(make_release(toucan_mapping, csv_upload, alice, operations=["preprocess_data_sources", "release"]))
+    assert release.status == ReleaseStatus.FAILED
+    assert release.steps.get(name="operation:preprocess_data_sources").error == "Preprocess failed: column amount missing"
+    assert release.steps.get(name="operation:release").status == StepStatus.SKIPPED
+    assert "column amount missing" in release.error
+
+
+def test_a_claimed_step_is_not_run_twice(toucan_mapping, csv_upload, alice, dispatched, sim):
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    # Another worker holds the upload step (its lease has not run out).
+    ReleaseStep.objects.filter(release=release, name="upload").update(
+        status=StepStatus.RUNNING, attempts=1, lease_until=timezone.now() + timedelta(minutes=1)
+    )
+    engine.release_advance(release.pk)
+    assert release.steps.get(name="upload").attempts == 1
+    assert sim.state("toucan")["sources"] == {}
+
+
+def test_an_interrupted_idempotent_step_runs_again(toucan_mapping, csv_upload, alice, dispatched, sim):
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    ReleaseStep.objects.filter(release=release, name="upload").update(
+        status=StepStatus.RUNNING, attempts=1, lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    release = drive(release)
+    assert release.status == ReleaseStatus.SUCCEEDED
+    assert release.events.filter(message__contains="interrupted, running it again").exists()
+
+
+def test_an_interrupted_mutating_step_is_never_repeated_blindly(toucan_mapping, csv_upload, alice, dispatched, sim):
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    ReleaseStep.objects.filter(release=release, name="upload").update(status=StepStatus.SUCCEEDED)
+    ReleaseStep.objects.filter(release=release, name="operation:release").update(
+        status=StepStatus.RUNNING, attempts=1, lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    release = drive(release)
+    assert release.status == ReleaseStatus.FAILED
+    step = release.steps.get(name="operation:release")
+    assert step.attempts == 1
+    assert "not sent again" in step.error
+    assert sim.state("toucan")["operations"] == {}
+
+
+def test_the_sweeper_redispatches_overdue_releases_only(toucan_mapping, csv_upload, alice, dispatched, sim):
+    overdue = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    on_time = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    finished = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    Release.objects.filter(pk=finished.pk).update(status=ReleaseStatus.SUCCEEDED)
+    past = timezone.now() - timedelta(minutes=5)
+    Release.objects.filter(pk__in=[overdue.pk, finished.pk]).update(created_at=past)
+    ReleaseStep.objects.filter(release=overdue, name="upload").update(status=StepStatus.WAITING, next_check_at=past)
+    ReleaseStep.objects.filter(release=on_time, name="upload").update(status=StepStatus.WAITING, next_check_at=timezone.now() + timedelta(minutes=1))
+    dispatched.clear()
+    assert engine.release_sweep() == 1
+    assert dispatched == [(overdue.pk, 0)]
+
+
+def test_cancel_stops_pending_steps(toucan_mapping, csv_upload, alice, dispatched, sim):
+    sim.config("toucan", delay=5)
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["preprocess_data_sources", "release"])
+    engine.release_advance(release.pk)  # upload done, preprocess waiting on the platform
+    services.release_cancel(release=release, actor=alice)
+    engine.release_cancel_now(Release.objects.get(pk=release.pk))
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.CANCELLED
+    statuses = dict(release.steps.values_list("name", "status"))
+    assert statuses == {"upload": "succeeded", "operation:preprocess_data_sources": "cancelled", "operation:release": "cancelled"}
+    waiting = release.steps.get(name="operation:preprocess_data_sources")
+    assert "no longer followed" in waiting.error, "Toucan has no cancel API: the reason says so"
+
+
+def test_backoff_is_capped_and_jittered():
+    delays = {engine.backoff(10, base=1, cap=8) for _ in range(50)}
+    assert max(delays) <= 8 and min(delays) >= 0.5 and len(delays) > 1
+    assert engine.backoff(1, base=1, cap=8, retry_after=30) == 30
