@@ -98,7 +98,8 @@ class Schema(BaseModel):
     may ask for a widget ("textarea", "password", "hidden").
     """
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    # hide_input_in_errors: a ValidationError must never print a submitted secret.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True, hide_input_in_errors=True)
 
 
 class NoParams(Schema):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from . import permissions
 from .models import Connection, Dataset, Mapping, ObjectState, Release, ReleaseStatus, Upload
@@ -40,12 +40,18 @@ def release_history(*, user) -> QuerySet[Release]:  # type: ignore[no-untyped-de
     return permissions.scope(user, Release.objects.select_related("dataset", "mapping", "created_by"))
 
 
-def failing_mappings(*, user, limit: int = 10) -> list[Release]:  # type: ignore[no-untyped-def]
-    """Mappings whose latest release failed, newest first."""
-    latest = {}
-    for release in release_history(user=user).only("id", "mapping_id", "status", "created_at", "error", "dataset__name", "mapping__name")[:500]:
-        latest.setdefault(release.mapping_id, release)
-    return [r for r in latest.values() if r.status == ReleaseStatus.FAILED][:limit]
+def failing_mappings(*, user, limit: int = 10) -> QuerySet[Mapping]:  # type: ignore[no-untyped-def]
+    """Live mappings whose latest release failed, with ``latest_release_id`` and ``latest_error``."""
+    latest = Release.objects.filter(mapping=OuterRef("pk")).order_by("-created_at", "-id")
+    return (
+        mapping_list(user=user)
+        .annotate(
+            latest_status=Subquery(latest.values("status")[:1]),
+            latest_release_id=Subquery(latest.values("pk")[:1]),
+            latest_error=Subquery(latest.values("error")[:1]),
+        )
+        .filter(latest_status=ReleaseStatus.FAILED)[:limit]
+    )
 
 
 # Keyset pagination: the cursor is the (created_at, id) of the last row shown, so a page

@@ -26,6 +26,7 @@ class SimulatorProcess:
     def __init__(self, delay: float = 0.2):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.client = httpx.Client(timeout=5)  # one keep-alive connection for control calls
         self.process = subprocess.Popen(
             [sys.executable, "-m", "simulators", "--port", str(self.port), "--delay", str(delay)],
             cwd=ROOT,
@@ -47,18 +48,19 @@ class SimulatorProcess:
         return f"{self.base}/{slug}"
 
     def fail(self, slug: str, mode: str, **options: object) -> None:
-        httpx.post(f"{self.url(slug)}/_sim/fail", json={"mode": mode, **options}, timeout=5).raise_for_status()
+        self.client.post(f"{self.url(slug)}/_sim/fail", json={"mode": mode, **options}).raise_for_status()
 
     def config(self, slug: str, **options: object) -> None:
-        httpx.post(f"{self.url(slug)}/_sim/config", json=options, timeout=5).raise_for_status()
+        self.client.post(f"{self.url(slug)}/_sim/config", json=options).raise_for_status()
 
     def reset(self, slug: str) -> None:
-        httpx.post(f"{self.url(slug)}/_sim/reset", timeout=5).raise_for_status()
+        self.client.post(f"{self.url(slug)}/_sim/reset").raise_for_status()
 
     def state(self, slug: str) -> dict:
-        return httpx.get(f"{self.url(slug)}/_sim/state", timeout=5).json()
+        return self.client.get(f"{self.url(slug)}/_sim/state").json()
 
     def stop(self) -> None:
+        self.client.close()
         self.process.terminate()
         try:
             self.process.wait(timeout=5)

@@ -1,0 +1,99 @@
+"""A canary secret goes in through the form; it must come out nowhere: not in HTML, the
+admin, logs, audit events, release events, errors or Celery messages."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.urls import reverse
+
+from portal import engine, services
+from portal.models import AuditEvent, Connection, Release, ReleaseEvent, ReleaseStep
+
+pytestmark = pytest.mark.django_db
+
+CANARY = "CANARY-9d1e-never-show-me"
+
+
+@pytest.fixture
+def leaky_release(client, alice, team, sim, monkeypatch, django_capture_on_commit_callbacks):
+    """A connection whose password is the canary, and a release that fails on it."""
+    sent: list = []
+    from portal import tasks
+
+    monkeypatch.setattr(tasks.release_advance_task, "apply_async", lambda *a, **kw: sent.append((a, kw)))
+    monkeypatch.setattr(tasks.connection_test_task, "delay", lambda *a, **kw: sent.append((a, kw)))
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("portal:connection-add") + "?platform=toucan", {
+            "platform": "toucan", "team": team.pk, "name": "Leaky", "base_url": sim.url("toucan"),
+            "cred-login": "contributor@demo.example", "cred-password": CANARY,
+        })
+    connection = Connection.objects.get(name="Leaky")
+    dataset = services.dataset_create(team=team, name="Canary data", actor=alice)
+    target = services.target_validate(connection=connection, data={"small_app": "demo-app", "data_source": "sales.csv"})
+    mapping = services.mapping_create(dataset=dataset, connection=connection, name="Canary map", target=target, actor=alice)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = services.upload_create(dataset=dataset, file=SimpleUploadedFile("sales.csv", b"a,b\n1,2\n"), actor=alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        release = services.release_create(mapping=mapping, upload=upload, params=services.params_validate(mapping=mapping, data={}), actor=alice)
+    services.connection_test(connection=connection)
+    engine.release_advance(release.pk)  # the password is wrong for Toucan: the upload fails with 401
+    release.refresh_from_db()
+    return {"release": release, "connection": connection, "mapping": mapping, "sent": sent}
+
+
+def test_the_release_failed_for_the_right_reason(leaky_release):
+    release = leaky_release["release"]
+    assert release.status == "failed"
+    assert "401" in release.steps.get(name="upload").error
+
+
+def test_no_page_shows_the_canary(client, alice, leaky_release):
+    client.force_login(alice)
+    alice.is_staff = alice.is_superuser = True
+    alice.save()
+    release, connection, mapping = leaky_release["release"], leaky_release["connection"], leaky_release["mapping"]
+    urls = [
+        connection.get_absolute_url(), reverse("portal:connection-edit", args=[connection.pk]), reverse("portal:connection-list"),
+        reverse("portal:connection-test-status", args=[connection.pk]), release.get_absolute_url(), mapping.get_absolute_url(),
+        reverse("portal:history"), reverse("portal:dashboard"), reverse("portal:team-detail", args=[connection.team_id]),
+        reverse("admin:portal_connection_change", args=[connection.pk]), reverse("admin:portal_connection_changelist"),
+        reverse("admin:portal_auditevent_changelist"), reverse("admin:portal_releaseevent_changelist"),
+    ]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code in (200, 286), url
+        assert CANARY not in response.content.decode(), url
+
+
+def test_no_row_outside_the_encrypted_field_holds_the_canary(leaky_release):
+    for event in AuditEvent.objects.all():
+        assert CANARY not in f"{event.changes} {event.object_repr}"
+    for event in ReleaseEvent.objects.all():
+        assert CANARY not in event.message
+    for step in ReleaseStep.objects.all():
+        assert CANARY not in f"{step.error} {step.message} {step.output}"
+    assert CANARY not in Release.objects.get().error
+    assert CANARY not in leaky_release["connection"].last_test_message
+    assert CANARY not in leaky_release["connection"].credentials_encrypted
+
+
+def test_celery_messages_carry_ids_only(leaky_release):
+    assert leaky_release["sent"], "tasks were enqueued"
+    for args, kwargs in leaky_release["sent"]:
+        assert CANARY not in repr((args, kwargs))
+        assert all(isinstance(a, int) for a in (args[0] if args and isinstance(args[0], tuple) else args))
+
+
+def test_logs_and_reprs_never_show_it(leaky_release, caplog):
+    caplog.set_level(logging.DEBUG)
+    connection = leaky_release["connection"]
+    credentials = connection.credentials()
+    logging.getLogger("portal").info("credentials: %r / %s", credentials, credentials)
+    services.connection_test(connection=connection)
+    engine.release_advance(leaky_release["release"].pk)
+    assert CANARY not in caplog.text
+    assert CANARY not in repr(connection.connector().credentials)
