@@ -41,6 +41,17 @@ def mib(n: float) -> str:
     return f"{n / 2**20:,.1f} MiB"
 
 
+def simulator_peak_rss(pid: int) -> int | None:
+    """The simulator process's peak RSS in bytes (VmHWM, Linux only)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def child(base_url: str, path: str) -> None:
     """Run in the child process: the connector's upload then revision step; JSON figures on stdout."""
     from pydantic import SecretStr
@@ -50,7 +61,9 @@ def child(base_url: str, path: str) -> None:
     from simulators.usmart import DEMO_DATASET, ORG_GUID, READINGS_FILE
 
     size = os.path.getsize(path)
-    credentials = UsmartCredentials(organisation_guid=ORG_GUID, api_key_id="usmart-demo-key-id", api_key_secret=SecretStr("usmart-demo-key-secret"))
+    credentials = UsmartCredentials(
+        organisation_guid=ORG_GUID, api_key_id="usmart-demo-key-id", api_key_secret=SecretStr("usmart-demo-key-secret")
+    )
     connector = UsmartConnector(credentials, base_url=base_url, timeout=60.0)
     target = UsmartTarget(dataset_guid=DEMO_DATASET, file_guid=READINGS_FILE, file_name="bench.bin")
     params = UsmartConnector.Params()
@@ -59,20 +72,32 @@ def child(base_url: str, path: str) -> None:
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    upload = connector.run_step(upload_step, StepContext(target=target, params=params, release_key="bench", file=payload))
+    upload = connector.run_step(
+        upload_step, StepContext(target=target, params=params, release_key="bench", file=payload)
+    )
     seconds = time.perf_counter() - started
     revision = connector.run_step(
         revision_step,
-        StepContext(target=target, params=params, release_key="bench", file=payload, results={"put_request": dict(upload.output)}),
+        StepContext(
+            target=target,
+            params=params,
+            release_key="bench",
+            file=payload,
+            results={"put_request": dict(upload.output)},
+        ),
     )
-    print(json.dumps({
-        "seconds": seconds,
-        "bytes": size,
-        "rss_before_upload_kib": rss_before,
-        "rss_peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "attempts": upload.output["attempts"],
-        "revision": revision.output["revision"],
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "bytes": size,
+                "rss_before_upload_kib": rss_before,
+                "rss_peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "attempts": upload.output["attempts"],
+                "revision": revision.output["revision"],
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -96,7 +121,10 @@ def main() -> None:
         base_url = sim.url("usmart")
 
         print("Connector upload (child process) ...", flush=True)
-        done = subprocess.run([sys.executable, __file__, "--child", base_url, str(path)], cwd=ROOT, capture_output=True, text=True)
+        os.sync()  # start each run with no dirty pages left to write back
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", base_url, str(path)], cwd=ROOT, capture_output=True, text=True
+        )
         if done.returncode != 0:
             sys.exit(f"the connector's child process failed:\n{done.stderr}")
         figures = json.loads(done.stdout.strip().splitlines()[-1])
@@ -104,6 +132,9 @@ def main() -> None:
         children_peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         stored = {f["fileGUID"]: f for f in sim.state("usmart")["datasets"][DEMO_DATASET]["files"]}[READINGS_FILE]
         assert stored["fileSize"] == size, f"the simulator stored {stored['fileSize']} bytes, not {size}"
+        sim_peak = simulator_peak_rss(sim.process.pid)
+        sim.reset("usmart")  # drop the first copy so curl's run starts from the same state
+        os.sync()
 
         print("curl -T to a fresh signed URL ...", flush=True)
         put = httpx.post(
@@ -113,23 +144,47 @@ def main() -> None:
         ).json()["result"]
         curl = subprocess.run(
             # "Expect:" drops curl's 100-continue handshake: httpx sends none either.
-            ["curl", "-sS", "-T", str(path), "-H", f"Content-Type: {put['contentType']}", "-H", "Expect:",
-             "-o", "/dev/null", "-w", "%{http_code} %{size_upload} %{time_total}", put["signedRequest"]],
-            capture_output=True, text=True, check=True,
+            [
+                "curl",
+                "-sS",
+                "-T",
+                str(path),
+                "-H",
+                f"Content-Type: {put['contentType']}",
+                "-H",
+                "Expect:",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{size_upload} %{time_total}",
+                put["signedRequest"],
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         code, sent, curl_seconds = curl.stdout.split()
         assert code == "200" and int(float(sent)) == size, f"curl: HTTP {code}, {sent} bytes sent"
         assert sim.state("usmart")["uploads"][put["reference"]]["size"] == size
 
+        sim_peak = max(sim_peak or 0, simulator_peak_rss(sim.process.pid) or 0) or None
         connector_rate = size / figures["seconds"] / 2**20
         curl_rate = size / float(curl_seconds) / 2**20
         print()
         print(f"File size                  {mib(size)} ({size:,} bytes)")
-        print(f"Connector upload           {figures['seconds']:.2f} s  {connector_rate:,.1f} MiB/s  (signed URL attempts: {figures['attempts']}, revision {figures['revision']})")
-        print(f"  child peak RSS           {mib(figures['rss_peak_kib'] * 1024)}  (before the upload: {mib(figures['rss_before_upload_kib'] * 1024)};"
-              f" RUSAGE_CHILDREN: {mib(children_peak_kib * 1024)})")
+        print(
+            f"Connector upload           {figures['seconds']:.2f} s  {connector_rate:,.1f} MiB/s"
+            f"  (signed URL attempts: {figures['attempts']}, revision {figures['revision']})"
+        )
+        peak, before = figures["rss_peak_kib"] * 1024, figures["rss_before_upload_kib"] * 1024
+        print(
+            f"  child peak RSS           {mib(peak)}  (before the upload: {mib(before)};"
+            f" RUSAGE_CHILDREN: {mib(children_peak_kib * 1024)})"
+        )
         print(f"curl -T                    {float(curl_seconds):.2f} s  {curl_rate:,.1f} MiB/s")
         print(f"Connector / curl           {connector_rate / curl_rate:.2f}")
+        if sim_peak is not None:
+            print(f"Simulator peak RSS         {mib(sim_peak)}  (both PUTs streamed to disk)")
     finally:
         if sim is not None:
             sim.reset("usmart")  # frees the simulator's copies

@@ -282,7 +282,7 @@ class TailerConnector(Connector):
     needs_file = False
     remote_toggles = True
 
-    #: Consecutive checks that may answer a status we do not know before the step fails.
+    #: Checks of a run that may answer a status we do not know before the step fails.
     max_unknown_checks: ClassVar[int] = 20
     #: Renew a fetched JWT this long before its exp (capped to a tenth of its lifetime, so
     #: that very short tokens, as in tests, are still reused).
@@ -458,7 +458,8 @@ class TailerConnector(Connector):
 
     # Targets
 
-    def describe_target(self, target: TailerTarget) -> str:
+    @classmethod
+    def describe_target(cls, target: TailerTarget) -> str:
         job = f" [{target.job_id}]" if target.job_id else ""
         where = f"{target.account} / {target.environment} / {target.configuration_type}"
         return f"{where} / {target.api_configuration_id}{job}"
@@ -520,7 +521,8 @@ class TailerConnector(Connector):
 
     # Releases
 
-    def plan(self, target: TailerTarget, params: TailerParams) -> list[StepSpec]:
+    @classmethod
+    def plan(cls, target: TailerTarget, params: TailerParams) -> list[StepSpec]:
         # Not idempotent: a second launch_job starts a second run.
         return [StepSpec("launch", f"Launch {target.api_configuration_id}")]
 

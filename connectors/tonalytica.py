@@ -175,7 +175,9 @@ def resolve_parameters(target: TonalyticaTarget, overrides: Mapping[str, Any]) -
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
         known = ", ".join(declared) or "none"
-        problems.append(f"unknown parameter {', '.join(repr(n) for n in unknown)} (query #{target.query_id} declares: {known})")
+        problems.append(
+            f"unknown parameter {', '.join(repr(n) for n in unknown)} (query #{target.query_id} declares: {known})"
+        )
     values: dict[str, Any] = {}
     missing: list[str] = []
     for name, kind in declared.items():
@@ -244,10 +246,14 @@ class TonalyticaTarget(Schema):
         default_factory=dict, title="Parameter types", description="name -> type, as declared by the query"
     )
     parameter_defaults: dict[str, Any] = Field(
-        default_factory=dict, title="Default parameter values", description="name -> value used when a release gives none"
+        default_factory=dict,
+        title="Default parameter values",
+        description="name -> value used when a release gives none",
     )
     parameter_options: dict[str, list[str]] = Field(
-        default_factory=dict, title="Dropdown options", description="name -> allowed values of a dropdown (enum) parameter"
+        default_factory=dict,
+        title="Dropdown options",
+        description="name -> allowed values of a dropdown (enum) parameter",
     )
     max_age: int = Field(
         default=-1,
@@ -258,8 +264,12 @@ class TonalyticaTarget(Schema):
 
     @model_validator(mode="after")
     def _typed_defaults(self) -> TonalyticaTarget:
-        problems = [f"default for undeclared parameter '{n}'" for n in self.parameter_defaults if n not in self.parameter_types]
-        problems += [f"options for undeclared parameter '{n}'" for n in self.parameter_options if n not in self.parameter_types]
+        problems = [
+            f"default for undeclared parameter '{n}'" for n in self.parameter_defaults if n not in self.parameter_types
+        ]
+        problems += [
+            f"options for undeclared parameter '{n}'" for n in self.parameter_options if n not in self.parameter_types
+        ]
         typed = {}
         for name, value in self.parameter_defaults.items():
             kind = self.parameter_types.get(name)
@@ -299,8 +309,12 @@ class TonalyticaParams(Schema):
         target = (info.context or {}).get("target")
         if isinstance(target, TonalyticaTarget):
             resolved = resolve_parameters(target, self.parameters)
-            # Keep the overrides only, in the shape Redash wants (numbers as numbers...).
-            object.__setattr__(self, "parameters", {k: resolved[k] for k in self.parameters if k in resolved})
+            # Keep the real overrides only (a blank field means "the default"), in the shape
+            # Redash wants (numbers as numbers...): a later change of a default still applies.
+            overrides = {
+                k: resolved[k] for k, v in self.parameters.items() if not _is_blank(target.parameter_types[k], v)
+            }
+            object.__setattr__(self, "parameters", overrides)
         return self
 
     def effective_max_age(self, target: TonalyticaTarget) -> int:
@@ -410,7 +424,8 @@ class TonalyticaConnector(Connector):
         email = user.get("email")
         return f"Connected to TONalytica as {who}" + (f" ({email})" if email and email != who else "")
 
-    def describe_target(self, target: TonalyticaTarget) -> str:
+    @classmethod
+    def describe_target(cls, target: TonalyticaTarget) -> str:
         name = f" {target.query_name}" if target.query_name else ""
         params = f", parameters {', '.join(target.parameter_types)}" if target.parameter_types else ""
         return f"Query #{target.query_id}{name}{params}"
@@ -453,7 +468,9 @@ class TonalyticaConnector(Connector):
         """
         query = self.get_query(query_id)
         types = {p["name"]: p["type"] for p in query["parameters"]}
-        options = {p["name"]: p["enum_options"] for p in query["parameters"] if p["type"] == "enum" and p["enum_options"]}
+        options = {
+            p["name"]: p["enum_options"] for p in query["parameters"] if p["type"] == "enum" and p["enum_options"]
+        }
         defaults = {}
         for p in query["parameters"]:
             if _is_blank(p["type"], p["value"]):
@@ -477,7 +494,10 @@ class TonalyticaConnector(Connector):
         return f"Query #{int(query_id)} archived on TONalytica"
 
     def list_dashboards(self, *, search: str = "", page: int = 1, page_size: int = 25) -> dict[str, Any]:
-        """A page of dashboards: ``{"count", "page", "page_size", "results": [{"id", "slug", "name", "tags", ...}]}``."""
+        """A page of dashboards: ``{"count", "page", "page_size", "results"}``.
+
+        Each result is ``{"id", "slug", "name", "tags", "is_archived", "is_draft", "updated_at"}``.
+        """
         self._check_page(page, page_size)
         query: dict[str, Any] = {"page": page, "page_size": page_size}
         if search.strip():
@@ -498,7 +518,10 @@ class TonalyticaConnector(Connector):
         return {**self._dashboard_summary(dashboard), "query_ids": query_ids}
 
     def fetch_result(self, result_id: int) -> dict[str, Any]:
-        """A query result: ``{"id", "columns": [{"name", "type", ...}], "rows": [{column: value}], "retrieved_at", "runtime"}``."""
+        """A query result as JSON: ``{"id", "columns", "rows", "retrieved_at", "runtime"}``.
+
+        ``columns`` are Redash's ``{"name", "friendly_name", "type"}``; ``rows`` are ``{column: value}``.
+        """
         answer = self.http.json("GET", f"/api/query_results/{int(result_id)}", ok=(200,))
         result = answer.get("query_result") if isinstance(answer, dict) else None
         data = result.get("data") if isinstance(result, dict) else None
@@ -521,9 +544,14 @@ class TonalyticaConnector(Connector):
 
     # Releases
 
-    def plan(self, target: TonalyticaTarget, params: TonalyticaParams) -> list[StepSpec]:
+    @classmethod
+    def plan(cls, target: TonalyticaTarget, params: TonalyticaParams) -> list[StepSpec]:
         max_age = params.effective_max_age(target)
-        how = "force a fresh run" if max_age == 0 else ("any cached result" if max_age < 0 else f"cache up to {max_age} s")
+        how = (
+            "force a fresh run"
+            if max_age == 0
+            else ("any cached result" if max_age < 0 else f"cache up to {max_age} s")
+        )
         return [
             # Not idempotent: running a query twice costs the database a second run.
             StepSpec("refresh", f"Run query #{target.query_id} ({how})"),
@@ -557,7 +585,11 @@ class TonalyticaConnector(Connector):
             errors = int(output.get("job_server_errors", 0)) + 1
             expired = bool(started) and time.time() - started > JOB_EXPIRY_SECONDS
             if expired or errors >= MAX_JOB_SERVER_ERRORS:
-                why = "expired on TONalytica (jobs are kept 12 h)" if expired else "is no longer known to TONalytica: it expired (jobs are kept 12 h) or was lost"
+                why = (
+                    "expired on TONalytica (jobs are kept 12 h)"
+                    if expired
+                    else "is no longer known to TONalytica: it expired (jobs are kept 12 h) or was lost"
+                )
                 raise PermanentError(
                     f"The query job {ctx.remote_ref} {why}; its endpoint answers 500 Internal Server Error. "
                     "Run the release again.",
@@ -617,15 +649,22 @@ class TonalyticaConnector(Connector):
         job_id, status = str(job["id"]), job.get("status")
         output = {**output, "job_id": job_id}
         if status in JOB_WAITING_STATUSES:
-            return Waiting(remote_ref=job_id, message=f"Query job {JOB_WAITING_STATUSES[status]}", remote_status=JOB_WAITING_STATUSES[status], output=output)
+            return Waiting(
+                remote_ref=job_id,
+                message=f"Query job {JOB_WAITING_STATUSES[status]}",
+                remote_status=JOB_WAITING_STATUSES[status],
+                output=output,
+            )
         if status == JOB_FINISHED:
             # Old versions put the id in "result" only; on success both are the result id.
             result_id = job.get("query_result_id") or job.get("result")
             if result_id is None:
                 raise InvalidResponse(f"TONalytica's job {job_id} finished without a query_result_id")
-            output.pop("job_server_errors", None)
+            output = {k: v for k, v in output.items() if k not in ("job_started_at", "job_server_errors")}
             return Done(
-                message="Query ran", remote_ref=str(result_id), remote_status="finished",
+                message="Query ran",
+                remote_ref=str(result_id),
+                remote_status="finished",
                 output={**output, "query_result_id": result_id},
             )
         if status in (JOB_FAILED, JOB_CANCELLED):
@@ -633,7 +672,9 @@ class TonalyticaConnector(Connector):
             cancelled = status == JOB_CANCELLED or error == CANCELLED_MESSAGE
             return Failed(
                 error or ("Query cancelled" if cancelled else "The query failed on TONalytica"),
-                remote_ref=job_id, remote_status="cancelled" if cancelled else "failed", output=output,
+                remote_ref=job_id,
+                remote_status="cancelled" if cancelled else "failed",
+                output=output,
             )
         raise InvalidResponse(f"TONalytica's job {job_id} has an unknown status {status!r}")
 

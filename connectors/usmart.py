@@ -60,6 +60,14 @@ def _optional_guid(value: str) -> str:
     return _guid(value) if value.strip() else ""
 
 
+def _guid_arg(value: str) -> str:
+    """``_guid`` for a method argument: a bad one is a PermanentError, like every connector error."""
+    try:
+        return _guid(value)
+    except ValueError:
+        raise PermanentError(f"{value!r} is not a GUID") from None
+
+
 Guid = Annotated[str, AfterValidator(_guid)]
 OptionalGuid = Annotated[str, AfterValidator(_optional_guid)]
 
@@ -190,7 +198,8 @@ class UsmartConnector(Connector):
         self._put_request("connection-test.csv")
         return f"Connected to uSmart organisation {self.credentials.organisation_guid}: the key may upload files"
 
-    def describe_target(self, target: UsmartTarget) -> str:
+    @classmethod
+    def describe_target(cls, target: UsmartTarget) -> str:
         what = f"file {target.file_guid}" if target.file_guid else "a new file"
         name = f" as {target.file_name}" if target.file_name else ""
         pipelines = f", then {len(target.pipeline_guids)} pipeline(s)" if target.pipeline_guids else ""
@@ -206,14 +215,28 @@ class UsmartConnector(Connector):
 
         Raises NotFound for a dataset the organisation does not hold.
         """
-        data = self._action("dataset:view", {"datasetGUID": _guid(dataset_guid)})
+        data = self._action("dataset:view", {"datasetGUID": _guid_arg(dataset_guid)})
         files = [
-            {"guid": f.get("fileGUID"), "name": f.get("fileName"), "size": f.get("fileSize"), "revision": f.get("revision")}
+            {
+                "guid": f.get("fileGUID"),
+                "name": f.get("fileName"),
+                "size": f.get("fileSize"),
+                "revision": f.get("revision"),
+            }
             for f in data.get("files") or []
             if isinstance(f, dict) and f.get("fileGUID")
         ]
-        pipelines = [self._pipeline(p) for p in data.get("resourceContainers") or [] if isinstance(p, dict) and p.get("resourceContainerGUID")]
-        return {"guid": data.get("datasetGUID", dataset_guid), "title": data.get("title") or "", "files": files, "pipelines": pipelines}
+        pipelines = [
+            self._pipeline(p)
+            for p in data.get("resourceContainers") or []
+            if isinstance(p, dict) and p.get("resourceContainerGUID")
+        ]
+        return {
+            "guid": data.get("datasetGUID", dataset_guid),
+            "title": data.get("title") or "",
+            "files": files,
+            "pipelines": pipelines,
+        }
 
     @staticmethod
     def _pipeline(container: dict[str, Any]) -> dict[str, Any]:
@@ -229,17 +252,23 @@ class UsmartConnector(Connector):
     def create_pipeline(self, dataset_guid: str, pipeline_id: str) -> dict[str, Any]:
         """Add an output pipeline (``resourceContainer:create``); the new pipeline, normalised
         as in ``view_dataset``. The platform refuses unknown or unsupported pipeline ids."""
-        container = self._action("resourceContainer:create", {"datasetGUID": _guid(dataset_guid), "pipelineId": pipeline_id})
+        container = self._action(
+            "resourceContainer:create", {"datasetGUID": _guid_arg(dataset_guid), "pipelineId": pipeline_id}
+        )
         if not container.get("resourceContainerGUID"):
             raise InvalidResponse("uSmart's resourceContainer:create answered without a resourceContainerGUID")
         return self._pipeline(container)
 
     # Releases
 
-    def plan(self, target: UsmartTarget, params: NoParams) -> list[StepSpec]:
+    @classmethod
+    def plan(cls, target: UsmartTarget, params: NoParams) -> list[StepSpec]:
         steps = [
             StepSpec("put_request", "Upload the file to uSmart's storage", idempotent=True),
-            StepSpec("revision", "Replace the file with a new revision" if target.file_guid else "Add the file to the dataset"),
+            StepSpec(
+                "revision",
+                "Replace the file with a new revision" if target.file_guid else "Add the file to the dataset",
+            ),
         ]
         steps += [StepSpec(f"pipeline:{guid}", f"Process output pipeline {guid}") for guid in target.pipeline_guids]
         return steps
@@ -250,13 +279,19 @@ class UsmartConnector(Connector):
             return self._upload(target, ctx)
         if step.name == "revision":
             return self._revision(target, ctx)
+        if not step.name.startswith("pipeline:"):
+            raise PermanentError(f"Unknown uSmart step {step.name!r}")
         guid = step.name.split(":", 1)[1]
         container = self._action("resourceContainer:process", {"resourceContainerGUID": guid})
         # The run's own id when the platform gives one, to tell it from a later run.
-        return self._pipeline_outcome(self._pipeline({"resourceContainerGUID": guid, **container}), container.get("processId") or guid)
+        return self._pipeline_outcome(
+            self._pipeline({"resourceContainerGUID": guid, **container}), container.get("processId") or guid
+        )
 
     def check_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
         """A pipeline's status as ``dataset:view`` shows it."""
+        if not step.name.startswith("pipeline:"):
+            return super().check_step(step, ctx)
         guid = step.name.split(":", 1)[1]
         dataset = self.view_dataset(ctx.target.dataset_guid)
         pipeline = next((p for p in dataset["pipelines"] if p["guid"] == guid), None)
@@ -274,7 +309,12 @@ class UsmartConnector(Connector):
         if status in PIPELINE_DONE:
             return Done(message=f"{pipeline['name']} processed", remote_ref=ref, remote_status=status, output=output)
         if status in PIPELINE_FAILED:
-            return Failed(pipeline["status_message"] or f"{pipeline['name']} failed", remote_ref=ref, remote_status=status, output=output)
+            return Failed(
+                pipeline["status_message"] or f"{pipeline['name']} failed",
+                remote_ref=ref,
+                remote_status=status,
+                output=output,
+            )
         return Waiting(remote_ref=ref, message=message, remote_status=status, output=output)
 
     # Upload
@@ -285,7 +325,9 @@ class UsmartConnector(Connector):
     def _put_request(self, file_name: str) -> dict[str, str]:
         result = self._action("s3:generatePutRequest", {"fileName": file_name})
         if not all(isinstance(result.get(k), str) and result[k] for k in ("signedRequest", "contentType", "reference")):
-            raise InvalidResponse("uSmart's s3:generatePutRequest answered without signedRequest, contentType and reference")
+            raise InvalidResponse(
+                "uSmart's s3:generatePutRequest answered without signedRequest, contentType and reference"
+            )
         if not result["signedRequest"].startswith(("https://", "http://")):
             raise InvalidResponse("uSmart's s3:generatePutRequest answered a signedRequest that is not an HTTP URL")
         return result
@@ -312,11 +354,22 @@ class UsmartConnector(Connector):
             except _ExpiredUrl:
                 continue  # the URL lapsed before the PUT began: ask for a fresh one
             return Done(
-                message=f"Uploaded {payload.size} bytes" + (f" (signed URL renewed {attempt - 1}×)" if attempt > 1 else ""),
+                message=f"Uploaded {payload.size} bytes"
+                + (f" (signed URL renewed {attempt - 1}×)" if attempt > 1 else ""),
                 # Never the signed URL: its query string is a credential until it expires.
-                output={"reference": put["reference"], "content_type": put["contentType"], "bytes": payload.size, "etag": etag, "file_name": file_name, "attempts": attempt},
+                output={
+                    "reference": put["reference"],
+                    "content_type": put["contentType"],
+                    "bytes": payload.size,
+                    "etag": etag,
+                    "file_name": file_name,
+                    "attempts": attempt,
+                },
             )
-        raise ConnectorError(f"uSmart's signed upload URL had expired each of {PUT_ATTEMPTS} times before the upload started (clock skew?)")
+        raise ConnectorError(
+            f"uSmart's signed upload URL had expired each of {PUT_ATTEMPTS} times"
+            " before the upload started (clock skew?)"
+        )
 
     def _put(self, put: dict[str, str], payload: FilePayload) -> str:
         """PUT the file to the signed URL, streamed from disk; the ETag. Raises _ExpiredUrl."""
@@ -336,9 +389,13 @@ class UsmartConnector(Connector):
                 if "expired" in exc.message.lower():
                     raise _ExpiredUrl from None
                 # Not our credentials: a refused signature or Content-Type.
-                raise PermanentError(f"uSmart's storage refused the upload: {exc.message}", status_code=exc.status_code) from None
+                raise PermanentError(
+                    f"uSmart's storage refused the upload: {exc.message}", status_code=exc.status_code
+                ) from None
             except _ShortFile as exc:
-                raise PermanentError(f"The stored file holds {exc.args[0]} bytes, not the {payload.size} recorded: upload it again") from None
+                raise PermanentError(
+                    f"The stored file holds {exc.args[0]} bytes, not the {payload.size} recorded: upload it again"
+                ) from None
         return response.headers.get("ETag", "").strip('"')
 
     @staticmethod
@@ -373,7 +430,8 @@ class UsmartConnector(Connector):
             if isinstance(exc, (AuthenticationError, NotFound)) or "filesize" not in exc.message.lower():
                 raise
             raise PermanentError(
-                f"uSmart refused {action}: the declared size ({ctx.file.size} bytes) differs from the bytes it stored ({exc.message})",
+                f"uSmart refused {action}: the declared size ({ctx.file.size} bytes)"
+                f" differs from the bytes it stored ({exc.message})",
                 status_code=exc.status_code,
             ) from None
         file_guid = result.get("fileGUID") or target.file_guid
@@ -382,5 +440,11 @@ class UsmartConnector(Connector):
         return Done(
             message=f"{verb} {file_name}" + (f", revision {revision}" if revision else ""),
             remote_ref=str(file_guid),
-            output={"file_guid": file_guid, "revision": revision, "file_name": file_name, "file_size": ctx.file.size, "created": action == "file:create"},
+            output={
+                "file_guid": file_guid,
+                "revision": revision,
+                "file_name": file_name,
+                "file_size": ctx.file.size,
+                "created": action == "file:create",
+            },
         )

@@ -105,6 +105,31 @@ class TailerSimulator(Simulator):
         self._signing_key = secrets.token_urlsafe(32)
         super().__init__(delay)
 
+    @classmethod
+    def demo(cls, base_url: str) -> dict[str, Any]:
+        """The demo account's API key and refresh token, exchanged at this simulator's token endpoint."""
+        return {
+            "name": "Tailer (simulator)",
+            "credentials": {
+                "auth_mode": "refresh_token",
+                "api_key": next(iter(API_KEYS)),
+                "refresh_token": next(iter(REFRESH_TOKENS)),
+                "token_url": f"{base_url}/token",
+            },
+            "mappings": [
+                {
+                    "dataset": "Iowa liquor",
+                    "name": "Iowa liquor PDA (DEV)",
+                    "target": {"account": "000099", "environment": "DEV", "configuration_type": "table-to-table", "configuration_id": "000099_iowa_liquor_prepare_pda"},
+                },
+                {
+                    "dataset": "Iowa liquor",
+                    "name": "Iowa liquor load workflow (DEV)",
+                    "target": {"account": "000099", "environment": "DEV", "configuration_type": "workflow", "configuration_id": "000099-iowa-liquor-load-pda"},
+                },
+            ],
+        }
+
     def reset(self) -> None:
         super().reset()
         self.token_ttl = DEFAULT_TOKEN_TTL

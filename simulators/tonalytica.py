@@ -36,7 +36,10 @@ from .core import Simulator
 USER_KEY = "tonalytica-demo-user-key"
 USER = {"id": 1, "name": "Demo Analyst", "email": "analyst@tonalytica.example", "groups": [1, 2]}
 LOGIN_REFUSED = "Couldn't find resource. Please login and try again."
-NOT_FOUND = "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again."
+NOT_FOUND = (
+    "The requested URL was not found on the server. "
+    "If you entered the URL manually please check your spelling and try again."
+)
 DATA_SOURCE_ID = 1
 ONE_YEAR = 31557600
 
@@ -49,12 +52,22 @@ def col(name: str, type_: str) -> dict[str, str]:
 
 def param(name: str, type_: str, value: Any, title: str = "", **extra: Any) -> dict[str, Any]:
     """A parameter declaration as Redash stores it in ``options.parameters``."""
-    return {"name": name, "title": title or name.replace("_", " ").title(), "type": type_, "value": value,
-            "global": False, "parentQueryId": None, "locals": [], **extra}
+    return {
+        "name": name,
+        "title": title or name.replace("_", " ").title(),
+        "type": type_,
+        "value": value,
+        "global": False,
+        "parentQueryId": None,
+        "locals": [],
+        **extra,
+    }
 
 
 def address(rng: random.Random) -> str:
-    return "EQ" + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") for _ in range(46))
+    return "EQ" + "".join(
+        rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") for _ in range(46)
+    )
 
 
 def days(start: str, end: str, limit: int = 366) -> list[dt.date]:
@@ -64,8 +77,14 @@ def days(start: str, end: str, limit: int = 366) -> list[dt.date]:
 
 # Result generators: deterministic rows from the parameter values (seeded by the query text).
 
+
 def summary_rows(values: dict[str, Any], rng: random.Random):
-    metrics = [("blocks_24h", 95_120), ("transactions_24h", 4_312_877), ("active_wallets_24h", 611_204), ("validators", 398)]
+    metrics = [
+        ("blocks_24h", 95_120),
+        ("transactions_24h", 4_312_877),
+        ("active_wallets_24h", 611_204),
+        ("validators", 398),
+    ]
     return [col("metric", "string"), col("value", "integer")], [{"metric": m, "value": v} for m, v in metrics]
 
 
@@ -82,56 +101,151 @@ def top_wallet_rows(values: dict[str, Any], rng: random.Random):
 def wallet_tx_rows(values: dict[str, Any], rng: random.Random):
     start = dt.datetime(2024, 3, 1, 8, 0)
     rows = [
-        {"lt": 44_000_000_000_000 + n * 1_000, "utime": (start + dt.timedelta(minutes=37 * n)).isoformat(),
-         "counterparty": address(rng), "amount_ton": round(rng.uniform(0.1, 900), 3), "direction": rng.choice(["in", "out"])}
+        {
+            "lt": 44_000_000_000_000 + n * 1_000,
+            "utime": (start + dt.timedelta(minutes=37 * n)).isoformat(),
+            "counterparty": address(rng),
+            "amount_ton": round(rng.uniform(0.1, 900), 3),
+            "direction": rng.choice(["in", "out"]),
+        }
         for n in range(5)
     ]
-    columns = [col("lt", "integer"), col("utime", "datetime"), col("counterparty", "string"), col("amount_ton", "float"), col("direction", "string")]
+    columns = [
+        col("lt", "integer"),
+        col("utime", "datetime"),
+        col("counterparty", "string"),
+        col("amount_ton", "float"),
+        col("direction", "string"),
+    ]
     return columns, rows
 
 
 def daily_tx_rows(values: dict[str, Any], rng: random.Random):
     period = values["period"]
-    rows = [{"day": d.isoformat(), "tx_count": rng.randint(2_000_000, 6_000_000)} for d in days(period["start"], period["end"])]
+    rows = [
+        {"day": d.isoformat(), "tx_count": rng.randint(2_000_000, 6_000_000)}
+        for d in days(period["start"], period["end"])
+    ]
     return [col("day", "date"), col("tx_count", "integer")], rows
 
 
 def block_rows(values: dict[str, Any], rng: random.Random):
     day = dt.date.fromisoformat(values["day"])
     per_hour = 1_800 if values["workchain"] == "masterchain" else 3_400
-    rows = [{"hour": dt.datetime.combine(day, dt.time(h)).isoformat(), "workchain": values["workchain"],
-             "blocks": per_hour + rng.randint(-60, 60)} for h in range(24)]
+    rows = [
+        {
+            "hour": dt.datetime.combine(day, dt.time(h)).isoformat(),
+            "workchain": values["workchain"],
+            "blocks": per_hour + rng.randint(-60, 60),
+        }
+        for h in range(24)
+    ]
     return [col("hour", "datetime"), col("workchain", "string"), col("blocks", "integer")], rows
 
 
 def large_transfer_rows(values: dict[str, Any], rng: random.Random):
     minimum = float(values["min_amount"])
     start = dt.datetime.fromisoformat(values["window"]["start"])
-    rows = [{"utime": (start + dt.timedelta(minutes=11 * n)).isoformat(), "source": address(rng), "destination": address(rng),
-             "amount_ton": round(minimum * rng.uniform(1, 20), 2)} for n in range(8)]
-    return [col("utime", "datetime"), col("source", "string"), col("destination", "string"), col("amount_ton", "float")], rows
+    rows = [
+        {
+            "utime": (start + dt.timedelta(minutes=11 * n)).isoformat(),
+            "source": address(rng),
+            "destination": address(rng),
+            "amount_ton": round(minimum * rng.uniform(1, 20), 2),
+        }
+        for n in range(8)
+    ]
+    return [
+        col("utime", "datetime"),
+        col("source", "string"),
+        col("destination", "string"),
+        col("amount_ton", "float"),
+    ], rows
 
 
 #: The saved queries a fresh simulator holds: (name, description, SQL, parameters, rows, tags, error).
 SEED_QUERIES: list[tuple[str, str, str, list[dict[str, Any]], Rows | None, list[str], str]] = [
-    ("Network summary", "Headline numbers of the last 24 h", "SELECT metric, value FROM network_summary",
-     [], summary_rows, ["network"], ""),
-    ("Top wallets by balance", "Richest wallets", "SELECT address, balance_ton FROM wallets ORDER BY balance_ton DESC LIMIT {{ limit }}",
-     [param("limit", "number", 10, "Number of wallets")], top_wallet_rows, ["wallets"], ""),
-    ("Wallet transactions", "Last transactions of one wallet", "SELECT * FROM transactions WHERE account = '{{ address }}' ORDER BY lt DESC LIMIT 5",
-     [param("address", "text", "EQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqB2N", "Wallet address")], wallet_tx_rows, ["wallets"], ""),
-    ("Daily transactions", "Transactions per day", "SELECT day, count(*) FROM transactions WHERE day BETWEEN '{{ period.start }}' AND '{{ period.end }}' GROUP BY day",
-     [param("period", "date-range", {"start": "2024-01-01", "end": "2024-01-07"}, "Period")], daily_tx_rows, ["network"], ""),
-    ("Blocks on a day", "Blocks per hour", "SELECT hour, count(*) FROM blocks WHERE day = '{{ day }}' AND workchain = '{{ workchain }}' GROUP BY hour",
-     [param("day", "date", "2024-03-01", "Day"),
-      param("workchain", "enum", "basechain", "Workchain", enumOptions="masterchain\nbasechain", multiValuesOptions=None)],
-     block_rows, ["network"], ""),
-    ("Large transfers", "Transfers above a threshold", "SELECT * FROM transfers WHERE amount_ton >= {{ min_amount }} AND utime BETWEEN '{{ window.start }}' AND '{{ window.end }}'",
-     [param("min_amount", "number", None, "Minimum amount (TON)"),
-      param("window", "datetime-range", {"start": "2024-01-01 00:00", "end": "2024-01-02 00:00"}, "Window")],
-     large_transfer_rows, ["wallets"], ""),
-    ("Legacy sales report", "Kept from the old warehouse", "SELECT region, sum(amount) FROM sales GROUP BY region",
-     [], None, ["legacy"], 'relation "sales" does not exist\nLINE 1: SELECT region, sum(amount) FROM sales GROUP BY region\n                                         ^'),
+    (
+        "Network summary",
+        "Headline numbers of the last 24 h",
+        "SELECT metric, value FROM network_summary",
+        [],
+        summary_rows,
+        ["network"],
+        "",
+    ),
+    (
+        "Top wallets by balance",
+        "Richest wallets",
+        "SELECT address, balance_ton FROM wallets ORDER BY balance_ton DESC LIMIT {{ limit }}",
+        [param("limit", "number", 10, "Number of wallets")],
+        top_wallet_rows,
+        ["wallets"],
+        "",
+    ),
+    (
+        "Wallet transactions",
+        "Last transactions of one wallet",
+        "SELECT * FROM transactions WHERE account = '{{ address }}' ORDER BY lt DESC LIMIT 5",
+        [param("address", "text", "EQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqB2N", "Wallet address")],
+        wallet_tx_rows,
+        ["wallets"],
+        "",
+    ),
+    (
+        "Daily transactions",
+        "Transactions per day",
+        "SELECT day, count(*) FROM transactions "
+        "WHERE day BETWEEN '{{ period.start }}' AND '{{ period.end }}' GROUP BY day",
+        [param("period", "date-range", {"start": "2024-01-01", "end": "2024-01-07"}, "Period")],
+        daily_tx_rows,
+        ["network"],
+        "",
+    ),
+    (
+        "Blocks on a day",
+        "Blocks per hour",
+        "SELECT hour, count(*) FROM blocks WHERE day = '{{ day }}' AND workchain = '{{ workchain }}' GROUP BY hour",
+        [
+            param("day", "date", "2024-03-01", "Day"),
+            param(
+                "workchain",
+                "enum",
+                "basechain",
+                "Workchain",
+                enumOptions="masterchain\nbasechain",
+                multiValuesOptions=None,
+            ),
+        ],
+        block_rows,
+        ["network"],
+        "",
+    ),
+    (
+        "Large transfers",
+        "Transfers above a threshold",
+        "SELECT * FROM transfers "
+        "WHERE amount_ton >= {{ min_amount }} AND utime BETWEEN '{{ window.start }}' AND '{{ window.end }}'",
+        [
+            param("min_amount", "number", None, "Minimum amount (TON)"),
+            param("window", "datetime-range", {"start": "2024-01-01 00:00", "end": "2024-01-02 00:00"}, "Window"),
+        ],
+        large_transfer_rows,
+        ["wallets"],
+        "",
+    ),
+    (
+        "Legacy sales report",
+        "Kept from the old warehouse",
+        "SELECT region, sum(amount) FROM sales GROUP BY region",
+        [],
+        None,
+        ["legacy"],
+        # PostgreSQL's error text, as Redash passes it on.
+        'relation "sales" does not exist\n'
+        "LINE 1: SELECT region, sum(amount) FROM sales GROUP BY region\n"
+        "                                        ^",
+    ),
 ]
 #: (slug, name, query ids shown in its widgets)
 SEED_DASHBOARDS = [("network-overview", "Network overview", [1, 4, 5]), ("whale-watch", "Whale watch", [2, 6])]
@@ -183,8 +297,8 @@ def valid_value(definition: dict[str, Any], value: Any) -> bool:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    # JSONResponse would render None as "null" too; this keeps Redash's plain json.dumps output.
-    return Response(json.dumps(body), status_code=status, media_type="application/json", headers=headers)
+    """JSON as Flask-RESTful sends it; ``None`` becomes the body ``null`` (archive, cancel)."""
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def message(status: int, text: str) -> Response:
@@ -205,6 +319,21 @@ class TonalyticaSimulator(Simulator):
     slug = "tonalytica"
     default_delay = 1.0
 
+    @classmethod
+    def demo(cls, base_url: str) -> dict[str, Any]:
+        """The demo analyst's user key and the "Top wallets by balance" query (id 2, one number parameter)."""
+        return {
+            "name": "TONalytica (simulator)",
+            "credentials": {"api_key": USER_KEY},
+            "mappings": [
+                {
+                    "dataset": "Top wallets",
+                    "name": "Top wallets on TONalytica",
+                    "target": {"query_id": 2, "query_name": "Top wallets by balance", "parameter_types": {"limit": "number"}, "parameter_defaults": {"limit": 10}, "max_age": 0},
+                },
+            ],
+        }
+
     def reset(self) -> None:
         super().reset()
         now = time.time()
@@ -213,17 +342,39 @@ class TonalyticaSimulator(Simulator):
         self.errors: dict[int, str] = {}
         for qid, (name, description, text, parameters, rows, tags, error) in enumerate(SEED_QUERIES, start=1):
             self.queries[qid] = {
-                "id": qid, "latest_query_data_id": None, "name": name, "description": description, "query": text,
-                "query_hash": query_hash(text), "schedule": None, "api_key": uuid.uuid5(uuid.NAMESPACE_URL, f"q{qid}").hex,
-                "is_archived": False, "is_draft": False, "updated_at": iso(now - 86400 * (10 - qid)),
-                "created_at": iso(now - 86400 * (30 - qid)), "data_source_id": DATA_SOURCE_ID,
-                "options": {"parameters": parameters}, "version": 1, "tags": tags, "is_safe": True,
-                "user": USER, "last_modified_by": USER,
+                "id": qid,
+                "latest_query_data_id": None,
+                "name": name,
+                "description": description,
+                "query": text,
+                "query_hash": query_hash(text),
+                "schedule": None,
+                "api_key": uuid.uuid5(uuid.NAMESPACE_URL, f"q{qid}").hex,
+                "is_archived": False,
+                "is_draft": False,
+                "updated_at": iso(now - 86400 * (10 - qid)),
+                "created_at": iso(now - 86400 * (30 - qid)),
+                "data_source_id": DATA_SOURCE_ID,
+                "options": {"parameters": parameters},
+                "version": 1,
+                "tags": tags,
+                "is_safe": True,
+                "user": USER,
+                "last_modified_by": USER,
             }
             self.generators[qid], self.errors[qid] = rows, error
         self.dashboards: dict[int, dict[str, Any]] = {
-            did: {"id": did, "slug": slug, "name": name, "query_ids": qids, "tags": [], "is_archived": False, "is_draft": False,
-                  "updated_at": iso(now - 3600 * did), "created_at": iso(now - 86400 * 20)}
+            did: {
+                "id": did,
+                "slug": slug,
+                "name": name,
+                "query_ids": qids,
+                "tags": [],
+                "is_archived": False,
+                "is_draft": False,
+                "updated_at": iso(now - 3600 * did),
+                "created_at": iso(now - 86400 * 20),
+            }
             for did, (slug, name, qids) in enumerate(SEED_DASHBOARDS, start=1)
         }
         self.results: dict[int, dict[str, Any]] = {}
@@ -237,9 +388,18 @@ class TonalyticaSimulator(Simulator):
     def state(self) -> dict[str, Any]:
         self._settle_locked()  # the control endpoint already holds the lock
         return {
-            "queries": {qid: {"is_archived": q["is_archived"], "latest_query_data_id": q["latest_query_data_id"]} for qid, q in self.queries.items()},
-            "jobs": {jid: self._job_view(j) | {"query_id": j["query_id"], "parameters": j["parameters"]} for jid, j in self.jobs.items()},
-            "results": {rid: {"query_id": r["query_id"], "query_hash": r["query_hash"], "rows": len(r["data"]["rows"])} for rid, r in self.results.items()},
+            "queries": {
+                qid: {"is_archived": q["is_archived"], "latest_query_data_id": q["latest_query_data_id"]}
+                for qid, q in self.queries.items()
+            },
+            "jobs": {
+                jid: self._job_view(j) | {"query_id": j["query_id"], "parameters": j["parameters"]}
+                for jid, j in self.jobs.items()
+            },
+            "results": {
+                rid: {"query_id": r["query_id"], "query_hash": r["query_hash"], "rows": len(r["data"]["rows"])}
+                for rid, r in self.results.items()
+            },
             "requests": self.requests[-50:],
         }
 
@@ -269,8 +429,14 @@ class TonalyticaSimulator(Simulator):
             key, via = request.query_params["api_key"], "query"
         with self.lock:
             # Never the key itself: only how it came.
-            self.requests.append({"method": request.method, "path": request.url.path, "auth": via or "none",
-                                  "content_type": request.headers.get("content-type")})
+            self.requests.append(
+                {
+                    "method": request.method,
+                    "path": request.url.path,
+                    "auth": via or "none",
+                    "content_type": request.headers.get("content-type"),
+                }
+            )
         if not via or key.strip() != USER_KEY:
             return message(404, LOGIN_REFUSED)
         self._settle()
@@ -293,9 +459,15 @@ class TonalyticaSimulator(Simulator):
         columns, rows = generator(values, random.Random(digest)) if generator else ([], [])
         now = time.time()
         result = {
-            "id": self._next_result, "query_hash": digest, "query": text, "data": {"columns": columns, "rows": rows},
-            "data_source_id": DATA_SOURCE_ID, "runtime": round(random.Random(digest).uniform(0.05, 2.5), 3),
-            "retrieved_at": iso(now), "stored_at": now, "query_id": query["id"],
+            "id": self._next_result,
+            "query_hash": digest,
+            "query": text,
+            "data": {"columns": columns, "rows": rows},
+            "data_source_id": DATA_SOURCE_ID,
+            "runtime": round(random.Random(digest).uniform(0.05, 2.5), 3),
+            "retrieved_at": iso(now),
+            "stored_at": now,
+            "query_id": query["id"],
         }
         self.results[result["id"]] = result
         self._next_result += 1
@@ -308,7 +480,9 @@ class TonalyticaSimulator(Simulator):
 
     @staticmethod
     def _public(result: dict[str, Any]) -> dict[str, Any]:
-        return {k: result[k] for k in ("id", "query_hash", "query", "data", "data_source_id", "runtime", "retrieved_at")}
+        return {
+            k: result[k] for k in ("id", "query_hash", "query", "data", "data_source_id", "runtime", "retrieved_at")
+        }
 
     def _page(self, request: Request, items: list[dict[str, Any]]) -> Response:
         """Redash's paginate(): {"count", "page", "page_size", "results"}, page_size 1..250."""
@@ -324,7 +498,9 @@ class TonalyticaSimulator(Simulator):
         if not 1 <= page_size <= 250:
             return message(400, "Page size is out of range (1-250).")
         start = (page - 1) * page_size
-        return json_response({"count": len(items), "page": page, "page_size": page_size, "results": items[start:start + page_size]})
+        return json_response(
+            {"count": len(items), "page": page, "page_size": page_size, "results": items[start : start + page_size]}
+        )
 
     @staticmethod
     def _search(request: Request, items: list[dict[str, Any]], *fields: str) -> list[dict[str, Any]]:
@@ -338,15 +514,25 @@ class TonalyticaSimulator(Simulator):
     async def session(self, request: Request) -> Response:
         if (denied := self._authenticate(request)) is not None:
             return denied
-        return json_response({"user": {**USER, "permissions": ["view_query", "execute_query", "list_dashboards", "create_query"]},
-                              "org_slug": "default", "messages": [], "client_config": {"dateFormat": "DD/MM/YY"}})
+        return json_response(
+            {
+                "user": {**USER, "permissions": ["view_query", "execute_query", "list_dashboards", "create_query"]},
+                "org_slug": "default",
+                "messages": [],
+                "client_config": {"dateFormat": "DD/MM/YY"},
+            }
+        )
 
     async def list_queries(self, request: Request) -> Response:
         if (denied := self._authenticate(request)) is not None:
             return denied
         with self.lock:
             # Redash lists live queries newest first.
-            items = [q for q in sorted(self.queries.values(), key=lambda q: q["created_at"], reverse=True) if not q["is_archived"]]
+            items = [
+                q
+                for q in sorted(self.queries.values(), key=lambda q: q["created_at"], reverse=True)
+                if not q["is_archived"]
+            ]
             # The list carries the stats fields (serialize_query with_stats=True).
             items = [q | {"retrieved_at": None, "runtime": None} for q in items]
         return self._page(request, self._search(request, items, "name", "description", "query"))
@@ -367,7 +553,11 @@ class TonalyticaSimulator(Simulator):
     async def list_dashboards(self, request: Request) -> Response:
         if (denied := self._authenticate(request)) is not None:
             return denied
-        items = [self._dashboard_view(d, widgets=False) for d in sorted(self.dashboards.values(), key=lambda d: d["name"]) if not d["is_archived"]]
+        items = [
+            self._dashboard_view(d, widgets=False)
+            for d in sorted(self.dashboards.values(), key=lambda d: d["name"])
+            if not d["is_archived"]
+        ]
         return self._page(request, self._search(request, items, "name"))
 
     async def dashboard(self, request: Request) -> Response:
@@ -386,13 +576,31 @@ class TonalyticaSimulator(Simulator):
         return json_response(self._dashboard_view(found, widgets=True))
 
     def _dashboard_view(self, d: dict[str, Any], *, widgets: bool) -> dict[str, Any]:
-        view = {k: v for k, v in d.items() if k != "query_ids"} | {"user_id": USER["id"], "user": USER, "layout": [],
-                                                                   "dashboard_filters_enabled": False, "version": 1, "widgets": None}
+        view = {k: v for k, v in d.items() if k != "query_ids"} | {
+            "user_id": USER["id"],
+            "user": USER,
+            "layout": [],
+            "dashboard_filters_enabled": False,
+            "version": 1,
+            "widgets": None,
+        }
         if widgets:
             view["widgets"] = [
-                {"id": d["id"] * 100 + n, "width": 1, "options": {}, "dashboard_id": d["id"], "text": "",
-                 "visualization": {"id": qid * 10, "type": "TABLE", "name": "Table", "description": "", "options": {},
-                                   "query": {k: self.queries[qid][k] for k in ("id", "name", "description", "options")}}}
+                {
+                    "id": d["id"] * 100 + n,
+                    "width": 1,
+                    "options": {},
+                    "dashboard_id": d["id"],
+                    "text": "",
+                    "visualization": {
+                        "id": qid * 10,
+                        "type": "TABLE",
+                        "name": "Table",
+                        "description": "",
+                        "options": {},
+                        "query": {k: self.queries[qid][k] for k in ("id", "name", "description", "options")},
+                    },
+                }
                 for n, qid in enumerate(d["query_ids"])
             ]
         return view
@@ -433,9 +641,15 @@ class TonalyticaSimulator(Simulator):
         schema = query["options"].get("parameters") or []
         if schema:
             definitions = {p["name"]: p for p in schema}
-            invalid = [name for name, value in values.items() if name not in definitions or not valid_value(definitions[name], value)]
+            invalid = [
+                name
+                for name, value in values.items()
+                if name not in definitions or not valid_value(definitions[name], value)
+            ]
             if invalid:
-                return message(400, f"The following parameter values are incompatible with their definitions: {', '.join(invalid)}")
+                return message(
+                    400, f"The following parameter values are incompatible with their definitions: {', '.join(invalid)}"
+                )
         needed = list(dict.fromkeys(m.group(1) for m in PARAMETER_RE.finditer(query["query"])))
         missing = [name for name in needed if name not in values]
         if missing:
@@ -445,7 +659,11 @@ class TonalyticaSimulator(Simulator):
         with self.lock:
             if max_age != 0:
                 now = time.time()
-                cached = [r for r in self.results.values() if r["query_hash"] == digest and (max_age < 0 or now - r["stored_at"] <= max_age)]
+                cached = [
+                    r
+                    for r in self.results.values()
+                    if r["query_hash"] == digest and (max_age < 0 or now - r["stored_at"] <= max_age)
+                ]
                 if cached:
                     return json_response({"query_result": self._public(max(cached, key=lambda r: r["stored_at"]))})
             for job in self.jobs.values():
@@ -454,8 +672,18 @@ class TonalyticaSimulator(Simulator):
                     return json_response({"job": self._job_view(job)})
             fault = self.take_fault("query_failed", request)
             error = (fault.message or 'relation "sales" does not exist') if fault else self.errors[query["id"]]
-            job = {"id": str(uuid.uuid4()), "query_id": query["id"], "text": text, "hash": digest, "parameters": values,
-                   "started": time.monotonic(), "started_wall": time.time(), "error": error, "cancelled": False, "result_id": None}
+            job = {
+                "id": str(uuid.uuid4()),
+                "query_id": query["id"],
+                "text": text,
+                "hash": digest,
+                "parameters": values,
+                "started": time.monotonic(),
+                "started_wall": time.time(),
+                "error": error,
+                "cancelled": False,
+                "result_id": None,
+            }
             self.jobs[job["id"]] = job
         return json_response({"job": self._job_view(job)})
 
@@ -477,7 +705,9 @@ class TonalyticaSimulator(Simulator):
 
     def _job_view(self, job: dict[str, Any]) -> dict[str, Any]:
         stage = self._job_stage(job)
-        started_at = dt.datetime.fromtimestamp(job["started_wall"] + self.delay, dt.UTC).replace(tzinfo=None).isoformat()
+        started_at = (
+            dt.datetime.fromtimestamp(job["started_wall"] + self.delay, dt.UTC).replace(tzinfo=None).isoformat()
+        )
         view = {"id": job["id"], "updated_at": 0, "status": 1, "error": "", "result": None, "query_result_id": None}
         if job["cancelled"]:
             view |= {"status": 4, "error": "Query cancelled by user.", "updated_at": started_at}
@@ -486,7 +716,12 @@ class TonalyticaSimulator(Simulator):
         elif stage >= 2 and job["error"]:
             view |= {"status": 4, "error": job["error"], "updated_at": started_at}
         elif stage >= 2 and job["result_id"] is not None:
-            view |= {"status": 3, "result": job["result_id"], "query_result_id": job["result_id"], "updated_at": started_at}
+            view |= {
+                "status": 3,
+                "result": job["result_id"],
+                "query_result_id": job["result_id"],
+                "updated_at": started_at,
+            }
         elif stage >= 2:
             view |= {"status": 2, "updated_at": started_at}  # finished this instant: stored at the next _settle
         return view
@@ -541,7 +776,11 @@ class TonalyticaSimulator(Simulator):
         day = result["retrieved_at"][:10].replace("-", "_")
         headers["Content-Disposition"] = f"attachment; filename={name}_{day}.{fmt}"
         content_type = "text/csv; charset=UTF-8" if fmt == "csv" else "text/tab-separated-values; charset=UTF-8"
-        return Response(self._csv(result, "," if fmt == "csv" else "\t"), media_type=None, headers={**headers, "Content-Type": content_type})
+        return Response(
+            self._csv(result, "," if fmt == "csv" else "\t"),
+            media_type=None,
+            headers={**headers, "Content-Type": content_type},
+        )
 
     @staticmethod
     def _csv(result: dict[str, Any], delimiter: str) -> bytes:

@@ -66,8 +66,7 @@ PIPELINE_IDS = {
 }
 UNSUPPORTED_PIPELINE_IDS = {"realtime-api"}
 
-DEFAULT_URL_TTL = 900.0  # S3's usual presign lifetime
-CHUNK = 1024 * 1024
+DEFAULT_URL_TTL = 900.0  # seconds a signed URL lives, unless /_sim/config says otherwise
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -97,6 +96,22 @@ def now_iso() -> str:
 class UsmartSimulator(Simulator):
     slug = "usmart"
     default_delay = 1.0
+
+    @classmethod
+    def demo(cls, base_url: str) -> dict[str, Any]:
+        """The demo organisation's provider key, and its readings file with the CSV pipeline."""
+        key_id = "usmart-demo-key-id"
+        return {
+            "name": "uSmart (simulator)",
+            "credentials": {"organisation_guid": ORG_GUID, "api_key_id": key_id, "api_key_secret": API_KEYS[key_id][0]},
+            "mappings": [
+                {
+                    "dataset": "Air quality sensors",
+                    "name": "Sensor readings on uSmart",
+                    "target": {"dataset_guid": DEMO_DATASET, "file_guid": READINGS_FILE, "file_name": "readings.csv", "pipeline_guids": [CSV_PIPELINE]},
+                },
+            ],
+        }
 
     def reset(self) -> None:
         super().reset()
@@ -138,7 +153,16 @@ class UsmartSimulator(Simulator):
     @staticmethod
     def _file_record(guid: str, name: str, size: int) -> dict[str, Any]:
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        return {"fileGUID": guid, "fileName": name, "fileSize": size, "contentType": content_type, "revision": 1, "md5": None, "data": None, "updatedAt": now_iso()}
+        return {
+            "fileGUID": guid,
+            "fileName": name,
+            "fileSize": size,
+            "contentType": content_type,
+            "revision": 1,
+            "md5": None,
+            "data": None,
+            "updatedAt": now_iso(),
+        }
 
     @staticmethod
     def _discard(record: dict[str, Any]) -> None:
@@ -278,13 +302,30 @@ class UsmartSimulator(Simulator):
         # Our own base URL as the client reached it (".../usmart"): the request URL before
         # "/org/". (request.base_url is the outer app's root, without the mount prefix.)
         base = str(request.url.replace(query="")).rsplit(f"/org/{org}/", 1)[0]
-        query = urlencode({"expires": expires, "contentType": content_type, "signature": self._sign(reference, expires, content_type)})
+        query = urlencode(
+            {"expires": expires, "contentType": content_type, "signature": self._sign(reference, expires, content_type)}
+        )
         with self.lock:
-            self.uploads[reference] = {"reference": reference, "fileName": file_name, "contentType": content_type, "expires": int(expires), "stored": False, "size": None, "md5": None, "data": None, "puts": 0, "api_key_headers": False}
-        return ok({"signedRequest": f"{base}/s3/put/{reference}?{query}", "contentType": content_type, "reference": reference})
+            self.uploads[reference] = {
+                "reference": reference,
+                "fileName": file_name,
+                "contentType": content_type,
+                "expires": int(expires),
+                "stored": False,
+                "size": None,
+                "md5": None,
+                "data": None,
+                "puts": 0,
+                "api_key_headers": False,
+            }
+        return ok(
+            {"signedRequest": f"{base}/s3/put/{reference}?{query}", "contentType": content_type, "reference": reference}
+        )
 
     def _sign(self, reference: str, expires: str, content_type: str) -> str:
-        return hmac.new(self._signing_key, f"PUT\n{reference}\n{expires}\n{content_type}".encode(), hashlib.sha256).hexdigest()
+        return hmac.new(
+            self._signing_key, f"PUT\n{reference}\n{expires}\n{content_type}".encode(), hashlib.sha256
+        ).hexdigest()
 
     def _take_upload(self, body: dict[str, Any]) -> dict[str, Any] | Response:
         """The stored upload of ``body["reference"]`` if ``fileSize`` matches its bytes."""
@@ -299,7 +340,9 @@ class UsmartSimulator(Simulator):
         if not upload["stored"]:
             return error(400, f"Nothing was uploaded to reference '{reference}'")
         if upload["size"] != size:
-            return error(400, f"fileSize {size} does not match the {upload['size']} bytes uploaded to reference '{reference}'")
+            return error(
+                400, f"fileSize {size} does not match the {upload['size']} bytes uploaded to reference '{reference}'"
+            )
         return upload
 
     def _store_revision(self, record: dict[str, Any], upload: dict[str, Any], file_name: str) -> None:
@@ -328,7 +371,15 @@ class UsmartSimulator(Simulator):
             record = dataset["files"][guid]
             self._store_revision(record, upload, body["fileName"])
             record["revision"] += 1
-        return ok({"fileGUID": guid, "datasetGUID": ds_guid, "fileName": record["fileName"], "fileSize": record["fileSize"], "revision": record["revision"]})
+        return ok(
+            {
+                "fileGUID": guid,
+                "datasetGUID": ds_guid,
+                "fileName": record["fileName"],
+                "fileSize": record["fileSize"],
+                "revision": record["revision"],
+            }
+        )
 
     def file_create(self, request: Request, org: str, body: dict[str, Any]) -> Response:
         with self.lock:
@@ -342,7 +393,15 @@ class UsmartSimulator(Simulator):
             record = self._file_record(guid, body["fileName"], upload["size"])
             self._store_revision(record, upload, body["fileName"])
             dataset["files"][guid] = record
-        return ok({"fileGUID": guid, "datasetGUID": str(body["datasetGUID"]), "fileName": record["fileName"], "fileSize": record["fileSize"], "revision": 1})
+        return ok(
+            {
+                "fileGUID": guid,
+                "datasetGUID": str(body["datasetGUID"]),
+                "fileName": record["fileName"],
+                "fileSize": record["fileSize"],
+                "revision": 1,
+            }
+        )
 
     def container_create(self, request: Request, org: str, body: dict[str, Any]) -> Response:
         pipeline_id = body.get("pipelineId")
@@ -384,18 +443,40 @@ class UsmartSimulator(Simulator):
     async def put_object(self, request: Request) -> Response:
         reference = request.path_params["reference"]
         query = request.query_params
-        expires, signature, content_type = query.get("expires", ""), query.get("signature", ""), query.get("contentType", "")
+        expires, signature, content_type = (
+            query.get("expires", ""),
+            query.get("signature", ""),
+            query.get("contentType", ""),
+        )
         upload = self.uploads.get(reference)
         refusal: Response | None = None
         if upload is None or not signature or not expires:
             refusal = s3_error(403, "AccessDenied", "Access Denied")
         elif not hmac.compare_digest(signature, self._sign(reference, expires, content_type)):
-            refusal = s3_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your key and signing method.", SignatureProvided=signature)
+            refusal = s3_error(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided."
+                " Check your key and signing method.",
+                SignatureProvided=signature,
+            )
         elif request.headers.get("content-type", "") != content_type:
             # S3 signs the Content-Type: another one makes the signature wrong.
-            refusal = s3_error(403, "SignatureDoesNotMatch", f"The request signature we calculated does not match the signature you provided (Content-Type must be {content_type}).", SignatureProvided=signature)
+            refusal = s3_error(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided"
+                f" (Content-Type must be {content_type}).",
+                SignatureProvided=signature,
+            )
         elif self.take_fault("url_expired", request) is not None or time.time() > int(expires):
-            refusal = s3_error(403, "AccessDenied", "Request has expired", Expires=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(expires))), ServerTime=now_iso())
+            refusal = s3_error(
+                403,
+                "AccessDenied",
+                "Request has expired",
+                Expires=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(expires))),
+                ServerTime=now_iso(),
+            )
         elif "content-length" not in request.headers:
             refusal = s3_error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.")
         if refusal is not None:
@@ -420,13 +501,23 @@ class UsmartSimulator(Simulator):
             size = -1
         if size != declared:
             out.close()
-            return s3_error(400, "IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header")
+            return s3_error(
+                400,
+                "IncompleteBody",
+                "You did not provide the number of bytes specified by the Content-Length HTTP header",
+            )
         with self.lock:
             if self.uploads.get(reference) is not upload:  # consumed or reset meanwhile
                 out.close()
                 return s3_error(403, "AccessDenied", "Access Denied")
             self._discard(upload)  # a repeated PUT overwrites, as on S3
             has_keys = "api-key-id" in request.headers or "api-key-secret" in request.headers
-            upload.update(stored=True, size=size, md5=digest.hexdigest(), data=out, puts=upload["puts"] + 1,
-                          api_key_headers=upload["api_key_headers"] or has_keys)
+            upload.update(
+                stored=True,
+                size=size,
+                md5=digest.hexdigest(),
+                data=out,
+                puts=upload["puts"] + 1,
+                api_key_headers=upload["api_key_headers"] or has_keys,
+            )
         return Response(status_code=200, headers={"ETag": f'"{digest.hexdigest()}"'})

@@ -39,8 +39,10 @@ def media_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _media(settings, media_root):
-    settings.MEDIA_ROOT = media_root
+def _media(request, media_root):
+    # Connector tests can run without pytest-django (-p no:django): only Django tests get it.
+    if request.config.pluginmanager.hasplugin("django"):
+        request.getfixturevalue("settings").MEDIA_ROOT = media_root
 
 
 # Personas (healthchecks' alice / bob / charlie): an admin and a viewer of one team, an

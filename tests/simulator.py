@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,10 +29,12 @@ class SimulatorProcess:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.client = httpx.Client(timeout=5)  # one keep-alive connection for control calls
+        # The simulators keep uploaded files on disk: in a folder removed when they stop.
+        self.tmpdir = tempfile.mkdtemp(prefix="simulators-")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "simulators", "--port", str(self.port), "--delay", str(delay)],
             cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": self.tmpdir},
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -66,3 +70,4 @@ class SimulatorProcess:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)

@@ -260,7 +260,7 @@ def test_the_launch_returns_the_run_id_at_once_and_reports_running(connector, ta
 
 def test_a_run_that_ends_failed_fails_the_step(connector, tailer, target):
     tailer.fail("tailer", "run_failed")
-    (name, outcome), = run_release(connector, target, TailerParams())
+    [(_, outcome)] = run_release(connector, target, TailerParams())
     assert isinstance(outcome, Failed)
     assert outcome.remote_status == "FAILED"
     assert "ended FAILED" in outcome.message and RUN_ID.match(outcome.remote_ref)
@@ -269,7 +269,7 @@ def test_a_run_that_ends_failed_fails_the_step(connector, tailer, target):
 def test_an_unknown_status_is_shown_then_given_up_on(connector, tailer, target, monkeypatch):
     monkeypatch.setattr(TailerConnector, "max_unknown_checks", 3)
     tailer.fail("tailer", "unknown_status", message="NO MATCH")
-    (name, outcome), = run_release(connector, target, TailerParams())
+    [(_, outcome)] = run_release(connector, target, TailerParams())
     assert isinstance(outcome, Failed)
     assert outcome.remote_status == "NO MATCH"
     assert "status 'NO MATCH' after 4 checks" in outcome.message
@@ -321,7 +321,7 @@ def test_last_runs_with_the_documented_filters(connector):
 
 def test_last_runs_lists_a_new_run_first(connector, tailer, target):
     tailer.fail("tailer", "run_failed")
-    (_, outcome), = run_release(connector, target, TailerParams())
+    [(_, outcome)] = run_release(connector, target, TailerParams())
     rows = connector.last_runs(target)
     assert rows[0]["run_id"] == outcome.remote_ref and rows[0]["status"] == "FAILED"
     assert len(rows) == 4  # three documented runs before it

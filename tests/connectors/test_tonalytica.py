@@ -68,7 +68,9 @@ def test_it_tests_the_connection_with_the_session(connector, sim):
 
 
 def test_a_refused_key_is_an_authentication_error_not_a_not_found(sim):
-    bad = TonalyticaConnector(TonalyticaCredentials(api_key=SecretStr("wrong-key-123")), base_url=sim.url(SLUG), timeout=3.0)
+    bad = TonalyticaConnector(
+        TonalyticaCredentials(api_key=SecretStr("wrong-key-123")), base_url=sim.url(SLUG), timeout=3.0
+    )
     with pytest.raises(AuthenticationError) as info:
         bad.test_connection()
     assert info.value.permanent and info.value.status_code == 404
@@ -105,7 +107,9 @@ def test_it_pages_and_searches_queries(connector):
 
 
 def test_the_simulator_limits_page_size_like_redash(sim):
-    answer = httpx.get(sim.url(SLUG) + "/api/queries", params={"page_size": 251}, headers={"Authorization": f"Key {KEY}"}, timeout=3)
+    answer = httpx.get(
+        sim.url(SLUG) + "/api/queries", params={"page_size": 251}, headers={"Authorization": f"Key {KEY}"}, timeout=3
+    )
     assert answer.status_code == 400
     assert answer.json() == {"message": "Page size is out of range (1-250)."}
 
@@ -133,15 +137,23 @@ def test_it_lists_and_reads_dashboards(connector):
     page = connector.list_dashboards(page_size=1)
     assert (page["count"], len(page["results"])) == (2, 1)
     assert connector.get_dashboard(1) | {"updated_at": None} == {
-        "id": 1, "slug": "network-overview", "name": "Network overview", "tags": [], "is_archived": False,
-        "is_draft": False, "updated_at": None, "query_ids": [1, 4, 5],
+        "id": 1,
+        "slug": "network-overview",
+        "name": "Network overview",
+        "tags": [],
+        "is_archived": False,
+        "is_draft": False,
+        "updated_at": None,
+        "query_ids": [1, 4, 5],
     }
 
 
-def test_it_archives_a_query(connector):
+def test_it_archives_a_query(connector, sim):
     assert connector.archive_query(3) == "Query #3 archived on TONalytica"
     assert connector.get_query(3)["is_archived"] is True
     assert 3 not in {q["id"] for q in connector.list_queries()["results"]}
+    answer = httpx.delete(f"{sim.url(SLUG)}/api/queries/4", headers={"Authorization": f"Key {KEY}"}, timeout=3)
+    assert (answer.status_code, answer.content) == (200, b"null")  # as verified on Redash
 
 
 # Releases
@@ -175,7 +187,9 @@ def test_a_recent_cached_result_completes_the_step_without_a_job(connector, wall
 
 def test_force_refresh_runs_again_despite_the_cache(connector, wallets, sim):
     first = run_release(connector, wallets, params(wallets))[0][1]
-    outcome = connector.run_step(REFRESH, StepContext(target=wallets, params=params(wallets, force_refresh=True), release_key="k"))
+    outcome = connector.run_step(
+        REFRESH, StepContext(target=wallets, params=params(wallets, force_refresh=True), release_key="k")
+    )
     assert isinstance(outcome, Waiting) and outcome.remote_status == "queued"
     assert len(jobs(sim)) == 2
     again = run_release(connector, wallets, params(wallets, force_refresh=True))[0][1]
@@ -224,9 +238,13 @@ def test_a_single_500_on_the_job_endpoint_is_waited_out(connector, wallets, sim)
 
 def test_a_job_older_than_12_hours_is_called_expired_at_once(connector, wallets, sim):
     sim.fail(SLUG, "expire_jobs")
-    waiting = connector.run_step(REFRESH, StepContext(target=wallets, params=params(wallets, force_refresh=True), release_key="k"))
+    waiting = connector.run_step(
+        REFRESH, StepContext(target=wallets, params=params(wallets, force_refresh=True), release_key="k")
+    )
     stale = {**waiting.output, "job_started_at": waiting.output["job_started_at"] - 13 * 3600}
-    ctx = StepContext(target=wallets, params=params(wallets), release_key="k", remote_ref=waiting.remote_ref, output=stale, checks=1)
+    ctx = StepContext(
+        target=wallets, params=params(wallets), release_key="k", remote_ref=waiting.remote_ref, output=stale, checks=1
+    )
     with pytest.raises(PermanentError, match="expired on TONalytica"):
         connector.check_step(REFRESH, ctx)
 
@@ -252,7 +270,11 @@ def test_a_missing_required_parameter_is_reported_before_sending(connector):
         (2, {"limit": "ten"}, "parameter 'limit' must be a number, got 'ten'"),
         (5, {"day": "01/03/2024"}, "parameter 'day' must be a date written YYYY-MM-DD"),
         (5, {"workchain": "sidechain"}, "parameter 'workchain' must be one of masterchain, basechain"),
-        (4, {"period": {"start": "2024-02-10", "end": "2024-02-01"}}, r"parameter 'period' ends \(2024-02-01\) before it starts"),
+        (
+            4,
+            {"period": {"start": "2024-02-10", "end": "2024-02-01"}},
+            r"parameter 'period' ends \(2024-02-01\) before it starts",
+        ),
         (4, {"period": "2024-02-01"}, "parameter 'period' must be a range with a start and an end"),
         (2, {"limt": 5}, r"unknown parameter 'limt' \(query #2 declares: limit\)"),
     ],
@@ -288,7 +310,9 @@ def test_it_streams_a_result_as_csv(connector, sim):
     assert [line.split(",")[0] for line in lines[1:]] == ["27/02/24", "28/02/24", "29/02/24", "01/03/24"]
     with pytest.raises(NotFound):
         connector.stream_result_csv(9999)
-    headers = httpx.get(f"{sim.url(SLUG)}/api/queries/1/results.csv", headers={"Authorization": f"Key {KEY}"}, timeout=3).headers
+    headers = httpx.get(
+        f"{sim.url(SLUG)}/api/queries/1/results.csv", headers={"Authorization": f"Key {KEY}"}, timeout=3
+    ).headers
     assert headers["content-type"] == "text/csv; charset=UTF-8"
     assert headers["content-disposition"].startswith("attachment; filename=Network_summary_")
 

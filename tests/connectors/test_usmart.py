@@ -103,7 +103,9 @@ def test_refused_keys_are_an_authentication_error_without_the_secret(sim):
 
 
 def test_a_viewer_key_can_view_but_not_upload(sim):
-    viewer = make_connector(sim, api_key_id="usmart-viewer-key-id", api_key_secret=SecretStr("usmart-viewer-key-secret"))
+    viewer = make_connector(
+        sim, api_key_id="usmart-viewer-key-id", api_key_secret=SecretStr("usmart-viewer-key-secret")
+    )
     assert viewer.view_dataset(DEMO_DATASET)["title"] == "Air quality sensors"
     with pytest.raises(AuthenticationError, match="Provider role"):
         viewer.test_connection()
@@ -112,7 +114,10 @@ def test_a_viewer_key_can_view_but_not_upload(sim):
 def test_it_views_a_dataset(connector):
     dataset = connector.view_dataset(DEMO_DATASET)
     assert dataset["title"] == "Air quality sensors"
-    assert {(f["guid"], f["name"]) for f in dataset["files"]} == {(SENSORS_FILE, "sensors.csv"), (READINGS_FILE, "readings-2025.csv")}
+    assert {(f["guid"], f["name"]) for f in dataset["files"]} == {
+        (SENSORS_FILE, "sensors.csv"),
+        (READINGS_FILE, "readings-2025.csv"),
+    }
     assert all(isinstance(f["size"], int) for f in dataset["files"])
     assert [(p["guid"], p["pipeline_id"], p["status"]) for p in dataset["pipelines"]] == [
         (CSV_PIPELINE, "csv", "processed"),
@@ -125,6 +130,8 @@ def test_it_views_a_dataset(connector):
 def test_unknown_guids_are_not_found(sim, connector, csv_file):
     with pytest.raises(NotFound, match="not found"):
         connector.view_dataset(UNKNOWN)
+    with pytest.raises(PermanentError, match="not a GUID"):
+        connector.view_dataset("sensors")
     with pytest.raises(NotFound, match="Organisation"):
         make_connector(sim, organisation_guid=UNKNOWN).view_dataset(DEMO_DATASET)
     # An unknown file is refused before anything is uploaded.
@@ -160,8 +167,18 @@ def test_it_creates_a_pipeline(connector, sim):
 
 
 def test_it_updates_a_revision_and_processes_the_pipelines(connector, csv_file, sim):
-    target = UsmartTarget(dataset_guid=DEMO_DATASET, file_guid=READINGS_FILE, file_name="readings.csv", pipeline_guids=[CSV_PIPELINE, API_PIPELINE])
-    assert [s.name for s in connector.plan(target, NO_PARAMS)] == ["put_request", "revision", f"pipeline:{CSV_PIPELINE}", f"pipeline:{API_PIPELINE}"]
+    target = UsmartTarget(
+        dataset_guid=DEMO_DATASET,
+        file_guid=READINGS_FILE,
+        file_name="readings.csv",
+        pipeline_guids=[CSV_PIPELINE, API_PIPELINE],
+    )
+    assert [s.name for s in connector.plan(target, NO_PARAMS)] == [
+        "put_request",
+        "revision",
+        f"pipeline:{CSV_PIPELINE}",
+        f"pipeline:{API_PIPELINE}",
+    ]
     assert connector.plan(target, NO_PARAMS)[0].idempotent
 
     outcomes = run_release(connector, target, NO_PARAMS, file=file_payload(csv_file))
@@ -174,12 +191,19 @@ def test_it_updates_a_revision_and_processes_the_pipelines(connector, csv_file, 
     assert stored["revision"] == 2
     assert stored["fileName"] == "readings.csv"  # the base name, never the local path
     assert stored["fileSize"] == csv_file.stat().st_size and stored["md5"] == md5(csv_file)
-    pipelines = {p["resourceContainerGUID"]: p for p in sim.state("usmart")["datasets"][DEMO_DATASET]["resourceContainers"]}
+    pipelines = {
+        p["resourceContainerGUID"]: p for p in sim.state("usmart")["datasets"][DEMO_DATASET]["resourceContainers"]
+    }
     assert all(p["status"] == "processed" and p["runs"] == 1 for p in pipelines.values())
 
     requests = sim.state("usmart")["requests"]
     revision = next(r["body"] for r in requests if r["action"] == "file:updateRevision")
-    assert revision == {**revision, "fileGUID": READINGS_FILE, "fileSize": csv_file.stat().st_size, "action": "file:updateRevision"}
+    assert revision == {
+        **revision,
+        "fileGUID": READINGS_FILE,
+        "fileSize": csv_file.stat().st_size,
+        "action": "file:updateRevision",
+    }
     assert not any(u["api_key_headers"] for u in sim.state("usmart")["uploads"].values())
 
 
@@ -260,7 +284,9 @@ def test_a_size_mismatch_is_refused_permanently(connector, csv_file, sim):
     upload = connector.run_step(steps[0], StepContext(target=target, params=NO_PARAMS, release_key="k", file=payload))
     # The portal's recorded size disagrees with the bytes that reached the platform.
     wrong = dataclasses.replace(payload, size=payload.size + 7)
-    ctx = StepContext(target=target, params=NO_PARAMS, release_key="k", file=wrong, results={"put_request": dict(upload.output)})
+    ctx = StepContext(
+        target=target, params=NO_PARAMS, release_key="k", file=wrong, results={"put_request": dict(upload.output)}
+    )
     with pytest.raises(PermanentError, match="declared size") as info:
         connector.run_step(steps[1], ctx)
     assert str(payload.size) in info.value.message and info.value.status_code == 400
@@ -271,12 +297,22 @@ def test_a_file_shorter_than_recorded_is_not_sent(connector, csv_file, sim):
     target = UsmartTarget(dataset_guid=DEMO_DATASET, file_guid=SENSORS_FILE)
     payload = dataclasses.replace(file_payload(csv_file), size=csv_file.stat().st_size + 100)
     with pytest.raises(PermanentError, match="not the .* recorded"):
-        connector.run_step(connector.plan(target, NO_PARAMS)[0], StepContext(target=target, params=NO_PARAMS, release_key="k", file=payload))
+        connector.run_step(
+            connector.plan(target, NO_PARAMS)[0],
+            StepContext(target=target, params=NO_PARAMS, release_key="k", file=payload),
+        )
 
 
 def test_a_failed_pipeline_fails_its_step_with_the_platform_reason(connector, csv_file, sim):
-    sim.fail("usmart", "pipeline_failed", match="resourceContainer:process", message="Pipeline failed: bad timestamp in row 2")
-    target = UsmartTarget(dataset_guid=DEMO_DATASET, file_guid=SENSORS_FILE, pipeline_guids=[API_PIPELINE, CSV_PIPELINE])
+    sim.fail(
+        "usmart",
+        "pipeline_failed",
+        match="resourceContainer:process",
+        message="Pipeline failed: bad timestamp in row 2",
+    )
+    target = UsmartTarget(
+        dataset_guid=DEMO_DATASET, file_guid=SENSORS_FILE, pipeline_guids=[API_PIPELINE, CSV_PIPELINE]
+    )
     outcomes = run_release(connector, target, NO_PARAMS, file=file_payload(csv_file))
     name, failed = outcomes[-1]
     assert name == f"pipeline:{API_PIPELINE}" and isinstance(failed, Failed)
@@ -289,19 +325,29 @@ def test_a_pipeline_step_waits_on_the_run(connector, csv_file, sim):
     step = connector.plan(target, NO_PARAMS)[-1]
     first = connector.run_step(step, StepContext(target=target, params=NO_PARAMS, release_key="k"))
     assert isinstance(first, Waiting) and first.remote_status == "queued" and first.remote_ref != CSV_PIPELINE
-    again = connector.check_step(step, StepContext(target=target, params=NO_PARAMS, release_key="k", remote_ref=first.remote_ref))
+    again = connector.check_step(
+        step, StepContext(target=target, params=NO_PARAMS, release_key="k", remote_ref=first.remote_ref)
+    )
     assert isinstance(again, Waiting) and again.remote_ref == first.remote_ref
 
 
 @pytest.mark.parametrize(
     ("mode", "error", "options"),
-    [("500", ServerError, {}), ("503", ServerError, {"match": "/s3/put/"}), ("429", RateLimited, {"retry_after": 7}), ("hang", Timeout, {"hang_seconds": 4})],
+    [
+        ("500", ServerError, {}),
+        ("503", ServerError, {"match": "/s3/put/"}),
+        ("429", RateLimited, {"retry_after": 7}),
+        ("hang", Timeout, {"hang_seconds": 4}),
+    ],
 )
 def test_transient_failures_are_typed(connector, csv_file, sim, mode, error, options):
     sim.fail("usmart", mode, **{"match": "s3:generatePutRequest", **options})
     target = UsmartTarget(dataset_guid=DEMO_DATASET, file_guid=SENSORS_FILE)
     with pytest.raises(error) as info:
-        connector.run_step(connector.plan(target, NO_PARAMS)[0], StepContext(target=target, params=NO_PARAMS, release_key="k", file=file_payload(csv_file)))
+        connector.run_step(
+            connector.plan(target, NO_PARAMS)[0],
+            StepContext(target=target, params=NO_PARAMS, release_key="k", file=file_payload(csv_file)),
+        )
     assert not info.value.permanent
     assert "signature" not in str(info.value) and KEY_SECRET not in str(info.value)
     if mode == "429":

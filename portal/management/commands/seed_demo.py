@@ -49,7 +49,10 @@ class Command(BaseCommand):
             for spec in demo.get("mappings", []):
                 dataset, _ = Dataset.objects.get_or_create(team=team, name=spec["dataset"])
                 target = services.target_validate(connection=connection, data=spec["target"])
-                services.mapping_create(dataset=dataset, connection=connection, name=spec["name"], target=target, actor=admin)
+                mapping = services.mapping_create(dataset=dataset, connection=connection, name=spec["name"], target=target, actor=admin)
+                if spec.get("default_params"):
+                    mapping.default_params = spec["default_params"]
+                    mapping.save(update_fields=["default_params"])
 
         line = "=" * 64
         self.stdout.write(self.style.SUCCESS(
