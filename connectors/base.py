@@ -17,7 +17,7 @@ calls ``check_step()`` from rescheduled tasks until the step is ``Done`` or ``Fa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -200,6 +200,67 @@ StepOutcome = Done | Waiting | Failed
 TargetState = Literal["enabled", "disabled", "archived"]
 
 
+# WHAT THE PORTAL SHOWS BEYOND STEPS
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """Rows the portal renders as a table (a step's pipelines, a result preview, last runs)."""
+
+    title: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    #: Column holding a status, rendered as a badge.
+    status_column: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """A platform operation beyond releases, offered on a mapping's or connection's page.
+
+    ``run_action`` performs it. Read-only actions (``mutating=False``) run in the web
+    request, with ``auto`` ones shown when the page opens and refreshed; mutating ones
+    run in a worker, are recorded and audited. ``role`` is "view", "operate" or "manage".
+    ``confirm`` is asked before running. ``applies_to`` filters by target.
+    """
+
+    name: str
+    label: str
+    scope: Literal["mapping", "connection"] = "mapping"
+    role: Literal["view", "operate", "manage"] = "view"
+    mutating: bool = False
+    auto: bool = False
+    params: type[Schema] | None = None
+    confirm: str = ""
+    description: str = ""
+    applies_to: Callable[[Any], bool] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionResult:
+    message: str = ""
+    tables: Sequence[Table] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """One option offered by ``browse``; ``fill`` sets other target fields when chosen."""
+
+    value: str
+    label: str
+    detail: str = ""
+    fill: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Download:
+    """A result the portal streams to the user (never a platform URL with a key in it)."""
+
+    filename: str
+    content_type: str
+    chunks: Iterable[bytes]
+
+
 # THE CONNECTOR
 
 
@@ -228,6 +289,10 @@ class Connector:
     file_extensions: ClassVar[tuple[str, ...]] = ()
     #: Whether ``set_target_state`` reaches the platform (enable/disable/archive remotely).
     remote_toggles: ClassVar[bool] = False
+    #: Platform operations offered on pages (see ``Action``); performed by ``run_action``.
+    actions: ClassVar[tuple[Action, ...]] = ()
+    #: Templates get the class itself: read its attributes, never instantiate it.
+    do_not_call_in_templates: ClassVar[bool] = True
 
     def __init__(self, credentials: Schema, *, base_url: str, timeout: float = 30.0):
         self.credentials = credentials
@@ -291,3 +356,41 @@ class Connector:
     def cancel_step(self, step: StepSpec, ctx: StepContext) -> str:
         """Cancel the remote job of a waiting step. Raises NotSupported where the platform cannot."""
         raise NotSupported(f"{self.label} has no API to cancel a running job")
+
+    # What the portal shows beyond steps
+
+    @classmethod
+    def step_tables(cls, step_name: str, output: Mapping[str, Any]) -> list[Table]:
+        """Tables to show under a step, from its output (no network): pipelines, a preview..."""
+        return []
+
+    @classmethod
+    def downloads(cls, step_name: str, output: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """(format, label) pairs of results a finished step offers for download."""
+        return []
+
+    def download(self, step_name: str, output: Mapping[str, Any], fmt: str) -> Download:
+        """Stream one of ``downloads()`` from the platform."""
+        raise NotSupported(f"{self.label} offers no download here")
+
+    @classmethod
+    def actions_for(cls, scope: str, target: Schema | None = None) -> list[Action]:
+        return [a for a in cls.actions if a.scope == scope and (a.applies_to is None or target is None or a.applies_to(target))]
+
+    @classmethod
+    def action(cls, name: str) -> Action:
+        for action in cls.actions:
+            if action.name == name:
+                return action
+        raise KeyError(name)
+
+    def run_action(self, action: Action, *, target: Schema | None, params: Schema | None) -> ActionResult:
+        """Perform an action: calls ``action_<name>(target=..., params=...)``."""
+        return getattr(self, f"action_{action.name}")(target=target, params=params)
+
+    def browse(self, field: str, *, query: str = "", values: Mapping[str, Any] | None = None) -> list[Choice]:
+        """Choices for a target field marked ``json_schema_extra={"browse": True}``.
+
+        ``values`` holds what the form has so far (e.g. the dataset GUID whose files to list).
+        """
+        raise NotSupported(f"{self.label} has nothing to browse for {field}")

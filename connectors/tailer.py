@@ -30,9 +30,12 @@ import re
 import time
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from .base import (
+    Action,
+    ActionResult,
+    Table,
     AuthenticationError,
     Connector,
     Done,
@@ -258,6 +261,44 @@ class TailerParams(Schema):
     def _date(cls, value: str | None) -> str | None:
         return check_date(value) if value else None
 
+    @model_validator(mode="after")
+    def _launchable(self, info: ValidationInfo) -> TailerParams:
+        # The docs: only table-to-table and table-to-storage operations are launched through
+        # the API; refuse the others here rather than after a remote 400.
+        target = (info.context or {}).get("target")
+        if target is not None and target.configuration_type not in LAUNCHABLE_TYPES:
+            raise ValueError(
+                f"{target.configuration_type} configurations are not launched through the Tailer API "
+                "(only table-to-table and table-to-storage); they run when their triggers fire"
+            )
+        return self
+
+
+LAUNCHABLE_TYPES = ("table-to-table", "table-to-storage")
+RUN_STATUSES = Literal["SUCCESS", "FAILED", "RUNNING"]
+
+
+class LastRunsParams(Schema):
+    """get_last_status's documented filters."""
+
+    execution_date: str | None = Field(default=None, title="Execution date", description="YYYY-MM-DD", max_length=10)
+    status: RUN_STATUSES | None = Field(default=None, title="Status")
+    limit: int = Field(default=10, ge=1, le=100, title="Limit")
+
+    @field_validator("execution_date")
+    @classmethod
+    def _date(cls, value: str | None) -> str | None:
+        return check_date(value) if value else None
+
+
+RESET_HELP = (
+    "Resets the workflow's record of which triggering jobs succeeded. Needed when the "
+    "jobs got out of step. Example from Tailer's docs: jobs JA, JB and JC trigger JT when "
+    "all three succeed. JC failed, was fixed and relaunched, so JT ran. The next morning "
+    "JC is launched again as a check: now JA(0), JB(0), JC(1). When JA and JB run later, "
+    "JC already counts as done and JT fires unbalanced. A reset puts every job back to 0."
+)
+
 
 def _error_message(response: Any) -> str:
     """Google's token endpoint nests its message (``{"error": {"message": ...}}``)."""
@@ -281,6 +322,17 @@ class TailerConnector(Connector):
     Params = TailerParams
     needs_file = False
     remote_toggles = True
+    actions = (
+        Action(
+            "last_runs", "Last runs", auto=True, params=LastRunsParams,
+            description="The operation's latest runs on Tailer (get_last_status), refreshed every 10 s.",
+        ),
+        Action(
+            "reset_workflow", "Reset workflow", role="operate", mutating=True, description=RESET_HELP,
+            confirm="Reset this workflow on Tailer? Every triggering job goes back to 0.",
+            applies_to=lambda target: target.configuration_type == "workflow",
+        ),
+    )
 
     #: Checks of a run that may answer a status we do not know before the step fails.
     max_unknown_checks: ClassVar[int] = 20
@@ -518,6 +570,30 @@ class TailerConnector(Connector):
             )
         answer = self._call("/v1/workflow/status", {"action": "reset_workflow_status", **self._identity(target)})
         return self._require_ok(answer, f"to reset the workflow {target.configuration_id}")
+
+    # Actions and what the release page shows
+
+    def action_last_runs(self, *, target: TailerTarget, params: LastRunsParams) -> ActionResult:
+        rows = self.last_runs(target, execution_date=params.execution_date, status=params.status, limit=params.limit)
+        return ActionResult(tables=[Table(
+            "Last runs",
+            ["Run id", "Status", "Started", "Duration", "Last update", "Job"],
+            [[r.get("run_id"), r.get("status"), r.get("start_execution_date"), r.get("duration"), r.get("last_update_date"), r.get("job_id")] for r in rows],
+            status_column="Status",
+        )])
+
+    def action_reset_workflow(self, *, target: TailerTarget, params: None) -> ActionResult:
+        return ActionResult(message=self.reset_workflow(target))
+
+    @classmethod
+    def step_tables(cls, step_name: str, output: Any) -> list[Table]:
+        if not output.get("run_id") or "status" not in output:
+            return []
+        return [Table(
+            "Run", ["Run id", "Status", "Started", "Duration", "Last update"],
+            [[output.get("run_id"), output.get("status"), output.get("start"), output.get("duration"), output.get("last_update")]],
+            status_column="Status",
+        )]
 
     # Releases
 

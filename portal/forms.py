@@ -63,7 +63,7 @@ def field_for(name: str, info: Any, *, secret_is_set: bool = False) -> forms.Fie
             return forms.MultipleChoiceField(choices=choices, widget=forms.CheckboxSelectMultiple, **common)
         common["required"] = False
         common["initial"] = "\n".join(map(str, initial or []))
-        return forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), **common)
+        return forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "data-list": "1"}), **common)
     if annotation is bool:
         common["required"] = False
         return forms.BooleanField(**common)
@@ -212,6 +212,10 @@ class ReleaseForm(forms.Form):
             if first is not None:
                 self.fields["upload"].initial = first.pk
         self.fields["upload"].label_from_instance = lambda u: f"{u.original_name} — {u.size:,} bytes, {u.created_at:%Y-%m-%d %H:%M}"
+
+
+class ParamsNoteForm(forms.Form):
+    note = forms.CharField(max_length=200, required=False, label="What changed", help_text="Optional, shown in the version list")
 
 
 class MemberForm(forms.Form):

@@ -129,8 +129,12 @@ class Mapping(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.PROTECT, related_name="mappings")
     name = models.CharField(max_length=100)
     target = models.JSONField(default=dict)
+    # The current saved parameters (the newest ParamsVersion), the release form's defaults.
     default_params = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=10, choices=ObjectState.choices, default=ObjectState.ENABLED)
+    # For platforms with remote toggles: the state the platform last confirmed.
+    remote_state = models.CharField(max_length=10, choices=ObjectState.choices, blank=True)
+    remote_state_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -318,6 +322,60 @@ class ReleaseEvent(models.Model):
 
     def __str__(self) -> str:
         return self.message[:80]
+
+
+class ParamsVersion(models.Model):
+    """Every saved version of a mapping's default parameters (e.g. a DataHQ source spec)."""
+
+    mapping = models.ForeignKey(Mapping, on_delete=models.CASCADE, related_name="params_versions")
+    number = models.PositiveIntegerField()
+    params = models.JSONField()
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["mapping", "-number"]
+        constraints = [models.UniqueConstraint(fields=["mapping", "number"], name="params_version_unique_number")]
+
+    def __str__(self) -> str:
+        return f"v{self.number} of {self.mapping}"
+
+    @property
+    def team_id(self) -> int:
+        return self.mapping.team_id
+
+
+class ActionRun(models.Model):
+    """One run of a mutating platform action (reset a workflow, archive a query...), done by a worker."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="action_runs")
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="action_runs")
+    mapping = models.ForeignKey(Mapping, null=True, blank=True, on_delete=models.CASCADE, related_name="action_runs")
+    action = models.CharField(max_length=50)
+    label = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    message = models.TextField(blank=True)
+    tables = models.JSONField(default=list, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status != self.Status.QUEUED
 
 
 class AuditEvent(models.Model):

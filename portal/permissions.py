@@ -51,9 +51,10 @@ def teams_for(user, needed: str = VIEW) -> QuerySet[Team]:  # type: ignore[no-un
     return Team.objects.filter(pk__in=ids).order_by("name")
 
 
-def scope(user, queryset: QuerySet[M]) -> QuerySet[M]:  # type: ignore[no-untyped-def]
-    """Only the rows of the user's teams (every scoped model has a ``team`` foreign key)."""
-    return queryset.filter(team_id__in=list(roles_of(user)))
+def scope(user, queryset: QuerySet[M], team_field: str = "team_id") -> QuerySet[M]:  # type: ignore[no-untyped-def]
+    """Only the rows of the user's teams. Scoped models have a ``team`` foreign key; others
+    name the path to it (``team_field="release__team_id"``)."""
+    return queryset.filter(**{f"{team_field}__in": list(roles_of(user))})
 
 
 def require(user, team_id: int, needed: str) -> None:  # type: ignore[no-untyped-def]
@@ -64,14 +65,17 @@ def require(user, team_id: int, needed: str) -> None:  # type: ignore[no-untyped
         raise PermissionDenied(f"This needs the {Role(needed).label.lower()} role in this team.")
 
 
-def get_for_user(user, queryset: QuerySet[M], needed: str = VIEW, **lookup) -> M:  # type: ignore[no-untyped-def]
+def get_for_user(user, queryset: QuerySet[M], needed: str = VIEW, *, team_field: str = "team_id", **lookup) -> M:  # type: ignore[no-untyped-def]
     """The object, if the user may act on it with ``needed``.
 
     404 when it does not exist or belongs to another team; 403 when the user's role is too low.
     """
     try:
-        obj = scope(user, queryset).get(**lookup)
+        obj = scope(user, queryset, team_field).get(**lookup)
     except queryset.model.DoesNotExist:
         raise Http404(f"No such {queryset.model._meta.verbose_name}") from None
-    require(user, obj.team_id, needed)  # type: ignore[attr-defined]
+    team_id: object = obj
+    for part in team_field.split("__"):
+        team_id = getattr(team_id, part)
+    require(user, team_id, needed)  # type: ignore[arg-type]
     return obj

@@ -19,18 +19,20 @@ from django.utils import timezone
 from pydantic import SecretStr
 from pydantic import ValidationError as SchemaError
 
-from connectors.base import ConnectorError, Schema, TargetState
+from connectors.base import Action, ActionResult, ConnectorError, Schema, TargetState
 from connectors.registry import get_connector_class
 
 from . import engine
 from .crypto import decrypt_json, encrypt_json
 from .models import (
+    ActionRun,
     AuditEvent,
     Connection,
     Dataset,
     Mapping,
     Membership,
     ObjectState,
+    ParamsVersion,
     Release,
     ReleaseStatus,
     ReleaseStep,
@@ -242,9 +244,81 @@ def mapping_set_state(*, mapping: Mapping, state: TargetState, actor) -> Mapping
     with transaction.atomic():
         old = mapping.state
         mapping.state = ObjectState(state)
-        mapping.save(update_fields=["state", "updated_at"])
+        fields = ["state", "updated_at"]
+        if connector_class.remote_toggles:
+            mapping.remote_state, mapping.remote_state_at = mapping.state, timezone.now()
+            fields += ["remote_state", "remote_state_at"]
+        mapping.save(update_fields=fields)
         audit(actor=actor, action="mapping-state", obj=mapping, changes={"from": old, "to": state, "remote": remote_message})
     return mapping
+
+
+@transaction.atomic
+def params_version_save(*, mapping: Mapping, params: Schema, note: str = "", actor) -> ParamsVersion:  # type: ignore[no-untyped-def]
+    """Save the mapping's default parameters as a new version; every version is kept."""
+    data = params.model_dump(mode="json")
+    last = mapping.params_versions.order_by("-number").first()
+    if last is not None and last.params == data:
+        raise ApplicationError(f"Nothing changed since version {last.number}.")
+    version = ParamsVersion.objects.create(
+        mapping=mapping, number=(last.number + 1 if last else 1), params=data, note=note[:200], created_by=actor
+    )
+    Mapping.objects.filter(pk=mapping.pk).update(default_params=data)
+    mapping.default_params = data
+    audit(actor=actor, action="params-saved", obj=mapping, changes={"version": version.number, "note": note[:200]})
+    return version
+
+
+# PLATFORM ACTIONS
+
+
+def tables_as_json(tables: Any) -> list[dict[str, Any]]:
+    return [
+        {"title": t.title, "columns": list(t.columns), "rows": [list(r) for r in t.rows], "status_column": t.status_column}
+        for t in tables
+    ]
+
+
+def action_read(*, connection: Connection, mapping: Mapping | None, action: Action, params: Schema | None) -> ActionResult:
+    """Run a read-only action now, in the caller's process (short timeout). Raises ConnectorError."""
+    if action.mutating:
+        raise ApplicationError("This action changes the platform: it runs in a worker.")
+    target = mapping.target_schema() if mapping else None
+    return connection.connector().run_action(action, target=target, params=params)
+
+
+@transaction.atomic
+def action_request(*, connection: Connection, mapping: Mapping | None, action: Action, params: Schema | None, actor) -> ActionRun:  # type: ignore[no-untyped-def]
+    """Record a mutating action and hand it to a worker."""
+    from .tasks import action_run_task
+
+    if connection.state != ObjectState.ENABLED:
+        raise ApplicationError(f"The connection {connection.name} is {connection.state}.")
+    run = ActionRun.objects.create(
+        team=connection.team, connection=connection, mapping=mapping, action=action.name, label=action.label,
+        params=params.model_dump(mode="json") if params is not None else {}, requested_by=actor,
+    )
+    audit(actor=actor, action=f"action-{action.name}", obj=mapping or connection, changes={"params": run.params})
+    transaction.on_commit(lambda: action_run_task.delay(run.pk))
+    return run
+
+
+def action_perform(*, run: ActionRun) -> ActionRun:
+    """Perform a recorded action (in the worker) and store its outcome."""
+    connector_class = run.connection.connector_class
+    action = connector_class.action(run.action)
+    try:
+        params = action.params.model_validate(run.params) if action.params else None
+        target = run.mapping.target_schema() if run.mapping else None
+        result = run.connection.connector().run_action(action, target=target, params=params)
+        status, message, tables = ActionRun.Status.SUCCEEDED, result.message, tables_as_json(result.tables)
+    except ConnectorError as exc:
+        status, message, tables = ActionRun.Status.FAILED, exc.message, []
+    except SchemaError:
+        status, message, tables = ActionRun.Status.FAILED, "The saved settings no longer fit this platform.", []
+    ActionRun.objects.filter(pk=run.pk).update(status=status, message=message, tables=tables, finished_at=timezone.now())
+    run.refresh_from_db()
+    return run
 
 
 # UPLOADS

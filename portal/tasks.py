@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from . import engine, services
-from .models import Connection, Release
+from .models import ActionRun, Connection, Release
 
 
 @shared_task(name="portal.tasks.release_advance_task", acks_late=True)
@@ -30,3 +30,10 @@ def connection_test_task(connection_id: int) -> None:
     connection = Connection.objects.filter(pk=connection_id).first()
     if connection is not None:
         services.connection_test(connection=connection)
+
+
+@shared_task(name="portal.tasks.action_run_task", acks_late=True)
+def action_run_task(run_id: int) -> None:
+    run = ActionRun.objects.select_related("connection", "mapping").filter(pk=run_id, status=ActionRun.Status.QUEUED).first()
+    if run is not None:
+        services.action_perform(run=run)

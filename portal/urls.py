@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import platform_views, views
 
 app_name = "portal"
 
@@ -28,6 +28,14 @@ urlpatterns = [
     path("releases/<int:pk>/", views.release_detail, name="release-detail"),
     path("releases/<int:pk>/status/", views.release_status, name="release-status"),
     path("releases/<int:pk>/cancel/", views.release_cancel, name="release-cancel"),
+    path("mappings/<int:pk>/actions/<str:name>/", platform_views.action, {"scope": "mapping"}, name="mapping-action"),
+    path("connections/<int:pk>/actions/<str:name>/", platform_views.action, {"scope": "connection"}, name="connection-action"),
+    path("action-runs/<int:pk>/", platform_views.action_run_status, name="action-run"),
+    path("connections/<int:pk>/browse/<str:field>/", platform_views.browse, name="browse"),
+    path("connections/<int:pk>/target-preview/", platform_views.target_preview, name="target-preview"),
+    path("mappings/<int:pk>/params/", platform_views.params_edit, name="params-edit"),
+    path("mappings/<int:pk>/params/diff/", platform_views.params_diff, name="params-diff"),
+    path("steps/<int:pk>/download/<str:fmt>/", platform_views.step_download, name="step-download"),
     path("teams/", views.team_list, name="team-list"),
     path("teams/<int:pk>/", views.team_detail, name="team-detail"),
     path("members/<int:pk>/", views.member_update, name="member-update"),

@@ -38,6 +38,12 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
+def platform_panels(request, connection, mapping):  # type: ignore[no-untyped-def]
+    from .platform_views import action_panels
+
+    return action_panels(request, connection, mapping)
+
+
 def _state_or_404(state: str) -> str:
     if state not in ObjectState.values:
         raise Http404("Unknown state")
@@ -123,6 +129,8 @@ def connection_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "warnings": warnings,
             "secret_fields": connector_class.secret_fields(),
             "mappings": connection.mappings.exclude(state=ObjectState.ARCHIVED).select_related("dataset"),
+            "panels": platform_panels(request, connection, None),
+            "action_runs": connection.action_runs.filter(mapping=None)[:10],
         },
     )
 
@@ -281,6 +289,7 @@ def mapping_add(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
     connector_class = connection.connector_class
     form = MappingForm(request.POST or None, initial={"name": f"{dataset.name} on {connection.name}"})
     target_form = SchemaForm(request.POST or None, schema=connector_class.Target, prefix="target")
+    _mark_browsable(target_form, connection)
     if request.method == "POST" and form.is_valid() and target_form.is_valid():
         try:
             mapping = services.mapping_create(dataset=dataset, connection=connection, name=form.cleaned_data["name"], target=target_form.validated, actor=request.user)  # type: ignore[arg-type]
@@ -300,6 +309,7 @@ def mapping_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     connector_class = mapping.connection.connector_class
     form = MappingForm(request.POST or None, initial={"name": mapping.name})
     target_form = SchemaForm(request.POST or None, schema=connector_class.Target, prefix="target", initial=mapping.target)
+    _mark_browsable(target_form, mapping.connection)
     if request.method == "POST" and form.is_valid() and target_form.is_valid():
         try:
             services.mapping_update(mapping=mapping, name=form.cleaned_data["name"], target=target_form.validated, actor=request.user)  # type: ignore[arg-type]
@@ -309,6 +319,15 @@ def mapping_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "Mapping saved.")
             return redirect(mapping)
     return render(request, "portal/mapping_form.html", {"form": form, "target_form": target_form, "dataset": mapping.dataset, "connection": mapping.connection, "mapping": mapping})
+
+
+def _mark_browsable(form: SchemaForm, connection: Connection) -> None:
+    """Fields the connector can fill from the platform get a Browse button (portal.js)."""
+    from django.urls import reverse
+
+    for name, info in form.schema.model_fields.items():
+        if (info.json_schema_extra or {}).get("browse"):
+            form.fields[name].widget.attrs["data-browse"] = reverse("portal:browse", args=[connection.pk, name])
 
 
 @login_required
@@ -321,6 +340,9 @@ def mapping_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "mapping": mapping,
             "connector": mapping.connection.connector_class,
             "releases": selectors.release_history(user=request.user).filter(mapping=mapping)[:20],
+            "panels": platform_panels(request, mapping.connection, mapping),
+            "action_runs": mapping.action_runs.select_related("requested_by")[:10],
+            "params_version": mapping.params_versions.first(),
         },
     )
 
@@ -401,7 +423,13 @@ def release_create(request: HtmxHttpRequest, mapping_pk: int) -> HttpResponse:
 
 
 def _release_context(release: Release) -> dict[str, Any]:
-    return {"release": release, "steps": list(release.steps.all()), "events": list(release.events.order_by("-created_at", "-id")[:200])[::-1]}
+    connector_class = release.mapping.connection.connector_class
+    steps = list(release.steps.all())
+    for step in steps:
+        # What the connector makes of the step's output: pipelines, previews, downloads.
+        step.tables = connector_class.step_tables(step.name, step.output)
+        step.downloads = connector_class.downloads(step.name, step.output) if step.status == "succeeded" else []
+    return {"release": release, "steps": steps, "events": list(release.events.order_by("-created_at", "-id")[:200])[::-1]}
 
 
 @login_required

@@ -106,3 +106,64 @@
     if (form) setupUpload(form);
   });
 })();
+
+// Browse buttons: fields marked data-browse ask the platform for choices; a choice fills
+// its field and any others the connector names (e.g. a query's parameters).
+(function () {
+  "use strict";
+  function formValues(form) {
+    var params = new URLSearchParams();
+    form.querySelectorAll("[name^='target-']").forEach(function (el) {
+      if ((el.type === "checkbox" || el.type === "radio") && !el.checked) return;
+      params.append(el.name, el.value);
+    });
+    return params;
+  }
+  function fill(form, values) {
+    Object.keys(values).forEach(function (name) {
+      var value = values[name];
+      var boxes = form.querySelectorAll("input[type=checkbox][name='target-" + name + "']");
+      if (boxes.length) {
+        var wanted = Array.isArray(value) ? value.map(String) : [String(value)];
+        boxes.forEach(function (b) { b.checked = wanted.indexOf(b.value) >= 0; });
+        return;
+      }
+      var el = form.querySelector("[name='target-" + name + "']");
+      if (!el) return;
+      if (el.dataset.list) {
+        // A list field (one value per line): add the chosen values to the ones there.
+        var lines = el.value.split("\n").map(function (l) { return l.trim(); }).filter(Boolean);
+        (Array.isArray(value) ? value : [value]).forEach(function (v) { if (lines.indexOf(String(v)) < 0) lines.push(String(v)); });
+        el.value = lines.join("\n");
+      } else {
+        el.value = (value !== null && typeof value === "object") ? JSON.stringify(value, null, 2) : String(value);
+      }
+      el.dispatchEvent(new Event("change", {bubbles: true}));
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-browse]").forEach(function (input) {
+      var form = input.form;
+      var button = document.createElement("button");
+      button.type = "button"; button.className = "small browse-toggle"; button.textContent = "Browse…";
+      var box = document.createElement("div");
+      input.insertAdjacentElement("afterend", box);
+      input.insertAdjacentElement("afterend", button);
+      button.addEventListener("click", function () {
+        var params = formValues(form);
+        params.set("q", input.value || "");
+        box.innerHTML = '<p class="muted"><span class="spinner"></span> Asking the platform…</p>';
+        fetch(input.dataset.browse + "?" + params.toString(), {headers: {"HX-Request": "true"}})
+          .then(function (r) { return r.text(); })
+          .then(function (html) { box.innerHTML = html; })
+          .catch(function () { box.innerHTML = '<p class="error">The platform could not be asked. Try again.</p>'; });
+      });
+      box.addEventListener("click", function (e) {
+        var choice = e.target.closest("[data-fill]");
+        if (!choice) return;
+        fill(form, JSON.parse(choice.dataset.fill));
+        box.innerHTML = "";
+      });
+    });
+  });
+})();

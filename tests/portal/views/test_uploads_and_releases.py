@@ -127,3 +127,9 @@ def test_a_viewer_sees_no_cancel_button(client, bob, olivia, toucan_mapping, csv
     assert b"release-cancel" not in client.get(release.get_absolute_url()).content
     client.force_login(olivia)
     assert reverse("portal:release-cancel", args=[release.pk]).encode() in client.get(release.get_absolute_url()).content
+
+
+def test_pages_name_the_platform(client, olivia, toucan_mapping, csv_upload):
+    """Templates receive connector classes: they must read them, not call them."""
+    client.force_login(olivia)
+    assert "Release Sales to Toucan Toco" in client.get(reverse("portal:release-create", args=[toucan_mapping.pk])).content.decode()
