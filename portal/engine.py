@@ -300,6 +300,9 @@ def _finish(release: Release, status: str) -> None:
     )
     if finished:
         event(release, f"Release {ReleaseStatus(status).label.lower()}", level="error" if status == ReleaseStatus.FAILED else "info")
+        from .tasks import notify_release_task
+
+        transaction.on_commit(lambda: notify_release_task.delay(release.pk))
 
 
 # Cancel

@@ -219,6 +219,9 @@ class Release(models.Model):
     key = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # A retry is a new release of the failed steps only; the first attempt keeps its history.
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    schedule = models.ForeignKey("MappingSchedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="releases")
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -399,3 +402,109 @@ class AuditEvent(models.Model):
 
     def summary(self) -> dict[str, Any]:
         return {"action": self.action, "object": f"{self.object_type}:{self.object_id}", "changes": self.changes}
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only its SHA-256 is stored; the token is shown once, at creation."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12)  # shown in lists so a user can tell tokens apart
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class ChunkedUpload(models.Model):
+    """A large upload sent in pieces, resumable after a cut: each piece is its own storage object."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    filename = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    offset = models.BigIntegerField(default=0)
+    parts = models.JSONField(default=list)  # storage names, in order
+    upload = models.OneToOneField(Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.offset}/{self.size})"
+
+
+class MappingSchedule(models.Model):
+    """A cron schedule releasing a mapping with its latest upload and saved parameters.
+
+    The django-celery-beat PeriodicTask it owns is what beat fires."""
+
+    mapping = models.OneToOneField(Mapping, on_delete=models.CASCADE, related_name="schedule")
+    cron = models.CharField(max_length=100, help_text="minute hour day-of-month month day-of-week, e.g. 0 6 * * 1-5")
+    enabled = models.BooleanField(default=True)
+    periodic_task = models.OneToOneField("django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_outcome = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.cron} for {self.mapping}"
+
+    @property
+    def team_id(self) -> int:
+        return self.mapping.team_id
+
+
+class NotificationChannel(models.Model):
+    """Where release outcomes go: per team, or per mapping (which then replaces the team's)."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "Email"
+        WEBHOOK = "webhook", "Webhook"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="notification_channels")
+    mapping = models.ForeignKey(Mapping, null=True, blank=True, on_delete=models.CASCADE, related_name="notification_channels")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    target = models.CharField(max_length=500, help_text="Email addresses (comma-separated) or the webhook URL")
+    secret_encrypted = models.TextField(blank=True, editable=False)  # the webhook's HMAC key
+    on_failure = models.BooleanField(default=True)
+    on_success = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} → {self.target}"
+
+
+class NotificationDelivery(models.Model):
+    """One attempt to deliver one release outcome to one channel."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        RETRYING = "retrying", "Retrying"
+        FAILED = "failed", "Failed"
+
+    channel = models.ForeignKey(NotificationChannel, on_delete=models.CASCADE, related_name="deliveries")
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=20)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} #{self.attempt} to {self.channel}: {self.status}"

@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from pydantic import SecretStr
@@ -27,6 +28,7 @@ from .crypto import decrypt_json, encrypt_json
 from .models import (
     ActionRun,
     AuditEvent,
+    ChunkedUpload,
     Connection,
     Dataset,
     Mapping,
@@ -37,6 +39,7 @@ from .models import (
     ReleaseStatus,
     ReleaseStep,
     Role,
+    StepStatus,
     Team,
     Upload,
 )
@@ -359,6 +362,68 @@ def upload_create(*, dataset: Dataset, file: File, actor) -> Upload:  # type: ig
     return upload
 
 
+def chunked_upload_start(*, dataset: Dataset, filename: str, size: int, actor) -> ChunkedUpload:  # type: ignore[no-untyped-def]
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1][:255]
+    upload_validate(name=name, size=size)
+    return ChunkedUpload.objects.create(team=dataset.team, dataset=dataset, user=actor, filename=name, size=size)
+
+
+def chunked_upload_append(*, chunked: ChunkedUpload, offset: int, data: File) -> ChunkedUpload:
+    """Store the piece that starts at ``offset``. The client asks for ``offset`` after a cut
+    and sends the rest; a piece at any other offset is refused, so nothing is written twice."""
+    length = data.size or 0
+    if chunked.upload_id:
+        raise ApplicationError("This upload is already complete.")
+    if offset != chunked.offset:
+        raise ApplicationError(f"Expected the piece at offset {chunked.offset}, got {offset}.")
+    if length == 0:
+        raise ApplicationError("The piece is empty.")
+    if offset + length > chunked.size:
+        raise ApplicationError(f"The piece ends at {offset + length}, past the declared size {chunked.size}.")
+    name = default_storage.save(f"chunked/{chunked.pk}/{offset:015d}", data)
+    # Advance only if nobody else did meanwhile (a retried request): otherwise drop our copy.
+    updated = ChunkedUpload.objects.filter(pk=chunked.pk, offset=offset).update(offset=offset + length, parts=chunked.parts + [name])
+    if not updated:
+        default_storage.delete(name)
+        raise ApplicationError("Another request stored this piece first; ask for the offset again.")
+    chunked.refresh_from_db()
+    return chunked
+
+
+class _Concatenated(File):
+    """The pieces of a chunked upload read one after the other, never all in memory."""
+
+    def __init__(self, names: list[str], size: int, name: str):
+        super().__init__(None, name=name)
+        self._names, self.size = names, size
+
+    def chunks(self, chunk_size: int | None = None):  # type: ignore[no-untyped-def]
+        for part in self._names:
+            with default_storage.open(part, "rb") as f:
+                while block := f.read(chunk_size or 1024 * 1024):
+                    yield block
+
+    def seek(self, *args: Any) -> None:  # chunks() always starts at the first piece
+        pass
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return self.chunks()
+
+
+@transaction.atomic
+def chunked_upload_complete(*, chunked: ChunkedUpload, actor) -> Upload:  # type: ignore[no-untyped-def]
+    if chunked.upload_id:
+        return chunked.upload  # type: ignore[return-value]
+    if chunked.offset != chunked.size:
+        raise ApplicationError(f"Only {chunked.offset} of {chunked.size} bytes arrived; send the rest first.")
+    upload = upload_create(dataset=chunked.dataset, file=_Concatenated(chunked.parts, chunked.size, chunked.filename), actor=actor)
+    chunked.upload = upload
+    chunked.save(update_fields=["upload"])
+    parts = list(chunked.parts)
+    transaction.on_commit(lambda: [default_storage.delete(p) for p in parts])
+    return upload
+
+
 # RELEASES
 
 
@@ -390,6 +455,7 @@ def release_create(
     actor,  # type: ignore[no-untyped-def]
     idempotency_key: str = "",
     trigger: str = "manual",
+    schedule: Any = None,
 ) -> Release:
     """Create a release and its planned steps, then start it once committed.
 
@@ -411,7 +477,7 @@ def release_create(
             release = Release.objects.create(
                 team=mapping.team, mapping=mapping, dataset=mapping.dataset, platform=mapping.connection.platform,
                 upload=upload, params=params.model_dump(mode="json"), created_by=actor if getattr(actor, "is_authenticated", False) else None,
-                idempotency_key=idempotency_key, trigger=trigger,
+                idempotency_key=idempotency_key, trigger=trigger, schedule=schedule,
             )
             ReleaseStep.objects.bulk_create(
                 ReleaseStep(release=release, position=i, name=s.name, label=s.label, idempotent=s.idempotent)
@@ -427,6 +493,46 @@ def release_create(
             return existing
         raise
     return release
+
+
+def release_retry(*, release: Release, params: Schema | None = None, actor, trigger: str = "retry") -> Release:  # type: ignore[no-untyped-def]
+    """Run the failed (and skipped) steps again, as a new release linked to this one.
+
+    Steps that succeeded are carried over with their outputs and remote references, so
+    later steps see them; the failed attempt keeps its whole history.
+    """
+    if not release.is_terminal:
+        raise ApplicationError("This release is still running: wait for it to end, or cancel it.")
+    if release.status == ReleaseStatus.SUCCEEDED:
+        raise ApplicationError("This release succeeded: there is nothing to retry.")
+    mapping = release.mapping
+    release_check(mapping=mapping, upload=release.upload)
+    connector_class = mapping.connection.connector_class
+    target = mapping.target_schema()
+    params = params or connector_class.Params.model_validate(release.params, context={"target": target})
+    done = {s.name: s for s in release.steps.filter(status=StepStatus.SUCCEEDED)}
+    plan = connector_class.plan(target, params)
+    with transaction.atomic():
+        retry = Release.objects.create(
+            team=release.team, mapping=mapping, dataset=release.dataset, platform=release.platform, upload=release.upload,
+            params=params.model_dump(mode="json"), created_by=actor, trigger=trigger, retry_of=release,
+        )
+        now = timezone.now()
+        steps = []
+        for i, spec in enumerate(plan):
+            old = done.get(spec.name)
+            step = ReleaseStep(release=retry, position=i, name=spec.name, label=spec.label, idempotent=spec.idempotent)
+            if old is not None:
+                step.status, step.output, step.remote_ref, step.remote_status = StepStatus.SUCCEEDED, old.output, old.remote_ref, old.remote_status
+                step.message, step.started_at, step.finished_at = f"Done in release #{release.pk}", old.started_at, old.finished_at or now
+            steps.append(step)
+        ReleaseStep.objects.bulk_create(steps)
+        rerun = sum(1 for s in steps if s.status != StepStatus.SUCCEEDED)
+        engine.event(retry, f"Retry of release #{release.pk}: {rerun} step{'s' if rerun != 1 else ''} to run again")
+        engine.event(release, f"Retried as release #{retry.pk}")
+        audit(actor=actor, action="release-retried", obj=retry, changes={"retry_of": release.pk})
+        engine.dispatch(retry.pk)
+    return retry
 
 
 @transaction.atomic

@@ -37,3 +37,31 @@ def action_run_task(run_id: int) -> None:
     run = ActionRun.objects.select_related("connection", "mapping").filter(pk=run_id, status=ActionRun.Status.QUEUED).first()
     if run is not None:
         services.action_perform(run=run)
+
+
+@shared_task(name="portal.tasks.scheduled_release_task")
+def scheduled_release_task(mapping_id: int) -> None:
+    from .schedules import scheduled_release
+
+    scheduled_release(mapping_id=mapping_id)
+
+
+@shared_task(name="portal.tasks.notify_release_task", acks_late=True)
+def notify_release_task(release_id: int) -> None:
+    from .notifications import release_finished
+
+    release = Release.objects.select_related("mapping", "dataset").filter(pk=release_id).first()
+    if release is not None:
+        release_finished(release)
+
+
+@shared_task(name="portal.tasks.notification_deliver_task", acks_late=True)
+def notification_deliver_task(delivery_id: int) -> None:
+    from .models import NotificationDelivery
+    from .notifications import deliver
+
+    delivery = NotificationDelivery.objects.select_related("channel", "release__dataset", "release__mapping").filter(
+        pk=delivery_id, status=NotificationDelivery.Status.PENDING
+    ).first()
+    if delivery is not None:
+        deliver(delivery)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import platform_views, views
+from . import automation_views, platform_views, views
 
 app_name = "portal"
 
@@ -36,6 +36,12 @@ urlpatterns = [
     path("mappings/<int:pk>/params/", platform_views.params_edit, name="params-edit"),
     path("mappings/<int:pk>/params/diff/", platform_views.params_diff, name="params-diff"),
     path("steps/<int:pk>/download/<str:fmt>/", platform_views.step_download, name="step-download"),
+    path("account/", views.account, name="account"),
+    path("mappings/<int:pk>/schedule/", automation_views.schedule_edit, name="schedule-edit"),
+    path("mappings/<int:pk>/channels/", automation_views.channel_add, {"scope": "mapping"}, name="mapping-channel-add"),
+    path("teams/<int:pk>/channels/", automation_views.channel_add, {"scope": "team"}, name="team-channel-add"),
+    path("channels/<int:pk>/delete/", automation_views.channel_delete, name="channel-delete"),
+    path("releases/<int:pk>/retry/", automation_views.release_retry, name="release-retry"),
     path("teams/", views.team_list, name="team-list"),
     path("teams/<int:pk>/", views.team_detail, name="team-detail"),
     path("members/<int:pk>/", views.member_update, name="member-update"),

@@ -343,8 +343,24 @@ def mapping_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "panels": platform_panels(request, mapping.connection, mapping),
             "action_runs": mapping.action_runs.select_related("requested_by")[:10],
             "params_version": mapping.params_versions.first(),
+            **_automation_context(mapping),
         },
     )
+
+
+def _automation_context(mapping: Mapping) -> dict[str, Any]:
+    from .automation_views import ChannelForm, ScheduleForm
+    from .schedules import next_run
+
+    schedule = getattr(mapping, "schedule", None)
+    return {
+        "schedule": schedule,
+        "next_run": next_run(schedule) if schedule else None,
+        "schedule_form": ScheduleForm(initial={"cron": schedule.cron, "enabled": schedule.enabled} if schedule else {"cron": "0 6 * * 1-5", "enabled": True}),
+        "channels": mapping.notification_channels.all(),
+        "team_channels": mapping.team.notification_channels.filter(mapping__isnull=True),
+        "channel_form": ChannelForm(),
+    }
 
 
 @login_required
@@ -429,7 +445,13 @@ def _release_context(release: Release) -> dict[str, Any]:
         # What the connector makes of the step's output: pipelines, previews, downloads.
         step.tables = connector_class.step_tables(step.name, step.output)
         step.downloads = connector_class.downloads(step.name, step.output) if step.status == "succeeded" else []
-    return {"release": release, "steps": steps, "events": list(release.events.order_by("-created_at", "-id")[:200])[::-1]}
+    return {
+        "release": release,
+        "steps": steps,
+        "events": list(release.events.order_by("-created_at", "-id")[:200])[::-1],
+        "deliveries": release.deliveries.select_related("channel")[:20],
+        "retries": list(release.retries.values_list("pk", flat=True)),
+    }
 
 
 @login_required
@@ -509,6 +531,8 @@ def team_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "role_form": RoleForm(),
             "can_manage": can_manage,
             "audit": AuditEvent.objects.filter(team=team).select_related("actor")[:20] if can_manage else [],
+            "channels": team.notification_channels.filter(mapping__isnull=True),
+            "channel_form": _channel_form(),
         },
     )
 
@@ -531,6 +555,12 @@ def member_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return redirect("portal:team-detail", pk=membership.team_id)
 
 
+def _channel_form():  # type: ignore[no-untyped-def]
+    from .automation_views import ChannelForm
+
+    return ChannelForm()
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return render(request, "404.html", {"path": request.path}, status=404)
 
@@ -540,3 +570,27 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
 
 
 __all__ = ["Team"]
+
+
+# ACCOUNT: personal API tokens
+
+
+@login_required
+def account(request: HtmxHttpRequest) -> HttpResponse:
+    from . import tokens
+
+    new_key = None
+    if request.method == "POST":
+        if request.POST.get("revoke"):
+            token = request.user.api_tokens.filter(pk=request.POST["revoke"]).first()
+            if token is None:
+                raise Http404("No such token")
+            tokens.token_revoke(token=token)
+            messages.success(request, f"Token {token.name} revoked: it no longer works.")
+            return redirect("portal:account")
+        name = (request.POST.get("name") or "").strip()
+        if not name:
+            messages.error(request, "Give the token a name, e.g. the script that will use it.")
+        else:
+            _token, new_key = tokens.token_create(user=request.user, name=name)
+    return render(request, "portal/account.html", {"tokens": request.user.api_tokens.all(), "new_key": new_key})
