@@ -518,6 +518,8 @@ class HistoryPagination(CursorPagination):
 class ReleaseList(APIView):
     """GET: the job history (cursor pagination, the history page's filters). POST: trigger."""
 
+    pagination_class = HistoryPagination  # also tells the schema that GET answers a page
+
     @extend_schema_serializer(component_name="ReleaseListInput")
     class InputSerializer(StrictSerializer):
         mapping = serializers.IntegerField()
