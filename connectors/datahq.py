@@ -20,18 +20,23 @@ The owner *name* is only checked against ``meta.owner``. See docs/platforms/data
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
+import math
 import re
 import time
 from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from .base import (
+    Action,
+    ActionResult,
     AuthenticationError,
     Connector,
     Done,
@@ -43,6 +48,7 @@ from .base import (
     StepContext,
     StepOutcome,
     StepSpec,
+    Table,
     Waiting,
 )
 from .http import HttpClient, default_error_message, safe_url
@@ -155,8 +161,12 @@ def _utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def token_problems(token: str, ownerid: str, *, now: float | None = None) -> list[str]:
-    """Why the spec store is sure to refuse this token (empty when it may accept it)."""
+def token_problems(token: str, ownerid: str, *, now: float | None = None, expiry: bool = True) -> list[str]:
+    """Why the spec store is sure to refuse this token (empty when it may accept it).
+
+    Reads the token's claims without checking its signature. ``expiry=False`` leaves the
+    expiry to the server's clock (``run_step`` does). The messages never quote the token.
+    """
     claims = jwt_claims(token)
     if claims is None:
         return ["The auth token is not a JWT: the spec store only accepts tokens of the DataHQ auth server"]
@@ -170,7 +180,7 @@ def token_problems(token: str, ownerid: str, *, now: float | None = None) -> lis
     if claims.get("service", "source") != "source":
         problems.append(f"The token is for the {claims.get('service')!r} service, not 'source'")
     exp = claims.get("exp")
-    if isinstance(exp, int | float) and exp <= (time.time() if now is None else now):
+    if expiry and isinstance(exp, int | float) and exp <= (time.time() if now is None else now):
         problems.append(f"The token expired on {_utc(exp)}: ask the auth server for a new one")
     return problems
 
@@ -202,40 +212,152 @@ class DatahqTarget(Schema):
     )
 
 
+#: The longest spec text the editor accepts (a source spec is a few KB).
+MAX_SPEC_CHARS = 200_000
+
+# The spec's type. An alias, not ``dict[str, Any]`` written out, on purpose: the portal's
+# SchemaForm renders a ``dict`` field's *saved* value with ``str()`` (Python notation:
+# single quotes, True/None), which its own JSON parsing then refuses, so a saved spec could
+# never be saved again or released from the form unchanged. Through the alias the form
+# treats the field as plain text and hands it here, where ``parse_spec_text`` reads JSON
+# or, unchanged, that rendering. Once the portal renders dict values as JSON,
+# annotate ``spec: dict[str, Any]`` and drop the fallback (docs/platforms/datahq.md).
+type SourceSpec = dict[str, Any]
+
+
+def _plain_json(value: Any, path: str = "spec") -> Any:
+    """``value`` made of JSON types only (tuples become lists); ValueError naming the place."""
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise ValueError(f"{path} has a key that is not a string")
+        return {k: _plain_json(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_json(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise ValueError(f"{path} holds {value!r}, which JSON cannot carry")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_spec_text(text: str | bytes) -> Any:
+    """The value a spec editor's text holds; ValueError with a human message.
+
+    JSON, and nothing else the user types. One exception, for the portal's own rendering
+    (see ``SourceSpec``): a text that is exactly ``str()`` of a JSON object, as the portal
+    renders a saved spec, reads as that object (``ast.literal_eval``: literals only,
+    nothing runs). Any edit of such a text must be written in JSON.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("The spec is not UTF-8 text") from None
+    text = text.strip()
+    if len(text) > MAX_SPEC_CHARS:
+        raise ValueError(f"The spec is {len(text):,} characters long: at most {MAX_SPEC_CHARS:,} are accepted")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        error = f"The spec is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+    except ValueError as exc:
+        raise ValueError(f"The spec is not valid JSON: {exc}") from None
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        value = None
+    if isinstance(value, dict) and str(value) == text:
+        return _plain_json(value)
+    if text.startswith("{'"):
+        error += ". Write the spec in JSON: double quotes, true, false and null"
+    raise ValueError(error)
+
+
+def _target_values(target: Any) -> tuple[str | None, str | None]:
+    """(owner, dataset) of a target given as a model, a dict or nothing."""
+    if isinstance(target, dict):
+        return target.get("owner"), target.get("dataset")
+    return getattr(target, "owner", None), getattr(target, "dataset", None)
+
+
 class DatahqParams(Schema):
-    spec: dict[str, Any] = Field(
-        title="Source spec",
-        description="The JSON flow spec: meta (owner, ownerid, dataset, findability), inputs, outputs, schedule",
+    """A release's parameters: the source spec, kept with the mapping and edited in the portal.
+
+    Validated with ``context={"target": target}``: every problem ``validate_spec`` finds,
+    including a ``meta.owner``/``meta.dataset`` other than the mapping's, is an error of the
+    ``spec`` field. ``meta.ownerid`` is checked against the credentials by ``run_step``,
+    before anything is sent, because validation here cannot see them.
+    """
+
+    spec: SourceSpec = Field(
+        title="Source spec (JSON)",
+        description=(
+            "The JSON source spec sent to the spec store. meta: owner and dataset (as in the mapping's "
+            "target), ownerid (the connection's owner id), findability (published, unlisted or private); "
+            "inputs: a list, e.g. [{\"kind\": \"datapackage\", \"url\": \"…/datapackage.json\"}]; "
+            "outputs: a list of {\"kind\": \"zip\" | \"excel\" | \"preview\" | \"report\"}; "
+            "schedule (optional): \"every N\" + s, m, h, d or w, at least 60 seconds, e.g. \"every 1d\". "
+            "Checked here before it is saved; every saved version is kept."
+        ),
         json_schema_extra={"widget": "textarea"},
     )
 
     @field_validator("spec", mode="before")
     @classmethod
     def _parse_text(cls, value: Any) -> Any:
-        # A form's textarea hands in text: accept the JSON it holds.
+        # A form's textarea hands in text: read the JSON it holds.
         if isinstance(value, str | bytes):
-            try:
-                return json.loads(value)
-            except ValueError as exc:
-                raise ValueError(f"the spec is not valid JSON ({exc})") from None
+            value = parse_spec_text(value)
+        if not isinstance(value, dict):
+            raise ValueError("The spec must be a JSON object: {\"meta\": {...}, \"inputs\": [...], ...}")
         return value
 
-    @model_validator(mode="after")
-    def _valid_spec(self, info: ValidationInfo) -> DatahqParams:
-        # The owner id lives in the credentials, which the portal does not pass here:
-        # run_step checks it before sending.
-        target = (info.context or {}).get("target")
-        if isinstance(target, dict):
-            owner, dataset = target.get("owner"), target.get("dataset")
-        else:
-            owner, dataset = getattr(target, "owner", None), getattr(target, "dataset", None)
-        errors = validate_spec(self.spec, owner=owner, dataset=dataset)
+    @field_validator("spec", mode="after")
+    @classmethod
+    def _valid_spec(cls, spec: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # A field validator, so that the errors land on the spec field of the editor.
+        owner, dataset = _target_values((info.context or {}).get("target"))
+        errors = validate_spec(spec, owner=owner, dataset=dataset)
         if errors:
             raise ValueError("; ".join(errors))
-        return self
+        return spec
 
 
 # THE CONNECTOR
+
+
+def _count(value: Any) -> Any:
+    """A count for display, with thousands separators; anything else as it is."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _when(value: Any) -> Any:
+    """The server's ``modified`` for display: ISO dates as ``YYYY-MM-DD HH:MM:SS``, others as sent."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            return value
+    return value
+
+
+def _pipelines_summary(pipelines: list[dict[str, Any]]) -> str:
+    """``"3 pipelines: 2 succeeded, 1 in progress"``; the failed ones are named."""
+    if not pipelines:
+        return "none reported yet"
+    counts: dict[str, int] = {}
+    for p in pipelines:
+        counts[p["status"]] = counts.get(p["status"], 0) + 1
+    words = {"SUCCEEDED": "succeeded", "INPROGRESS": "in progress", "QUEUED": "queued", "FAILED": "failed"}
+    parts = [f"{counts[s]} {words[s]}" for s in ("SUCCEEDED", "INPROGRESS", "QUEUED", "FAILED") if s in counts]
+    parts += [f"{n} {s.lower()}" for s, n in counts.items() if s not in words]
+    failed = [p["title"] for p in pipelines if p["status"] == "FAILED"]
+    summary = f"{len(pipelines)} pipeline{'s' if len(pipelines) != 1 else ''}: {', '.join(parts)}"
+    return summary + (f" ({', '.join(failed)})" if failed else "")
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -260,6 +382,18 @@ class DatahqConnector(Connector):
     needs_file = False
 
     validate_spec = staticmethod(validate_spec)
+
+    actions = (
+        Action(
+            "revisions",
+            "Revisions on the spec store",
+            auto=True,
+            description=(
+                "The dataset's latest revision and its latest successful one, as the spec store reports "
+                "them now (refreshed every 10 s)."
+            ),
+        ),
+    )
 
     def __init__(self, credentials: DatahqCredentials, *, base_url: str, timeout: float = 30.0):
         super().__init__(credentials, base_url=base_url, timeout=timeout)
@@ -332,6 +466,12 @@ class DatahqConnector(Connector):
             raise PermanentError(f"Unknown step {step.name!r}")
         target: DatahqTarget = ctx.target
         spec = ctx.params.spec
+        # What the spec store is sure to refuse is refused here, before the token leaves.
+        self._check_owner(target)
+        token = self.credentials.token.get_secret_value()
+        problems = token_problems(token, self.credentials.ownerid, expiry=False)
+        if problems:
+            raise AuthenticationError("; ".join(problems) + ". Nothing was sent.")
         # Params validation could not see the credentials: check the owner id before sending.
         meta = spec.get("meta") if isinstance(spec, dict) else None
         spec_ownerid = meta.get("ownerid") if isinstance(meta, dict) else None
@@ -344,7 +484,7 @@ class DatahqConnector(Connector):
             "POST",
             "/source/upload",
             content=json.dumps(spec).encode(),
-            headers={"Content-Type": "application/json", "Auth-Token": self.credentials.token.get_secret_value()},
+            headers={"Content-Type": "application/json", "Auth-Token": token},
             ok=(200,),
         )
         if not isinstance(answer, dict) or "success" not in answer:
@@ -353,7 +493,9 @@ class DatahqConnector(Connector):
         if not answer["success"]:
             message = "The spec store refused the spec: " + ("; ".join(errors) or "no reason given")
             if NOT_AUTHORISED in errors:
-                raise AuthenticationError(message)
+                # The offline reading of the token says why, when it can (e.g. it expired).
+                hints = token_problems(token, self.credentials.ownerid)
+                raise AuthenticationError(message + "".join(f". {h}" for h in hints))
             raise PermanentError(message)
         flow_id = answer.get("flow_id")
         revision = self._revision_number(flow_id)
@@ -375,13 +517,87 @@ class DatahqConnector(Connector):
             ) from None
         return self._outcome(status, ctx.remote_ref, revision)
 
+    # What the portal shows beyond steps
+
+    @classmethod
+    def step_tables(cls, step_name: str, output: Mapping[str, Any]) -> list[Table]:
+        """Under the upload step: its revision's pipelines (live while it waits), then its stats.
+
+        From the step's ``output`` only (no network). The pipelines table lists those the
+        spec store reported so far (queued ones never report), with their error log; the
+        stats table appears once the revision ended with stats.
+        """
+        if step_name != "upload" or not isinstance(output.get("pipelines"), list):
+            return []
+        revision = output.get("revision")
+        rows = [
+            [p.get("title"), p.get("status"), "; ".join(p.get("error_log") or []) or None]
+            for p in output["pipelines"]
+            if isinstance(p, dict)
+        ]
+        tables = [
+            Table(
+                f"Pipelines of revision {revision}" if revision else "Pipelines",
+                ["Pipeline", "Status", "Error log"],
+                rows,
+                status_column="Status",
+            )
+        ]
+        stats = output.get("stats")
+        if isinstance(stats, dict) and any(stats.get(k) is not None for k in ("bytes", "count_of_rows", "hash")):
+            tables.append(
+                Table(
+                    "Stats",
+                    ["Bytes", "Rows", "Hash"],
+                    [[_count(stats.get("bytes")), _count(stats.get("count_of_rows")), stats.get("hash")]],
+                )
+            )
+        return tables
+
+    def action_revisions(self, *, target: DatahqTarget, params: None) -> ActionResult:
+        """The ``revisions`` action: the latest and latest successful revisions as one table."""
+        found = self.revisions(target)
+        if found["latest"] is None and found["successful"] is None:
+            return ActionResult(
+                message=f"The spec store has no revision of {target.owner}/{target.dataset} yet: release the spec."
+            )
+        rows = []
+        for which, label in (("latest", "Latest"), ("successful", "Latest successful")):
+            revision = found[which]
+            if revision is None:
+                rows.append([label, None, None, "none yet", None, None, None])
+                continue
+            rows.append(
+                [
+                    label,
+                    revision["revision"],
+                    revision["flow_id"],
+                    revision["state"],
+                    _when(revision["modified"]),
+                    _pipelines_summary(revision["pipelines"]),
+                    "; ".join(revision["error_log"]) or None,
+                ]
+            )
+        return ActionResult(
+            tables=[
+                Table(
+                    f"Revisions of {target.owner}/{target.dataset}",
+                    ["Which", "Revision", "Flow id", "State", "Modified", "Pipelines", "Error"],
+                    rows,
+                    status_column="State",
+                )
+            ]
+        )
+
     # Other platform actions
 
     def revisions(self, target: DatahqTarget) -> dict[str, dict[str, Any] | None]:
         """The latest and the latest successful revisions of a dataset (None when there is none).
 
         Each is ``{flow_id, revision, state, modified, pipelines, stats, error_log}``.
+        Raises PermanentError, without a call, when the target's owner is not the credentials'.
         """
+        self._check_owner(target)
         found: dict[str, dict[str, Any] | None] = {}
         for which in ("latest", "successful"):
             path = f"{self.credentials.ownerid}/{target.dataset}/{which}"
@@ -403,6 +619,15 @@ class DatahqConnector(Connector):
         return found
 
     # Helpers
+
+    def _check_owner(self, target: DatahqTarget) -> None:
+        """The mapping's owner must be the credentials' owner: paths use the credentials' owner id."""
+        if target.owner != self.credentials.owner:
+            raise PermanentError(
+                f"The mapping is for owner {target.owner!r} but the connection's token is for owner "
+                f"{self.credentials.owner!r} (id {self.credentials.ownerid!r}): use a connection of "
+                f"{target.owner!r}. Nothing was sent."
+            )
 
     def _status(self, flow_path: str) -> dict[str, Any]:
         """GET a revision's status; NotFound on the server's 404 page."""

@@ -109,6 +109,27 @@ def _span(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
+def shown_time(value: Any) -> Any:
+    """A Tailer timestamp (ISO 8601, e.g. ``2020-12-30T11:28:43.861340+00:00``) as people read
+    it: ``2020-12-30 11:28:43 UTC``. Anything else is shown as it came."""
+    if not isinstance(value, str) or not value:
+        return value
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def shown_duration(value: Any) -> Any:
+    """A Tailer duration (``str(timedelta)``, e.g. ``0:01:24.002519``) without its microseconds."""
+    if isinstance(value, str) and (match := re.fullmatch(r"((?:\d+ days?, )?\d+:\d{2}:\d{2})\.\d+", value.strip())):
+        return match.group(1)
+    return value
+
+
 def check_date(value: str) -> str:
     """A YYYY-MM-DD calendar date, as get_last_status documents ``execution_date``."""
     if not DATE_PATTERN.match(value):
@@ -126,8 +147,9 @@ def check_date(value: str) -> str:
 class TailerCredentials(Schema):
     """API key + refresh token (exchanged for short-lived JWTs), or a pasted JWT.
 
-    The validator keeps only the chosen mode's secrets, so a stale secret of the other
-    mode is never stored.
+    A secret the chosen mode needs is checked on its own field (so a form shows the error
+    under it); the model validator then drops the other mode's secrets, so a stale secret
+    of the other mode is never stored.
     """
 
     # Pydantic quotes the raw input in a ValidationError's text; hide it, it holds secrets.
@@ -136,19 +158,35 @@ class TailerCredentials(Schema):
     auth_mode: AuthMode = Field(
         default="refresh_token",
         title="Authentication",
-        description="An API key with a refresh token (recommended: tokens renew themselves), or a pasted JWT",
+        description=(
+            "Refresh token (recommended): the API key and refresh token below, exchanged for "
+            "short-lived tokens that renew themselves. Jwt: a token pasted in the JWT field, "
+            "valid about an hour"
+        ),
     )
     api_key: SecretStr | None = Field(
-        default=None, title="API key", description="tailer_firebase_api_key from tailer-configuration.json"
+        default=None,
+        validate_default=True,
+        title="API key",
+        description="Refresh-token mode: tailer_firebase_api_key from tailer-configuration.json",
     )
     refresh_token: SecretStr | None = Field(
-        default=None, title="Refresh token", description="firebase_user.refreshToken from tailer-configuration.json"
+        default=None,
+        validate_default=True,
+        title="Refresh token",
+        description="Refresh-token mode: firebase_user.refreshToken from tailer-configuration.json",
     )
-    token_url: str = Field(default=DEFAULT_TOKEN_URL, title="Token endpoint", max_length=500)
+    token_url: str = Field(
+        default=DEFAULT_TOKEN_URL,
+        title="Token endpoint",
+        description="Refresh-token mode: where the refresh token is exchanged (Google's securetoken for Tailer)",
+        max_length=500,
+    )
     jwt: SecretStr | None = Field(
         default=None,
+        validate_default=True,
         title="JWT",
-        description="The 'User token' printed by `tailer auth get-token` (it lasts about an hour)",
+        description="JWT mode: the 'User token' printed by `tailer auth get-token` (it lasts about an hour)",
         json_schema_extra={"widget": "textarea"},
     )
 
@@ -162,19 +200,29 @@ class TailerCredentials(Schema):
             raise ValueError("the token endpoint takes no query string; put the API key in its own field")
         return value
 
-    @model_validator(mode="after")
-    def _complete(self) -> TailerCredentials:
-        if self.auth_mode == "refresh_token":
-            if not self.api_key or not self.refresh_token:
-                raise ValueError("the refresh-token mode needs both the API key and the refresh token")
-            object.__setattr__(self, "jwt", None)
-        else:
-            if not self.jwt or not self.jwt.get_secret_value():
-                raise ValueError("the JWT mode needs the JWT")
+    @field_validator("api_key", "refresh_token", "jwt")
+    @classmethod
+    def _needed_by_the_mode(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        mode = info.data.get("auth_mode")  # absent when the mode itself was invalid
+        present = value is not None and bool(value.get_secret_value())
+        if mode == "refresh_token" and info.field_name in ("api_key", "refresh_token") and not present:
+            what = "API key" if info.field_name == "api_key" else "refresh token"
+            raise ValueError(f"the refresh-token mode needs the {what} (or choose the JWT mode)")
+        if mode == "jwt" and info.field_name == "jwt":
+            if not present:
+                raise ValueError("the JWT mode needs the JWT: paste the token `tailer auth get-token` prints")
+            assert value is not None
             try:
-                jwt_expiry(self.jwt.get_secret_value())
+                jwt_expiry(value.get_secret_value())
             except ValueError as exc:
                 raise ValueError(f"unreadable JWT: {exc}") from None
+        return value if present else None
+
+    @model_validator(mode="after")
+    def _only_the_modes_secrets(self) -> TailerCredentials:
+        if self.auth_mode == "refresh_token":
+            object.__setattr__(self, "jwt", None)
+        else:
             object.__setattr__(self, "api_key", None)
             object.__setattr__(self, "refresh_token", None)
         return self
@@ -220,15 +268,18 @@ class TailerTarget(Schema):
     def _blank_job_is_none(cls, value: str | None) -> str | None:
         return value or None
 
-    @model_validator(mode="after")
-    def _no_double_suffix(self) -> TailerTarget:
-        suffix = f"_{self.environment}"
-        if self.configuration_type == "table-to-table" and self.configuration_id.endswith(suffix):
+    @field_validator("configuration_id")
+    @classmethod
+    def _no_double_suffix(cls, value: str, info: ValidationInfo) -> str:
+        # A field validator (environment and type come first), so a form shows it under the id.
+        environment, ctype = info.data.get("environment"), info.data.get("configuration_type")
+        suffix = f"_{environment}"
+        if environment and ctype == "table-to-table" and value.endswith(suffix):
             raise ValueError(
                 f"enter the table-to-table configuration id without its '{suffix}' suffix "
-                f"('{self.configuration_id.removesuffix(suffix)}'): the connector adds it"
+                f"('{value.removesuffix(suffix)}'): the connector adds it"
             )
-        return self
+        return value
 
     @property
     def api_configuration_id(self) -> str:
@@ -300,6 +351,13 @@ RESET_HELP = (
 )
 
 
+RESET_CONFIRM = (
+    "Reset this workflow on Tailer? Every triggering job goes back to 0, as if none had run. "
+    "Do it when the jobs are out of step, e.g. JA, JB and JC trigger JT, and JC was relaunched "
+    "alone: the workflow counts JA(0), JB(0), JC(1), so JT would fire before JA and JB ran again."
+)
+
+
 def _error_message(response: Any) -> str:
     """Google's token endpoint nests its message (``{"error": {"message": ...}}``)."""
     try:
@@ -329,7 +387,7 @@ class TailerConnector(Connector):
         ),
         Action(
             "reset_workflow", "Reset workflow", role="operate", mutating=True, description=RESET_HELP,
-            confirm="Reset this workflow on Tailer? Every triggering job goes back to 0.",
+            confirm=RESET_CONFIRM,
             applies_to=lambda target: target.configuration_type == "workflow",
         ),
     )
@@ -578,7 +636,11 @@ class TailerConnector(Connector):
         return ActionResult(tables=[Table(
             "Last runs",
             ["Run id", "Status", "Started", "Duration", "Last update", "Job"],
-            [[r.get("run_id"), r.get("status"), r.get("start_execution_date"), r.get("duration"), r.get("last_update_date"), r.get("job_id")] for r in rows],
+            [
+                [r.get("run_id"), r.get("status"), shown_time(r.get("start_execution_date")), shown_duration(r.get("duration")),
+                 shown_time(r.get("last_update_date")), r.get("job_id")]
+                for r in rows
+            ],
             status_column="Status",
         )])
 
@@ -591,7 +653,8 @@ class TailerConnector(Connector):
             return []
         return [Table(
             "Run", ["Run id", "Status", "Started", "Duration", "Last update"],
-            [[output.get("run_id"), output.get("status"), output.get("start"), output.get("duration"), output.get("last_update")]],
+            [[output.get("run_id"), output.get("status"), shown_time(output.get("start")),
+              shown_duration(output.get("duration")), shown_time(output.get("last_update"))]],
             status_column="Status",
         )]
 
@@ -639,9 +702,9 @@ class TailerConnector(Connector):
             "last_update": row.get("last_update_date"),
         }
         key = status.strip().upper().replace(" ", "_")
-        when = f"after {output['duration']}"
+        when = f"after {shown_duration(output['duration'])}" if output["duration"] else "no duration yet"
         if output["start"]:
-            when = f"started {output['start']}, {when}"
+            when = f"started {shown_time(output['start'])}, {when}"
         if key in SUCCESS_STATUSES:
             return Done(message=f"Run {status} ({when})", remote_ref=run_id, remote_status=status, output=output)
         if key in FAILURE_STATUSES:

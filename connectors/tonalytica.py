@@ -13,14 +13,19 @@ section 4, which says where the real server differs from them:
 
 A release is two steps: "refresh" (POST ``/api/queries/<id>/results``: a cached result
 completes it at once, else it waits on the job) and "fetch" (read the result, keep a
-preview). docs/platforms/tonalytica.md explains the choices.
+preview). Beyond releases the portal gets: ``browse`` of the saved queries for the mapping
+form (filling the parameter declarations), the actions ``query_info``, ``dashboards`` and
+``archive_query``, step tables (the job, the result preview) and CSV/JSON downloads of the
+fetched result streamed through the portal. docs/platforms/tonalytica.md explains the choices.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
@@ -28,10 +33,14 @@ import httpx
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from .base import (
+    Action,
+    ActionResult,
     AuthenticationError,
+    Choice,
     Connector,
     ConnectorError,
     Done,
+    Download,
     Failed,
     InvalidResponse,
     NotFound,
@@ -42,6 +51,7 @@ from .base import (
     StepContext,
     StepOutcome,
     StepSpec,
+    Table,
     Timeout,
     Unreachable,
     Waiting,
@@ -56,6 +66,15 @@ JOB_EXPIRY_SECONDS = 12 * 3600
 MAX_JOB_SERVER_ERRORS = 3
 #: Rows kept in the "fetch" step's output.
 PREVIEW_ROWS = 50
+#: Saved queries offered by one Browse… (Redash's default page size): a search narrows them.
+BROWSE_LIMIT = 25
+#: Longest cell text shown in a preview table (a JSON column can hold kilobytes).
+PREVIEW_CELL_CHARS = 200
+#: format -> (button label, Content-Type) of the fetched result's downloads.
+DOWNLOAD_FORMATS: dict[str, tuple[str, str]] = {
+    "csv": ("CSV", "text/csv; charset=utf-8"),
+    "json": ("JSON", "application/json"),
+}
 CANCELLED_MESSAGE = "Query cancelled by user."
 
 JOB_QUEUED, JOB_STARTED, JOB_FINISHED, JOB_FAILED, JOB_CANCELLED = 1, 2, 3, 4, 5
@@ -240,8 +259,22 @@ class TonalyticaTarget(Schema):
     ``TonalyticaConnector.target_for_query`` builds one from the live query.
     """
 
-    query_id: int = Field(gt=0, title="Query id")
-    query_name: str = Field(default="", max_length=255, title="Query name", description="For display only")
+    # Both fields have a Browse… button (``browse``): a choice fills every field below from
+    # the live query. query_name is browsable too because the portal renders an int field as
+    # a number input, where no search text can be typed.
+    query_id: int = Field(
+        gt=0,
+        title="Query id",
+        description="Browse… lists the saved queries; with an id typed in, it looks that query up",
+        json_schema_extra={"browse": True},
+    )
+    query_name: str = Field(
+        default="",
+        max_length=255,
+        title="Query name",
+        description="For display only. Type part of a name and Browse… to search the saved queries",
+        json_schema_extra={"browse": True},
+    )
     parameter_types: dict[str, ParameterType] = Field(
         default_factory=dict, title="Parameter types", description="name -> type, as declared by the query"
     )
@@ -291,36 +324,109 @@ class TonalyticaParams(Schema):
     """What one release asks for. With the target in the validation context (as the portal
     validates), every value is checked against the declared types and required parameters."""
 
+    # The portal's form renders this dict as a JSON textarea, the bool as a checkbox and the
+    # optional int as an optional number field; errors about values land under "Parameters".
     parameters: dict[str, Any] = Field(
-        default_factory=dict, title="Parameters", description="name -> value; overrides the mapping's defaults"
+        default_factory=dict,
+        # Validated even when absent: a declared parameter without a default must be given.
+        validate_default=True,
+        title="Parameters",
+        description=(
+            'A JSON object of name -> value, e.g. {"limit": 60}; it overrides the mapping\'s defaults. '
+            'Dates as "YYYY-MM-DD", ranges as {"start": ..., "end": ...}; a blank value uses the default.'
+        ),
     )
-    force_refresh: bool = Field(default=False, title="Force a fresh run", description="Never use a cached result")
+    force_refresh: bool = Field(
+        default=False,
+        title="Force a fresh run",
+        description="Run the query now (max_age 0) instead of accepting a cached result",
+    )
     max_age: int | None = Field(
         default=None, ge=-1, title="Accept a cached result up to (seconds)", description="Defaults to the mapping's"
     )
 
     @field_validator("parameters")
     @classmethod
-    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return {str(k).strip(): v for k, v in value.items()}
+    def _against_target(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Names stripped; with the target in the context, values checked and typed as declared.
 
-    @model_validator(mode="after")
-    def _against_target(self, info: ValidationInfo) -> TonalyticaParams:
+        A field validator (not a model one) so that the portal shows the problems under the
+        Parameters field, next to what the user typed.
+        """
+        value = {str(k).strip(): v for k, v in value.items()}
         target = (info.context or {}).get("target")
-        if isinstance(target, TonalyticaTarget):
-            resolved = resolve_parameters(target, self.parameters)
-            # Keep the real overrides only (a blank field means "the default"), in the shape
-            # Redash wants (numbers as numbers...): a later change of a default still applies.
-            overrides = {
-                k: resolved[k] for k, v in self.parameters.items() if not _is_blank(target.parameter_types[k], v)
-            }
-            object.__setattr__(self, "parameters", overrides)
-        return self
+        if not isinstance(target, TonalyticaTarget):
+            return value
+        resolved = resolve_parameters(target, value)
+        # Keep the real overrides only (a blank field means "the default"), in the shape
+        # Redash wants (numbers as numbers...): a later change of a default still applies.
+        return {k: resolved[k] for k, v in value.items() if not _is_blank(target.parameter_types[k], v)}
 
     def effective_max_age(self, target: TonalyticaTarget) -> int:
         if self.force_refresh:
             return 0
         return target.max_age if self.max_age is None else self.max_age
+
+
+class DashboardFilter(Schema):
+    """The filters of the ``dashboards`` action: Redash's own list parameters."""
+
+    search: str = Field(default="", max_length=100, title="Search", description="Part of a dashboard's name")
+    page: int = Field(default=1, ge=1, le=10_000, title="Page")
+
+
+# WHAT THE PORTAL SHOWS
+
+
+def show_value(value: Any) -> str | None:
+    """A parameter value as one short line: a range as ``start → end``, a list joined."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, Mapping) and set(value) == {"start", "end"}:
+        return f"{value['start']} → {value['end']}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def parameter_summary(declared: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any]) -> str:
+    """One line describing a query's parameters for a browse choice.
+
+    ``defaults`` are the usable (typed) ones from ``TonalyticaConnector.target_data``: a
+    declared value missing there could not be used, so the parameter is said required.
+    """
+    parts = []
+    for p in declared:
+        kind = "dropdown of " + ", ".join(p["enum_options"]) if p["type"] == "enum" and p["enum_options"] else p["type"]
+        if p["name"] in defaults:
+            value = f"default {show_value(defaults[p['name']])}"
+        elif not _is_blank(p["type"], p["value"]):
+            value = f"required: its saved default {show_value(p['value'])!r} cannot be used"
+        else:
+            value = "required"
+        parts.append(f"{p['name']} ({kind}, {value})")
+    return "parameters: " + "; ".join(parts) if parts else "no parameters"
+
+
+def preview_cell(value: Any) -> Any:
+    """A result cell as the preview table shows it: short, JSON for nested values."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= PREVIEW_CELL_CHARS else text[: PREVIEW_CELL_CHARS - 1] + "…"
+
+
+def result_filename(query_name: str, query_id: Any, result_id: int, fmt: str) -> str:
+    """``<query name>_<result id>.<fmt>``, in ASCII letters, digits, ``.``, ``_`` and ``-`` only.
+
+    The portal puts it in a quoted Content-Disposition header: no quote, slash or non-ASCII
+    character may reach it. A name with nothing left falls back to ``query_<id>``.
+    """
+    ascii_name = unicodedata.normalize("NFKD", query_name or "").encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_name).strip("._-")[:100]
+    if not stem:
+        stem = f"query_{int(query_id)}" if str(query_id or "").isdigit() else "query_result"
+    return f"{stem}_{int(result_id)}.{fmt}"
 
 
 # HTTP
@@ -392,6 +498,36 @@ class TonalyticaConnector(Connector):
     Target = TonalyticaTarget
     Params = TonalyticaParams
     needs_file = False
+    actions = (
+        Action(
+            "query_info",
+            "Query on TONalytica",
+            description="The saved query as TONalytica has it now: its declared parameters next to this mapping's.",
+        ),
+        Action(
+            "dashboards",
+            "Dashboards",
+            scope="connection",
+            auto=True,
+            params=DashboardFilter,
+            description="The dashboards this API key can see on TONalytica, 25 a page, refreshed every 10 s.",
+        ),
+        Action(
+            "archive_query",
+            "Archive the query",
+            role="manage",
+            mutating=True,
+            # Redash's archive also deletes the query's dashboard widgets and alerts: say so.
+            confirm=(
+                "Archive this saved query on TONalytica? It leaves TONalytica's lists, its schedule stops, "
+                "and its widgets and alerts are deleted. The portal cannot undo this."
+            ),
+            description=(
+                "DELETE /api/queries/<id> on TONalytica. This mapping stays: archive it too if nothing "
+                "should release the query any more."
+            ),
+        ),
+    )
 
     def __init__(self, credentials: TonalyticaCredentials, *, base_url: str, timeout: float = 30.0):
         super().__init__(credentials, base_url=base_url, timeout=timeout)
@@ -446,8 +582,14 @@ class TonalyticaConnector(Connector):
         return self._page(answer, self._query_summary)
 
     def get_query(self, query_id: int) -> dict[str, Any]:
-        """One query with its declared parameters. The query's own API key is left out."""
-        query = self.http.json("GET", f"/api/queries/{int(query_id)}", ok=(200,))
+        """One query with its declared parameters. The query's own API key is left out.
+
+        Raises NotFound, saying which query, for an id TONalytica does not know.
+        """
+        try:
+            query = self.http.json("GET", f"/api/queries/{int(query_id)}", ok=(200,))
+        except NotFound:
+            raise self._no_such_query(query_id) from None
         if not isinstance(query, dict) or "id" not in query:
             raise InvalidResponse("TONalytica answered a query without an id")
         return {
@@ -466,7 +608,14 @@ class TonalyticaConnector(Connector):
         A saved default that does not validate (a dynamic date such as ``d_last_7_days``,
         which only the Redash UI resolves) is left out: the parameter becomes required.
         """
-        query = self.get_query(query_id)
+        return self.target_data(self.get_query(query_id), max_age=max_age)
+
+    @staticmethod
+    def target_data(query: Mapping[str, Any], *, max_age: int = -1) -> dict[str, Any]:
+        """Target data from a query as ``get_query`` or ``list_queries`` return it (no network).
+
+        Saved defaults that do not validate are left out, as in ``target_for_query``.
+        """
         types = {p["name"]: p["type"] for p in query["parameters"]}
         options = {
             p["name"]: p["enum_options"] for p in query["parameters"] if p["type"] == "enum" and p["enum_options"]
@@ -541,6 +690,174 @@ class TonalyticaConnector(Connector):
         Errors (refused key, unknown result) raise here, before any byte is returned.
         """
         return self.http.stream(f"/api/query_results/{int(result_id)}.csv", chunk_size=chunk_size)
+
+    # Browse, actions, step tables and downloads (what the portal shows beyond steps)
+
+    def browse(self, field: str, *, query: str = "", values: Mapping[str, Any] | None = None) -> list[Choice]:
+        """Saved queries for the mapping form's ``query_id`` and ``query_name`` fields.
+
+        ``query`` is what the field holds. In ``query_id`` an id looks that one query up (so
+        does ``#id`` in either field); anything else searches names, descriptions and SQL
+        (Redash's ``q``; empty lists every query), newest first, at most BROWSE_LIMIT; the
+        last choice's detail says how many more matched. A choice fills ``query_id``,
+        ``query_name`` and the parameter declarations (types, usable defaults, dropdown
+        options); ``max_age`` stays as the user set it. Raises NotFound for an unknown id.
+        """
+        if field not in ("query_id", "query_name"):
+            return super().browse(field, query=query, values=values)
+        text = query.strip()
+        wanted = text.removeprefix("#").strip()
+        if wanted.isdigit() and (field == "query_id" or text.startswith("#")):
+            found, count = [self.get_query(int(wanted))], 1
+        else:
+            page = self.list_queries(search=text, page_size=BROWSE_LIMIT)
+            found, count = page["results"], page["count"]
+        choices = [self._choice(field, q) for q in found if q.get("id") is not None]
+        if choices and isinstance(count, int) and count > len(choices):
+            last = choices[-1]
+            more = f"{len(choices)} of {count} queries shown: type part of a name to narrow the list"
+            choices[-1] = Choice(last.value, last.label, f"{last.detail} — {more}", last.fill)
+        return choices
+
+    def _choice(self, field: str, query: Mapping[str, Any]) -> Choice:
+        data = self.target_data(query)
+        # max_age is the user's choice in the form, not the query's: left out of the fill.
+        fill = {k: v for k, v in data.items() if k != "max_age"}
+        detail = parameter_summary(query["parameters"], data["parameter_defaults"])
+        if query.get("is_archived"):
+            detail += " · archived on TONalytica"
+        return Choice(
+            value=str(data["query_id"]) if field == "query_id" else data["query_name"],
+            label=f"#{data['query_id']} {data['query_name']}",
+            detail=detail,
+            fill=fill,
+        )
+
+    def action_query_info(self, *, target: TonalyticaTarget, params: None) -> ActionResult:
+        """The live query's declared parameters next to the mapping's, and what changed."""
+        query = self.get_query(target.query_id)
+        live = self.target_data(query)
+        rows = [
+            [
+                p["name"],
+                p["title"],
+                p["type"],
+                show_value(p["value"]),
+                show_value(target.parameter_defaults.get(p["name"])),
+                ", ".join(p["enum_options"]) or None,
+            ]
+            for p in query["parameters"]
+        ]
+        count = len(rows)
+        notes = [f"Query #{query['id']} “{query['name']}”: {count} parameter{'s' if count != 1 else ''}."]
+        if query.get("updated_at"):
+            notes.append(f"Updated {query['updated_at']}.")
+        if query["is_archived"]:
+            notes.append("It is archived on TONalytica.")
+        if live["parameter_types"] != target.parameter_types or live["parameter_options"] != target.parameter_options:
+            notes.append(
+                "Its parameters changed since this mapping was made: edit the mapping and Browse… the query again."
+            )
+        columns = ["Name", "Title", "Type", "Default on TONalytica", "Default in this mapping", "Dropdown options"]
+        return ActionResult(message=" ".join(notes), tables=[Table("Declared parameters", columns, rows)])
+
+    def action_dashboards(self, *, target: None, params: DashboardFilter | None) -> ActionResult:
+        """One page of the connection's dashboards as a table."""
+        params = params or DashboardFilter()
+        page = self.list_dashboards(search=params.search, page=params.page, page_size=BROWSE_LIMIT)
+        rows = [
+            [
+                d["id"],
+                d["name"] + (" (draft)" if d["is_draft"] else ""),
+                d["slug"],
+                ", ".join(map(str, d["tags"])) or None,
+                d["updated_at"],
+            ]
+            for d in page["results"]
+        ]
+        count = page["count"] if isinstance(page["count"], int) else len(rows)
+        first = (params.page - 1) * BROWSE_LIMIT + 1
+        title = f"Dashboards {first}–{first + len(rows) - 1} of {count}" if rows else "Dashboards"
+        return ActionResult(tables=[Table(title, ["Id", "Name", "Slug", "Tags", "Updated"], rows)])
+
+    def action_archive_query(self, *, target: TonalyticaTarget, params: None) -> ActionResult:
+        """Archive the mapping's query (run by the portal in a worker, recorded)."""
+        return ActionResult(message=self.archive_query(target.query_id))
+
+    @classmethod
+    def step_tables(cls, step_name: str, output: Mapping[str, Any]) -> list[Table]:
+        """Under "refresh": the query job (or the cached result); under "fetch": the first rows."""
+        if step_name == "refresh":
+            return cls._job_tables(output)
+        if step_name == "fetch":
+            return cls._preview_tables(output)
+        return []
+
+    @staticmethod
+    def _job_tables(output: Mapping[str, Any]) -> list[Table]:
+        result_id = output.get("query_result_id")
+        if output.get("cached"):
+            return [Table("Cached result", ["Query result", "Retrieved at"], [[result_id, output.get("retrieved_at")]])]
+        if not output.get("job_id"):
+            return []
+        started = output.get("job_started_at")
+        started_text = (
+            dt.datetime.fromtimestamp(float(started), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started else None
+        )
+        status = output.get("job_status") or ("finished" if result_id is not None else None)
+        return [
+            Table(
+                "Query job",
+                ["Job", "Status", "Started", "Query result"],
+                [[output["job_id"], status, started_text, result_id]],
+                status_column="Status",
+            )
+        ]
+
+    @staticmethod
+    def _preview_tables(output: Mapping[str, Any]) -> list[Table]:
+        preview = output.get("preview")
+        if not isinstance(preview, list):
+            return []
+        rows = [row for row in preview if isinstance(row, Mapping)]
+        columns = [str(c) for c in output.get("columns") or (list(rows[0]) if rows else [])]
+        total = output.get("row_count", len(rows))
+        if not rows:
+            title = "The query returned no rows"
+        elif len(rows) >= total:
+            title = f"Result: all {total} row{'s' if total != 1 else ''}"
+        else:
+            title = f"Preview: the first {len(rows)} of {total} rows"
+        return [Table(title, columns, [[preview_cell(row.get(c)) for c in columns] for row in rows])]
+
+    @classmethod
+    def downloads(cls, step_name: str, output: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The fetched result as CSV or JSON (Redash's own renderings)."""
+        if step_name != "fetch" or output.get("query_result_id") is None:
+            return []
+        return [(fmt, label) for fmt, (label, _) in DOWNLOAD_FORMATS.items()]
+
+    def download(self, step_name: str, output: Mapping[str, Any], fmt: str) -> Download:
+        """Stream ``GET /api/query_results/<id>.<fmt>`` with the connection's key in its header.
+
+        The portal relays the bytes: the user never gets a TONalytica URL (nor the key).
+        Errors raise here, before any byte: an unknown result is NotFound, said plainly.
+        """
+        if fmt not in dict(self.downloads(step_name, output)):
+            raise NotSupported(f"TONalytica offers no {fmt!r} download for the step {step_name!r}")
+        result_id = int(output["query_result_id"])
+        try:
+            chunks = self.http.stream(f"/api/query_results/{result_id}.{fmt}")
+        except NotFound:
+            raise NotFound(
+                f"TONalytica no longer has query result {result_id}: run the release again for a fresh one",
+                status_code=404,
+            ) from None
+        return Download(
+            filename=result_filename(str(output.get("query_name") or ""), output.get("query_id"), result_id, fmt),
+            content_type=DOWNLOAD_FORMATS[fmt][1],
+            chunks=chunks,
+        )
 
     # Releases
 
@@ -629,7 +946,10 @@ class TonalyticaConnector(Connector):
             # The portal validated params against the target; this catches a target changed since.
             raise PermanentError(f"Cannot run query #{target.query_id}: {exc}") from None
         body = {"parameters": values, "max_age": params.effective_max_age(target)}
-        answer = self.http.json("POST", f"/api/queries/{target.query_id}/results", json=body, ok=(200,))
+        try:
+            answer = self.http.json("POST", f"/api/queries/{target.query_id}/results", json=body, ok=(200,))
+        except NotFound:
+            raise self._no_such_query(target.query_id) from None
         if isinstance(answer, dict) and isinstance(answer.get("query_result"), dict):
             result = answer["query_result"]
             if result.get("id") is None:
@@ -653,19 +973,21 @@ class TonalyticaConnector(Connector):
                 remote_ref=job_id,
                 message=f"Query job {JOB_WAITING_STATUSES[status]}",
                 remote_status=JOB_WAITING_STATUSES[status],
-                output=output,
+                # job_status: what step_tables shows (the output is all it gets).
+                output={**output, "job_status": JOB_WAITING_STATUSES[status]},
             )
         if status == JOB_FINISHED:
             # Old versions put the id in "result" only; on success both are the result id.
             result_id = job.get("query_result_id") or job.get("result")
             if result_id is None:
                 raise InvalidResponse(f"TONalytica's job {job_id} finished without a query_result_id")
-            output = {k: v for k, v in output.items() if k not in ("job_started_at", "job_server_errors")}
+            # job_started_at stays: the release page shows when the job started.
+            output = {k: v for k, v in output.items() if k != "job_server_errors"}
             return Done(
                 message="Query ran",
                 remote_ref=str(result_id),
                 remote_status="finished",
-                output={**output, "query_result_id": result_id},
+                output={**output, "query_result_id": result_id, "job_status": "finished"},
             )
         if status in (JOB_FAILED, JOB_CANCELLED):
             error = str(job.get("error") or "").strip()
@@ -674,7 +996,7 @@ class TonalyticaConnector(Connector):
                 error or ("Query cancelled" if cancelled else "The query failed on TONalytica"),
                 remote_ref=job_id,
                 remote_status="cancelled" if cancelled else "failed",
-                output=output,
+                output={**output, "job_status": "cancelled" if cancelled else "failed"},
             )
         raise InvalidResponse(f"TONalytica's job {job_id} has an unknown status {status!r}")
 
@@ -690,6 +1012,9 @@ class TonalyticaConnector(Connector):
             remote_ref=str(result_id),
             output={
                 "query_result_id": result_id,
+                # For the download's file name (download() gets the output only).
+                "query_id": ctx.target.query_id,
+                "query_name": ctx.target.query_name,
                 "row_count": count,
                 "columns": names,
                 "column_types": {c.get("name"): c.get("type") for c in result["columns"] if isinstance(c, dict)},
@@ -700,6 +1025,13 @@ class TonalyticaConnector(Connector):
         )
 
     # Helpers
+
+    @staticmethod
+    def _no_such_query(query_id: int) -> NotFound:
+        return NotFound(
+            f"TONalytica has no query #{int(query_id)} (it was deleted, or this API key cannot see it)",
+            status_code=404,
+        )
 
     @staticmethod
     def _check_page(page: int, page_size: int) -> None:

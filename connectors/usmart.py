@@ -9,20 +9,29 @@ Not published, chosen with the simulator (docs/platforms/usmart.md): the ``datas
 answer (``result.files[]`` and ``result.resourceContainers[]``), the bodies of
 ``file:create`` and ``resourceContainer:*``, and following a pipeline run through the
 ``status`` of its resource container in ``dataset:view``.
+
+Listing datasets: the API has no documented list action, so ``browse("dataset_guid")``
+reads the organisation's private DCAT catalogue (``GET {base}/org/<orgGUID>/dcat/private``,
+a DCAT-US 1.1 ``data.json``-style document; usmart.txt: "Private will return all
+datasets"), sent with the same key headers. Its path, authentication and shape are our
+choice, documented in docs/platforms/usmart.md.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
-from typing import Annotated, Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import AfterValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationInfo, field_validator
 
 from .base import (
+    Action,
+    ActionResult,
     AuthenticationError,
+    Choice,
     Connector,
     ConnectorError,
     Done,
@@ -36,6 +45,7 @@ from .base import (
     StepContext,
     StepOutcome,
     StepSpec,
+    Table,
     Waiting,
 )
 from .http import HttpClient, iter_file
@@ -46,6 +56,20 @@ PUT_ATTEMPTS = 3
 #: Pipeline run states, as the platform (our simulator) reports them.
 PIPELINE_DONE = {"processed"}
 PIPELINE_FAILED = {"failed", "error"}
+#: Output pipeline ids ``resourceContainer:create`` accepts, with their names. The docs
+#: list them in a table no stored copy shows (our simulator's choice); they say the
+#: real-time Data API is not supported through the API, so it is not offered.
+PIPELINE_IDS = {
+    "csv": "CSV download",
+    "json": "JSON download",
+    "geojson": "GeoJSON download",
+    "xlsx": "Excel download",
+    "api": "Data API",
+}
+PipelineId = Literal["csv", "json", "geojson", "xlsx", "api"]
+#: The organisation's catalogue of all its datasets, public and private.
+DCAT_PATH = "/dcat/private"
+GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _guid(value: str) -> str:
@@ -94,23 +118,82 @@ class UsmartCredentials(Schema):
     )
 
 
+def _split_guids(value: Any) -> Any:
+    """Items that hold several GUIDs (separated by commas, spaces or brackets, as in a
+    pasted list) become one item each; anything else is left to the GUID validator."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return value
+    items: list[Any] = []
+    for item in value:
+        if isinstance(item, str):
+            items += [token for token in re.split(r"[\s,;\[\]'\"]+", item) if token]
+        else:
+            items.append(item)
+    return items
+
+
+def parse_pipeline_names(text: str, *, strict: bool = True) -> dict[str, str]:
+    """``{guid: name}`` from lines ``<GUID>: <name>``. A line that is not one raises
+    ValueError when ``strict``, else is skipped."""
+    names: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        match = re.fullmatch(rf"\s*({GUID_RE.pattern})\s*[:=]\s*(.*?)\s*", line)
+        if match is None or not match.group(2):
+            if strict:
+                raise ValueError("one pipeline per line, as '<pipeline GUID>: <name>' (Browse fills it)")
+            continue
+        names[match.group(1).lower()] = match.group(2)
+    return names
+
+
+def format_pipeline_names(guids: Iterable[str], names: Mapping[str, str]) -> str:
+    return "\n".join(f"{guid}: {names[guid]}" for guid in guids if names.get(guid))
+
+
 class UsmartTarget(Schema):
-    dataset_guid: Guid = Field(title="Dataset GUID")
+    """Where a release goes. The GUIDs are what the platform gets; ``dataset_title`` and
+    ``pipeline_names`` are display-only (filled by Browse, never sent to uSmart)."""
+
+    dataset_guid: Guid = Field(
+        title="Dataset GUID",
+        description="Browse lists the organisation's datasets (its private DCAT catalogue)",
+        json_schema_extra={"browse": True},
+    )
+    dataset_title: str = Field(
+        default="",
+        title="Dataset name",
+        description="Shown in the portal only; Browse fills it",
+        max_length=300,
+    )
     file_guid: OptionalGuid = Field(
         default="",
         title="File GUID",
         description="The file to replace with a new revision. Empty: each release adds a new file to the dataset.",
+        json_schema_extra={"browse": True},
     )
     file_name: str = Field(
         default="",
         title="File name on uSmart",
-        description="The name shown on the platform, e.g. readings.csv. Empty: the uploaded file's name.",
+        description="The name shown on the platform, e.g. readings.csv (Browse keeps the file's current name)."
+        " Empty: the uploaded file's name.",
         max_length=255,
     )
     pipeline_guids: list[Guid] = Field(
         default_factory=list,
         title="Output pipelines to process",
-        description="Resource container GUIDs of the dataset, processed after the upload in this order",
+        description="Resource container GUIDs of the dataset, one per line, processed after the upload in this order",
+        json_schema_extra={"browse": True},
+    )
+    pipeline_names: str = Field(
+        default="",
+        title="Pipeline names",
+        description="Shown in the portal only; Browse fills it (one '<GUID>: <name>' per line)",
+        max_length=5000,
+        json_schema_extra={"widget": "textarea"},
     )
 
     @field_validator("file_name")
@@ -120,10 +203,34 @@ class UsmartTarget(Schema):
             raise ValueError("a file name, not a path")
         return value
 
+    @field_validator("pipeline_guids", mode="before")
+    @classmethod
+    def _several_per_item(cls, value: Any) -> Any:
+        return _split_guids(value)
+
     @field_validator("pipeline_guids")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
+
+    @field_validator("pipeline_names")
+    @classmethod
+    def _names_of_chosen_pipelines(cls, value: str, info: ValidationInfo) -> str:
+        """Canonical lines, in the order of ``pipeline_guids``, for chosen pipelines only."""
+        names = parse_pipeline_names(value)
+        return format_pipeline_names(info.data.get("pipeline_guids") or [], names)
+
+    def pipeline_label(self, guid: str) -> str:
+        """The pipeline's name when Browse recorded it, else its GUID."""
+        return parse_pipeline_names(self.pipeline_names, strict=False).get(guid, guid)
+
+
+class CreatePipelineParams(Schema):
+    pipeline_id: PipelineId = Field(
+        title="Output pipeline",
+        description="; ".join(f"{k}: {v}" for k, v in PIPELINE_IDS.items())
+        + ". The real-time Data API cannot be added through the API.",
+    )
 
 
 def s3_error_message(response: httpx.Response) -> str:
@@ -136,6 +243,35 @@ def s3_error_message(response: httpx.Response) -> str:
     message = re.search(r"<Message>([^<]{1,300})</Message>", response.text)
     parts = [m.group(1) for m in (code, message) if m]
     return ": ".join(parts) or f"HTTP {response.status_code} {response.reason_phrase}"
+
+
+def _first(mapping: Mapping[str, Any], *keys: str) -> Any:
+    """The value of the first key present (plain DCAT-US keys, then JSON-LD prefixed ones)."""
+    return next((mapping[k] for k in keys if mapping.get(k) not in (None, "", [])), None)
+
+
+def _text(value: Any) -> str:
+    """A JSON-LD literal as text: a string, ``{"@value": ...}`` or the first of a list."""
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    if isinstance(value, dict):
+        value = value.get("@value", value.get("@id", ""))
+    return str(value).strip() if value is not None else ""
+
+
+def _bytes(size: Any) -> str:
+    return f"{size:,} bytes" if isinstance(size, int) and not isinstance(size, bool) else ""
+
+
+def _pipeline_table(pipeline: Mapping[str, Any], *, title: str) -> Table:
+    """One pipeline (as ``view_dataset`` or a pipeline step's output has it) with its status."""
+    return Table(
+        title,
+        ["Output pipeline", "Type", "Status", "Run", "Message"],
+        [[pipeline.get("name"), pipeline.get("pipeline_id"), pipeline.get("status") or "—",
+          pipeline.get("process_id"), pipeline.get("status_message")]],
+        status_column="Status",
+    )
 
 
 class _ExpiredUrl(Exception):
@@ -153,6 +289,24 @@ class UsmartConnector(Connector):
     Target = UsmartTarget
     Params = NoParams
     needs_file = True
+    actions = (
+        Action(
+            "dataset",
+            "Dataset on uSmart",
+            auto=True,
+            description="The dataset's files and output pipelines as uSmart reports them (dataset:view),"
+            " refreshed every 10 s.",
+        ),
+        Action(
+            "create_pipeline",
+            "Add an output pipeline",
+            role="manage",
+            mutating=True,
+            params=CreatePipelineParams,
+            description="resourceContainer:create adds an output pipeline to the dataset on uSmart. To have"
+            " releases process it, edit the mapping and pick it with Browse.",
+        ),
+    )
 
     def __init__(self, credentials: UsmartCredentials, *, base_url: str, timeout: float = 30.0):
         super().__init__(credentials, base_url=base_url, timeout=timeout)
@@ -169,21 +323,30 @@ class UsmartConnector(Connector):
         # the API key headers, whose errors are read as S3's XML.
         self.storage = HttpClient("", timeout=timeout, error_parser=s3_error_message)
 
-    # Actions
+    # Calls
 
-    def _action(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST one action; its ``result`` object. Refused keys get a clear message."""
+    @staticmethod
+    def _platform_says(exc: ConnectorError) -> str:
+        """The platform's own words in an error from HttpClient, without the method and URL."""
+        return re.sub(r"^.*? answered \d{3}: ", "", exc.message, count=1, flags=re.S)
+
+    def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        """One API request; its decoded JSON. Refused keys get a clear message."""
         try:
-            answer = self.http.json("POST", f"/{action}", json=body)
+            return self.http.json(method, path, **kwargs)
         except AuthenticationError as exc:
             if exc.status_code == 403:
                 raise AuthenticationError(
-                    f"uSmart refused {action} for this API key (it needs the Provider role or higher): {exc.message}",
+                    f"uSmart refused {what} for this API key (it needs the Provider role or higher): {exc.message}",
                     status_code=403,
                 ) from None
             raise AuthenticationError(
                 f"uSmart refused the API key id or secret: {exc.message}", status_code=exc.status_code
             ) from None
+
+    def _action(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST one action; its ``result`` object."""
+        answer = self._call("POST", f"/{action}", action, json=body)
         result = answer.get("result") if isinstance(answer, dict) else None
         if not isinstance(result, dict):
             raise InvalidResponse(f"uSmart's {action} answered without a result object")
@@ -200,28 +363,83 @@ class UsmartConnector(Connector):
 
     @classmethod
     def describe_target(cls, target: UsmartTarget) -> str:
-        what = f"file {target.file_guid}" if target.file_guid else "a new file"
-        name = f" as {target.file_name}" if target.file_name else ""
-        pipelines = f", then {len(target.pipeline_guids)} pipeline(s)" if target.pipeline_guids else ""
-        return f"Dataset {target.dataset_guid}: {what}{name}{pipelines}"
+        """Names where Browse recorded them, GUIDs otherwise, e.g. "Air quality sensors:
+        new revision of readings.csv, then CSV download, Data API"."""
+        dataset = target.dataset_title or f"Dataset {target.dataset_guid}"
+        if target.file_guid:
+            what = f"new revision of {target.file_name or 'file ' + target.file_guid}"
+        else:
+            what = "a new file" + (f" as {target.file_name}" if target.file_name else "")
+        pipelines = ", ".join(target.pipeline_label(g) for g in target.pipeline_guids)
+        return f"{dataset}: {what}" + (f", then {pipelines}" if pipelines else "")
 
-    # Browse
+    # Reads
+
+    def list_datasets(self) -> list[dict[str, str]]:
+        """Every dataset of the organisation, from its private DCAT catalogue, by title::
+
+            [{"guid", "title", "description", "modified"}]
+
+        The catalogue is DCAT-US 1.1 JSON (``dataset[]`` with ``identifier`` and ``title``);
+        JSON-LD prefixed keys (``dcat:dataset``, ``dct:title``) are read too. Entries
+        without a GUID in their identifier are skipped; of several, the last one counts.
+        """
+        try:
+            answer = self._call("GET", DCAT_PATH, "its DCAT catalogue")
+        except NotFound as exc:
+            raise NotFound(
+                f"uSmart has no DCAT catalogue for organisation {self.credentials.organisation_guid}"
+                f" (uSmart said: {self._platform_says(exc)}): check the connection's Organisation GUID",
+                status_code=404,
+            ) from None
+        entries = _first(answer, "dataset", "dcat:dataset") if isinstance(answer, dict) else None
+        if not isinstance(entries, list):
+            raise InvalidResponse("uSmart's DCAT catalogue has no dataset list")
+        datasets = []
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            # The last GUID of the identifier (or URL): a dataset URL names the organisation first.
+            guid = next(
+                (found[-1].lower() for key in ("identifier", "dct:identifier", "@id", "landingPage", "dcat:landingPage")
+                 if (found := GUID_RE.findall(_text(entry.get(key))))),
+                None,
+            )
+            if guid is None:
+                continue
+            datasets.append({
+                "guid": guid,
+                "title": _text(_first(entry, "title", "dct:title")) or guid,
+                "description": _text(_first(entry, "description", "dct:description")),
+                "modified": _text(_first(entry, "modified", "dct:modified")),
+            })
+        return sorted(datasets, key=lambda d: d["title"].casefold())
 
     def view_dataset(self, dataset_guid: str) -> dict[str, Any]:
         """The dataset's title, files and output pipelines, normalised::
 
-            {"guid", "title", "files": [{"guid", "name", "size", "revision"}],
-             "pipelines": [{"guid", "name", "pipeline_id", "status", "status_message", "process_id"}]}
+            {"guid", "title", "files": [{"guid", "name", "size", "revision", "updated_at"}],
+             "pipelines": [{"guid", "name", "pipeline_id", "status", "status_message",
+                            "process_id", "processed_at"}]}
 
-        Raises NotFound for a dataset the organisation does not hold.
+        Raises NotFound, saying so plainly, for a dataset the organisation does not hold.
         """
-        data = self._action("dataset:view", {"datasetGUID": _guid_arg(dataset_guid)})
+        guid = _guid_arg(dataset_guid)
+        try:
+            data = self._action("dataset:view", {"datasetGUID": guid})
+        except NotFound as exc:
+            raise NotFound(
+                f"uSmart does not know dataset {guid} (uSmart said: {self._platform_says(exc)}):"
+                " choose the dataset again with Browse on the mapping",
+                status_code=404,
+            ) from None
         files = [
             {
                 "guid": f.get("fileGUID"),
                 "name": f.get("fileName"),
                 "size": f.get("fileSize"),
                 "revision": f.get("revision"),
+                "updated_at": f.get("updatedAt") or "",
             }
             for f in data.get("files") or []
             if isinstance(f, dict) and f.get("fileGUID")
@@ -232,7 +450,7 @@ class UsmartConnector(Connector):
             if isinstance(p, dict) and p.get("resourceContainerGUID")
         ]
         return {
-            "guid": data.get("datasetGUID", dataset_guid),
+            "guid": data.get("datasetGUID", guid),
             "title": data.get("title") or "",
             "files": files,
             "pipelines": pipelines,
@@ -242,22 +460,174 @@ class UsmartConnector(Connector):
     def _pipeline(container: dict[str, Any]) -> dict[str, Any]:
         return {
             "guid": container.get("resourceContainerGUID"),
-            "name": container.get("name") or container.get("pipelineId") or "",
+            "name": container.get("name") or PIPELINE_IDS.get(container.get("pipelineId") or "") or container.get("pipelineId") or "",
             "pipeline_id": container.get("pipelineId") or "",
             "status": str(container.get("status") or "").lower(),
             "status_message": container.get("statusMessage") or "",
             "process_id": container.get("processId") or "",
+            "processed_at": container.get("processedAt") or "",
         }
 
     def create_pipeline(self, dataset_guid: str, pipeline_id: str) -> dict[str, Any]:
         """Add an output pipeline (``resourceContainer:create``); the new pipeline, normalised
-        as in ``view_dataset``. The platform refuses unknown or unsupported pipeline ids."""
-        container = self._action(
-            "resourceContainer:create", {"datasetGUID": _guid_arg(dataset_guid), "pipelineId": pipeline_id}
-        )
+        as in ``view_dataset``. The platform refuses unknown or unsupported pipeline ids, and
+        a second pipeline of the same id (PermanentError with its reason)."""
+        body = {"datasetGUID": _guid_arg(dataset_guid), "pipelineId": pipeline_id}
+        try:
+            container = self._action("resourceContainer:create", body)
+        except PermanentError as exc:
+            if isinstance(exc, AuthenticationError):
+                raise
+            raise type(exc)(
+                f"uSmart did not add a {pipeline_id} output pipeline to dataset {body['datasetGUID']}:"
+                f" {self._platform_says(exc)}",
+                status_code=exc.status_code,
+            ) from None
         if not container.get("resourceContainerGUID"):
             raise InvalidResponse("uSmart's resourceContainer:create answered without a resourceContainerGUID")
         return self._pipeline(container)
+
+    # Browse
+
+    def browse(self, field: str, *, query: str = "", values: Mapping[str, Any] | None = None) -> list[Choice]:
+        """Choices for the target's GUID fields, with their names.
+
+        - ``dataset_guid``: the organisation's datasets (DCAT), filtered by ``query`` unless
+          it is a whole GUID; choosing another dataset also fills its title and empties
+          the file and pipeline names.
+        - ``file_guid``: the files of ``values["dataset_guid"]``, each filling ``file_name``
+          with its current name, then "a new file" (empty GUID and name).
+        - ``pipeline_guids``: the dataset's output pipelines, each filling ``pipeline_names``.
+
+        Raises PermanentError when the dataset is not chosen yet; ConnectorError otherwise.
+        """
+        values = values or {}
+        if field == "dataset_guid":
+            return self._browse_datasets(query, values)
+        if field not in ("file_guid", "pipeline_guids"):
+            return super().browse(field, query=query, values=values)
+        try:
+            dataset_guid = _guid(str(values.get("dataset_guid") or ""))
+        except ValueError:
+            raise PermanentError("Choose the dataset first (Browse next to Dataset GUID)") from None
+        dataset = self.view_dataset(dataset_guid)
+        if field == "file_guid":
+            choices = [
+                Choice(
+                    value=f["guid"],
+                    label=f["name"] or f["guid"],
+                    detail=" · ".join(
+                        x for x in (_bytes(f["size"]), f"revision {f['revision']}" if f["revision"] else "", f["guid"]) if x
+                    ),
+                    fill={"file_name": base_name(f["name"] or "")},
+                )
+                for f in dataset["files"]
+            ]
+            choices.append(
+                Choice(
+                    value="",
+                    label="A new file at each release",
+                    detail="file:create adds the uploaded file to the dataset, under its own name",
+                    fill={"file_name": ""},
+                )
+            )
+            return choices
+        chosen = [g.lower() for g in _split_guids(str(values.get("pipeline_guids") or "")) if GUID_RE.fullmatch(g)]
+        names = {
+            **parse_pipeline_names(str(values.get("pipeline_names") or ""), strict=False),
+            **{p["guid"]: p["name"] for p in dataset["pipelines"]},
+        }
+        return [
+            Choice(
+                value=p["guid"],
+                label=p["name"] or p["guid"],
+                detail=" · ".join(x for x in (p["pipeline_id"], p["status"], p["guid"]) if x),
+                fill={"pipeline_names": format_pipeline_names(list(dict.fromkeys([*chosen, p["guid"]])), names)},
+            )
+            for p in dataset["pipelines"]
+        ]
+
+    def _browse_datasets(self, query: str, values: Mapping[str, Any]) -> list[Choice]:
+        current = str(values.get("dataset_guid") or "").strip().lower()
+        datasets = self.list_datasets()
+        needle = query.strip().casefold()
+        if needle and not GUID_RE.fullmatch(needle):
+            datasets = [d for d in datasets if needle in d["title"].casefold() or needle in d["guid"]]
+        choices = []
+        for d in datasets:
+            fill: dict[str, Any] = {"dataset_title": d["title"]}
+            if d["guid"] != current:
+                # Another dataset: the file and pipeline names of the previous one no longer apply.
+                fill.update(file_guid="", file_name="", pipeline_names="")
+            detail = " · ".join(x for x in (d["guid"], d["description"][:100]) if x)
+            choices.append(Choice(value=d["guid"], label=d["title"], detail=detail, fill=fill))
+        return choices
+
+    # Platform actions
+
+    def action_dataset(self, *, target: UsmartTarget, params: None) -> ActionResult:
+        """The dataset's files and pipelines, marking those this mapping uses."""
+        dataset = self.view_dataset(target.dataset_guid)
+        files = Table(
+            "Files",
+            ["File", "GUID", "Size", "Revision", "Updated", "This mapping"],
+            [
+                [f["name"], f["guid"], _bytes(f["size"]), f["revision"], f["updated_at"],
+                 "replaced by each release" if f["guid"] == target.file_guid else ""]
+                for f in dataset["files"]
+            ],
+        )
+        order = {guid: i for i, guid in enumerate(target.pipeline_guids, 1)}
+        pipelines = Table(
+            "Output pipelines",
+            ["Output pipeline", "Type", "GUID", "Status", "Last processed", "Message", "This mapping"],
+            [
+                [p["name"], p["pipeline_id"], p["guid"], p["status"] or "—", p["processed_at"], p["status_message"],
+                 f"processed after each release (#{order[p['guid']]})" if p["guid"] in order else ""]
+                for p in dataset["pipelines"]
+            ],
+            status_column="Status",
+        )
+        message = f"{dataset['title']}: {len(dataset['files'])} file(s), {len(dataset['pipelines'])} output pipeline(s)."
+        problems = []
+        if target.file_guid and target.file_guid not in {f["guid"] for f in dataset["files"]}:
+            problems.append(f"the mapped file {target.file_guid} is no longer in the dataset")
+        if missing := [g for g in target.pipeline_guids if g not in {p["guid"] for p in dataset["pipelines"]}]:
+            problems.append(f"the mapped pipeline(s) {', '.join(missing)} are no longer in the dataset")
+        if problems:
+            message += f" Warning: {'; '.join(problems)}. Releases fail until the mapping is edited."
+        return ActionResult(message=message, tables=[files, pipelines])
+
+    def action_create_pipeline(self, *, target: UsmartTarget, params: CreatePipelineParams) -> ActionResult:
+        pipeline = self.create_pipeline(target.dataset_guid, params.pipeline_id)
+        return ActionResult(
+            message=f"Added output pipeline {pipeline['name']} ({pipeline['guid']})"
+            f" to {target.dataset_title or target.dataset_guid}. To process it after each release,"
+            " edit the mapping and pick it with Browse.",
+            tables=[_pipeline_table(pipeline, title="New output pipeline")],
+        )
+
+    @classmethod
+    def step_tables(cls, step_name: str, output: Mapping[str, Any]) -> list[Table]:
+        """The upload (bytes, ETag), the file's new revision, or a pipeline's status."""
+        if step_name == "put_request" and output.get("reference"):
+            renewed = int(output.get("attempts") or 1) - 1
+            return [Table(
+                "Upload to uSmart's storage",
+                ["Name on uSmart", "Size", "Content type", "ETag (MD5)", "Signed URL renewed"],
+                [[output.get("file_name"), _bytes(output.get("bytes")), output.get("content_type"),
+                  output.get("etag"), f"{renewed}×" if renewed else "no"]],
+            )]
+        if step_name == "revision" and output.get("file_guid"):
+            return [Table(
+                "File on uSmart",
+                ["File", "GUID", "Revision", "Size", "Change"],
+                [[output.get("file_name"), output.get("file_guid"), output.get("revision"),
+                  _bytes(output.get("file_size")), "added to the dataset" if output.get("created") else "new revision"]],
+            )]
+        if step_name.startswith("pipeline:") and output.get("status"):
+            return [_pipeline_table(output, title="Output pipeline")]
+        return []
 
     # Releases
 
@@ -270,7 +640,10 @@ class UsmartConnector(Connector):
                 "Replace the file with a new revision" if target.file_guid else "Add the file to the dataset",
             ),
         ]
-        steps += [StepSpec(f"pipeline:{guid}", f"Process output pipeline {guid}") for guid in target.pipeline_guids]
+        steps += [
+            StepSpec(f"pipeline:{guid}", f"Process output pipeline {target.pipeline_label(guid)}")
+            for guid in target.pipeline_guids
+        ]
         return steps
 
     def run_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
@@ -296,7 +669,10 @@ class UsmartConnector(Connector):
         dataset = self.view_dataset(ctx.target.dataset_guid)
         pipeline = next((p for p in dataset["pipelines"] if p["guid"] == guid), None)
         if pipeline is None:
-            raise NotFound(f"Output pipeline {guid} is no longer in dataset {ctx.target.dataset_guid}")
+            raise NotFound(
+                f"Output pipeline {ctx.target.pipeline_label(guid)} is no longer in dataset"
+                f" '{dataset['title'] or ctx.target.dataset_guid}'"
+            )
         return self._pipeline_outcome(pipeline, ctx.remote_ref)
 
     def _pipeline_outcome(self, pipeline: dict[str, Any], ref: str) -> StepOutcome:
@@ -305,7 +681,14 @@ class UsmartConnector(Connector):
         if pipeline["process_id"] and ref not in (pipeline["process_id"], pipeline["guid"]):
             # Someone queued a newer run: it processes at least our data, so follow it.
             message = f"{status} (a newer run {pipeline['process_id']} replaced ours)"
-        output = {"pipeline": pipeline["guid"], "process_id": pipeline["process_id"]}
+        output = {
+            "pipeline": pipeline["guid"],
+            "name": pipeline["name"],
+            "pipeline_id": pipeline["pipeline_id"],
+            "status": status,
+            "status_message": pipeline["status_message"],
+            "process_id": pipeline["process_id"],
+        }
         if status in PIPELINE_DONE:
             return Done(message=f"{pipeline['name']} processed", remote_ref=ref, remote_status=status, output=output)
         if status in PIPELINE_FAILED:
@@ -333,13 +716,16 @@ class UsmartConnector(Connector):
         return result
 
     def _check_target(self, target: UsmartTarget) -> None:
-        """Refuse unknown GUIDs before sending a possibly large file."""
+        """Refuse unknown GUIDs before sending a possibly large file (NotFound, saying what to do)."""
         dataset = self.view_dataset(target.dataset_guid)
+        fix = "nothing was uploaded: edit the mapping (Browse lists what uSmart has), then release the same file again"
         if target.file_guid and target.file_guid not in {f["guid"] for f in dataset["files"]}:
-            raise NotFound(f"Dataset '{dataset['title']}' has no file {target.file_guid}")
+            name = f" ({target.file_name})" if target.file_name else ""
+            raise NotFound(f"Dataset '{dataset['title']}' has no file {target.file_guid}{name}; {fix}")
         missing = [g for g in target.pipeline_guids if g not in {p["guid"] for p in dataset["pipelines"]}]
         if missing:
-            raise NotFound(f"Dataset '{dataset['title']}' has no output pipeline {', '.join(missing)}")
+            labels = ", ".join(g if target.pipeline_label(g) == g else f"{target.pipeline_label(g)} ({g})" for g in missing)
+            raise NotFound(f"Dataset '{dataset['title']}' has no output pipeline {labels}; {fix}")
 
     def _upload(self, target: UsmartTarget, ctx: StepContext) -> StepOutcome:
         payload = ctx.file
@@ -366,9 +752,10 @@ class UsmartConnector(Connector):
                     "attempts": attempt,
                 },
             )
+        # Transient: the engine runs this idempotent step again later, with fresh URLs.
         raise ConnectorError(
             f"uSmart's signed upload URL had expired each of {PUT_ATTEMPTS} times"
-            " before the upload started (clock skew?)"
+            " before the upload started; trying again with fresh URLs (if it persists, check this server's clock)"
         )
 
     def _put(self, put: dict[str, str], payload: FilePayload) -> str:
@@ -426,12 +813,20 @@ class UsmartConnector(Connector):
         body["action"] = action
         try:
             result = self._action(action, body)
+        except NotFound as exc:
+            what = f"file {target.file_guid}" if target.file_guid else f"dataset {target.dataset_guid}"
+            raise NotFound(
+                f"uSmart no longer knows {what} (uSmart said: {self._platform_says(exc)}); the upload is kept:"
+                " edit the mapping, then release the same file again",
+                status_code=404,
+            ) from None
         except PermanentError as exc:
-            if isinstance(exc, (AuthenticationError, NotFound)) or "filesize" not in exc.message.lower():
+            if isinstance(exc, AuthenticationError) or "filesize" not in exc.message.lower():
                 raise
             raise PermanentError(
-                f"uSmart refused {action}: the declared size ({ctx.file.size} bytes)"
-                f" differs from the bytes it stored ({exc.message})",
+                f"uSmart refused {action}: the declared size ({ctx.file.size:,} bytes) differs from the bytes"
+                f" it stored ({self._platform_says(exc)}). The portal keeps the upload: release again to send it anew,"
+                " or upload the file again if the portal's copy is damaged",
                 status_code=exc.status_code,
             ) from None
         file_guid = result.get("fileGUID") or target.file_guid

@@ -15,6 +15,12 @@ The signed URLs point at this simulator itself (``/s3/put/<reference>``) and beh
 like S3 presigned PUTs: HMAC-signed, expiring, bound to the Content-Type, answered with
 S3's XML errors. Bodies are streamed to disk, never held in memory.
 
+The organisation's DCAT catalogue, our choice of what the docs' "DCAT link" serves:
+``GET /org/<orgGUID>/dcat/public`` (public datasets, no key) and ``.../dcat/private``
+(every dataset; the ``api-key-id`` / ``api-key-secret`` headers of any role), a DCAT-US
+1.1 ``data.json``-style document whose ``@id`` is the catalogue URL (the docs find the
+organisation GUID in it, between ``/org/`` and ``/dcat/``).
+
 Platform fault modes (``POST /_sim/fail``): ``pipeline_failed`` (the next processed
 pipeline ends failed; ``message`` is the reason), ``url_expired`` (the next PUT is
 refused as expired). ``POST /_sim/config`` also takes ``url_ttl`` (seconds a signed URL
@@ -108,7 +114,14 @@ class UsmartSimulator(Simulator):
                 {
                     "dataset": "Air quality sensors",
                     "name": "Sensor readings on uSmart",
-                    "target": {"dataset_guid": DEMO_DATASET, "file_guid": READINGS_FILE, "file_name": "readings.csv", "pipeline_guids": [CSV_PIPELINE]},
+                    "target": {
+                        "dataset_guid": DEMO_DATASET,
+                        "dataset_title": "Air quality sensors",
+                        "file_guid": READINGS_FILE,
+                        "file_name": "readings.csv",
+                        "pipeline_guids": [CSV_PIPELINE],
+                        "pipeline_names": f"{CSV_PIPELINE}: {PIPELINE_IDS['csv']}",
+                    },
                 },
             ],
         }
@@ -130,6 +143,7 @@ class UsmartSimulator(Simulator):
         self.datasets: dict[str, dict[str, Any]] = {
             DEMO_DATASET: {
                 "org": ORG_GUID,
+                "public": True,
                 "title": "Air quality sensors",
                 "description": "Sensor locations and hourly readings",
                 "files": {
@@ -143,6 +157,7 @@ class UsmartSimulator(Simulator):
             },
             EMPTY_DATASET: {
                 "org": ORG_GUID,
+                "public": False,
                 "title": "Parking occupancy",
                 "description": "A dataset waiting for its first file",
                 "files": {},
@@ -196,6 +211,7 @@ class UsmartSimulator(Simulator):
 
     def routes(self) -> list[BaseRoute]:
         return [
+            Route("/org/{org}/dcat/{visibility}", self.dcat, methods=["GET"]),
             Route("/org/{org}/{action}", self.action, methods=["POST"]),
             Route("/s3/put/{reference:path}", self.put_object, methods=["PUT"]),
         ]
@@ -208,9 +224,10 @@ class UsmartSimulator(Simulator):
         await super()._control_config(request)
         return JSONResponse({"ok": True, "delay": self.delay, "url_ttl": self.url_ttl})
 
-    # Actions
+    # DCAT catalogue
 
-    async def action(self, request: Request) -> Response:
+    def _key_role(self, request: Request) -> str | Response:
+        """The role of the request's API key, or the 401 to answer."""
         key_id = request.headers.get("api-key-id", "")
         secret = request.headers.get("api-key-secret", "")
         if not key_id or not secret:
@@ -218,7 +235,61 @@ class UsmartSimulator(Simulator):
         known = API_KEYS.get(key_id)
         if known is None or not hmac.compare_digest(known[0], secret):
             return error(401, "Invalid API key")
-        role = known[1]
+        return known[1]
+
+    async def dcat(self, request: Request) -> Response:
+        """The organisation's catalogue: public datasets, or all of them with a key (private)."""
+        org, visibility = request.path_params["org"], request.path_params["visibility"]
+        if visibility not in ("public", "private"):
+            return error(404, f"Unknown catalogue '{visibility}': public or private")
+        if visibility == "private":
+            role = self._key_role(request)
+            if isinstance(role, Response):
+                return role
+        if org != ORG_GUID:
+            return error(404, f"Organisation {org} not found")
+        base = str(request.url.replace(query="")).rsplit(f"/org/{org}/", 1)[0]
+        with self.lock:
+            self.requests.append({"action": f"dcat:{visibility}", "key_id": request.headers.get("api-key-id", ""), "body": {}})
+            datasets = [
+                self._dcat_dataset(guid, ds, base)
+                for guid, ds in self.datasets.items()
+                if ds["org"] == org and (visibility == "private" or ds["public"])
+            ]
+        return JSONResponse(
+            {
+                "@context": "https://project-open-data.cio.gov/v1.1/schema/catalog.jsonld",
+                "@id": f"{base}/org/{org}/dcat/{visibility}",
+                "@type": "dcat:Catalog",
+                "conformsTo": "https://project-open-data.cio.gov/v1.1/schema",
+                "dataset": datasets,
+            },
+            media_type="application/ld+json",
+        )
+
+    def _dcat_dataset(self, guid: str, dataset: dict[str, Any], base: str) -> dict[str, Any]:
+        updated = [f["updatedAt"] for f in dataset["files"].values()]
+        return {
+            "@type": "dcat:Dataset",
+            "identifier": guid,
+            "title": dataset["title"],
+            "description": dataset["description"],
+            "accessLevel": "public" if dataset["public"] else "non-public",
+            "modified": max(updated) if updated else "",
+            "publisher": {"@type": "org:Organization", "name": "Demo organisation"},
+            "distribution": [
+                {"@type": "dcat:Distribution", "title": p["name"], "format": p["pipelineId"]}
+                for p in dataset["pipelines"].values()
+            ],
+        }
+
+    # Actions
+
+    async def action(self, request: Request) -> Response:
+        role = self._key_role(request)
+        if isinstance(role, Response):
+            return role
+        key_id = request.headers["api-key-id"]
         org, action = request.path_params["org"], request.path_params["action"]
         if org != ORG_GUID:
             return error(404, f"Organisation {org} not found")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 
@@ -258,19 +259,34 @@ def test_an_unknown_revision_becomes_a_readable_error(connector, target, sim):
 # Refusals by the spec store (always HTTP 200 with success: false)
 
 
-def test_an_upload_with_a_token_of_another_user_is_refused(sim, target):
-    # The credentials claim u-demo but hold a token of u-other: only the server can tell.
+def test_a_token_of_another_user_is_refused_before_sending(sim, target):
+    # The credentials claim u-demo but hold a token of u-other: its (unverified) claims say so.
     wrong = sim_token(sim, userid="u-other")
     with pytest.raises(AuthenticationError) as info:
         run_release(connector_for(sim, wrong), target, params_for(make_spec(), target))
-    assert info.value.message == "The spec store refused the spec: No token or token not authorised for owner"
+    assert info.value.message.startswith("The token belongs to user id 'u-other', not to the owner id 'u-demo'")
+    assert info.value.message.endswith("Nothing was sent.")
     assert wrong not in str(info.value)
+    assert sim.state("datahq")["requests"] == [], "the token never left"
+
+
+def test_a_token_the_server_does_not_trust_is_refused_by_the_server(sim, target):
+    # Well-formed and of u-demo, but signed by another auth server: only the spec store can tell.
+    forged = local_token()
+    with pytest.raises(AuthenticationError) as info:
+        run_release(connector_for(sim, forged), target, params_for(make_spec(), target))
+    assert info.value.message == "The spec store refused the spec: No token or token not authorised for owner"
+    assert forged not in str(info.value)
+    assert sim.state("datahq")["requests"][-1]["errors"] == ["No token or token not authorised for owner"]
 
 
 def test_an_expired_token_is_refused_by_the_server(sim, target):
     expired = sim_token(sim, expires_in=-10)
-    with pytest.raises(AuthenticationError, match="not authorised for owner"):
+    with pytest.raises(AuthenticationError, match="not authorised for owner") as info:
         run_release(connector_for(sim, expired), target, params_for(make_spec(), target))
+    # The server's clock decides; the offline reading of the token then says why.
+    assert "The token expired on" in info.value.message
+    assert expired not in str(info.value)
 
 
 def test_a_spec_the_planner_rejects_is_refused_with_the_platform_error(connector, target, sim):
@@ -426,3 +442,136 @@ def test_the_demo_connection_works_against_the_simulator(sim):
     connector = DatahqConnector(creds, base_url=sim.url("datahq"), timeout=2.0)
     [(_, outcome)] = run_release(connector, target, params)
     assert isinstance(outcome, Done) and outcome.remote_ref == "u-demo/demo-dataset/2"  # revision 1 is seeded
+
+
+def test_params_errors_are_on_the_spec_field(target):
+    with pytest.raises(ValidationError) as info:
+        params_for(make_spec(owner="other-team", schedule="every 30s"), target)
+    [error] = info.value.errors()
+    assert error["loc"] == ("spec",), "the spec editor shows it under the spec"
+    assert "meta.owner is 'other-team' but the mapping's owner is 'demo-team'" in error["msg"]
+    assert "under one minute" in error["msg"]
+    with pytest.raises(ValidationError) as info:
+        params_for('{"meta": {"owner": "demo-team",}}', target)
+    assert info.value.errors()[0]["loc"] == ("spec",)
+    assert "The spec is not valid JSON: Expecting property name enclosed in double quotes (line 1, column 33)" in str(
+        info.value
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[1, 2]", "must be a JSON object"),
+        ('"a string"', "must be a JSON object"),
+        ('{"meta": {"owner": NaN}}', "NaN is not a JSON number"),
+        ("{'meta': {1: 'x'}}", "spec.meta has a key that is not a string"),
+        ("{'meta': {'owner': {1, 2}}}", "spec.meta.owner holds {1, 2}, which JSON cannot carry"),
+        ('{"meta": {"owner": "demo-team"},}', "not valid JSON: Expecting property name"),  # valid Python, not JSON
+        ("{'meta': {}} # a comment", r"not valid JSON: .*Write the spec in JSON: double quotes, true, false and null"),
+        ("x" * 200_001, "at most 200,000 are accepted"),
+    ],
+)
+def test_params_refuse_what_is_no_json_object(target, text, expected):
+    with pytest.raises(ValidationError, match=expected):
+        params_for(text, target)
+
+
+def test_params_read_back_a_spec_rendered_in_python_notation(target):
+    # The portal renders a saved dict with str(): that text, unchanged, validates to the same spec.
+    spec = make_spec(outputs=[{"kind": "zip"}], schedule="every 1d")
+    spec["meta"]["certified"], spec["meta"]["note"] = True, None
+    params = params_for(str(spec), target)
+    assert params.spec == spec
+    assert params.model_dump(mode="json") == {"spec": spec}, "stored as JSON, so versions diff line by line"
+    # Any edit of that rendering must be JSON.
+    edited = str(spec).replace("[{'kind': 'zip'}]", "[{'kind': 'zip'}, {'kind': 'excel'}]")
+    with pytest.raises(ValidationError, match="Write the spec in JSON"):
+        params_for(edited, target)
+
+
+def test_the_mapping_owner_must_be_the_credentials_owner(connector, sim):
+    other = DatahqTarget(owner="other-team", dataset="sales")
+    spec = make_spec(owner="other-team")
+    with pytest.raises(PermanentError, match="The mapping is for owner 'other-team' but the connection's token is for owner 'demo-team'"):
+        run_release(connector, other, params_for(spec, other))
+    with pytest.raises(PermanentError, match="use a connection of 'other-team'"):
+        connector.revisions(other)
+    assert sim.state("datahq")["requests"] == []
+
+
+# What the portal shows: the revisions action and the step's tables
+
+
+def test_the_revisions_action_tables_the_latest_and_successful_revisions(connector, target, sim):
+    [action] = DatahqConnector.actions_for("mapping", target)
+    assert (action.name, action.auto, action.mutating, action.role) == ("revisions", True, False, "view")
+    empty = connector.run_action(action, target=target, params=None)
+    assert empty.tables == () and "no revision of demo-team/sales yet" in empty.message
+    run_release(connector, target, params_for(make_spec(outputs=[{"kind": "report"}]), target))
+    sim.fail("datahq", "pipeline_failed", message="Pipeline failed: bad header")
+    run_release(connector, target, params_for(make_spec(), target))
+    [table] = connector.run_action(action, target=target, params=None).tables
+    assert table.title == "Revisions of demo-team/sales" and table.status_column == "State"
+    assert list(table.columns) == ["Which", "Revision", "Flow id", "State", "Modified", "Pipelines", "Error"]
+    latest, successful = (dict(zip(table.columns, row)) for row in table.rows)
+    assert (latest["Which"], latest["Revision"], latest["Flow id"], latest["State"]) == (
+        "Latest", 2, "u-demo/sales/2", "FAILED"
+    )
+    assert latest["Pipelines"] == "3 pipelines: 3 failed (Creating CSV, Creating JSON, Creating ZIP)"
+    assert latest["Error"] == "Pipeline failed: bad header"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", latest["Modified"])
+    assert (successful["Which"], successful["Revision"], successful["State"]) == ("Latest successful", 1, "SUCCEEDED")
+    assert successful["Pipelines"] == "4 pipelines: 4 succeeded" and successful["Error"] is None
+
+
+def test_the_revisions_action_says_when_none_succeeded_yet(connector, target, sim):
+    sim.fail("datahq", "pipeline_failed")
+    run_release(connector, target, params_for(make_spec(), target))
+    [table] = connector.run_action(DatahqConnector.action("revisions"), target=target, params=None).tables
+    assert [row[:4] for row in table.rows] == [
+        ["Latest", 1, "u-demo/sales/1", "FAILED"],
+        ["Latest successful", None, None, "none yet"],
+    ]
+
+
+def test_step_tables_show_the_live_pipelines_then_the_stats(connector, target):
+    params = params_for(make_spec(outputs=[{"kind": "excel"}]), target)
+    step = connector.plan(target, params)[0]
+    ctx = StepContext(target=target, params=params, release_key=uuid.uuid4().hex)
+    outcome = connector.run_step(step, ctx)
+    [queued] = DatahqConnector.step_tables("upload", outcome.output)
+    assert (queued.title, queued.rows, queued.status_column) == ("Pipelines of revision 1", [], "Status")
+    statuses: set[str] = set()
+    deadline = time.monotonic() + 10
+    while isinstance(outcome, Waiting) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        outcome = connector.check_step(step, StepContext(target=target, params=params, release_key="k", remote_ref=outcome.remote_ref))
+        tables = DatahqConnector.step_tables("upload", outcome.output)
+        statuses |= {row[1] for row in tables[0].rows}
+        if isinstance(outcome, Waiting):
+            assert len(tables) == 1, "no stats while the revision runs"
+    assert isinstance(outcome, Done) and {"INPROGRESS", "SUCCEEDED"} <= statuses
+    pipelines, stats = DatahqConnector.step_tables("upload", outcome.output)
+    assert list(pipelines.columns) == ["Pipeline", "Status", "Error log"]
+    assert [r[0] for r in pipelines.rows] == ["Creating CSV", "Creating JSON", "Creating Excel", "Creating ZIP"]
+    assert all(r[1:] == ["SUCCEEDED", None] for r in pipelines.rows)
+    assert list(stats.columns) == ["Bytes", "Rows", "Hash"] and stats.status_column is None
+    raw = outcome.output["stats"]
+    assert stats.rows == [[f"{raw['bytes']:,}", f"{raw['count_of_rows']:,}", raw["hash"]]]
+
+
+def test_step_tables_of_a_failed_revision_show_each_error_log(connector, target, sim):
+    sim.fail("datahq", "pipeline_failed", message="Pipeline failed: bad header")
+    [(_, outcome)] = run_release(connector, target, params_for(make_spec(), target))
+    tables = DatahqConnector.step_tables("upload", outcome.output)
+    assert len(tables) == 1, "no stats: nothing succeeded"
+    rows = {r[0]: r for r in tables[0].rows}
+    assert rows["Creating CSV"][1:] == ["FAILED", "Pipeline failed: bad header"]
+    assert rows["Creating ZIP"][2].startswith("Dependency unsuccessful")
+
+
+def test_step_tables_ignore_other_steps_and_empty_outputs():
+    assert DatahqConnector.step_tables("upload", {}) == []
+    assert DatahqConnector.step_tables("other", {"pipelines": []}) == []
+    assert DatahqConnector.step_tables("upload", {"pipelines": [], "stats": {"bytes": None, "count_of_rows": None, "hash": None}})[0].rows == []

@@ -6,6 +6,7 @@ driving the simulator with it checks that the simulator plays Redash, not just o
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import replace
 
@@ -13,11 +14,13 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from connectors import tonalytica
 from connectors.base import (
     AuthenticationError,
     Done,
     Failed,
     NotFound,
+    NotSupported,
     PermanentError,
     StepContext,
     StepSpec,
@@ -25,10 +28,13 @@ from connectors.base import (
 )
 from connectors.tonalytica import (
     PREVIEW_ROWS,
+    DashboardFilter,
     TonalyticaConnector,
     TonalyticaCredentials,
     TonalyticaParams,
     TonalyticaTarget,
+    parameter_summary,
+    result_filename,
 )
 
 from .driver import run_release
@@ -322,6 +328,203 @@ def test_a_parameterized_query_has_no_latest_result(sim, connector, wallets):
     answer = httpx.get(f"{sim.url(SLUG)}/api/queries/2/results", headers={"Authorization": f"Key {KEY}"}, timeout=3)
     assert answer.status_code == 404
     assert answer.json() == {"message": "No cached result found for this query."}
+
+
+# Browse: the mapping form's Browse… buttons
+
+
+def test_browse_lists_the_saved_queries_and_fills_the_target_from_one(connector):
+    choices = connector.browse("query_id")
+    # Newest first, like TONalytica's own list; archived queries are not offered.
+    assert [c.label for c in choices][:2] == ["#7 Legacy sales report", "#6 Large transfers"]
+    assert len(choices) == 7
+    wallets = next(c for c in choices if c.value == "2")
+    assert wallets.label == "#2 Top wallets by balance"
+    assert wallets.detail == "parameters: limit (number, default 10)"
+    expected = connector.target_for_query(2)
+    del expected["max_age"]  # the user's choice in the form, never overwritten by a choice
+    assert dict(wallets.fill) == expected
+    # What the form receives is a valid target as is.
+    assert TonalyticaTarget.model_validate(wallets.fill).parameter_types == {"limit": "number"}
+
+
+def test_browse_details_say_which_parameters_are_required_and_which_are_dropdowns(connector):
+    details = {c.value: c.detail for c in connector.browse("query_id")}
+    assert details["1"] == "no parameters"
+    assert details["5"] == "parameters: day (date, default 2024-03-01); workchain (dropdown of masterchain, basechain, default basechain)"
+    assert details["6"] == (
+        "parameters: min_amount (number, required); window (datetime-range, default 2024-01-01 00:00 → 2024-01-02 00:00)"
+    )
+    # A saved default only the Redash UI understands (a dynamic date) is said unusable.
+    declared = [{"name": "day", "type": "date", "value": "d_last_7_days", "enum_options": []}]
+    assert parameter_summary(declared, {}) == "parameters: day (date, required: its saved default 'd_last_7_days' cannot be used)"
+
+
+def test_browse_searches_by_name_and_looks_up_an_id(connector):
+    found = connector.browse("query_name", query="wallet")
+    # In the name field a choice's value is the name; the fill carries the id.
+    assert sorted((c.value, c.fill["query_id"]) for c in found) == [("Top wallets by balance", 2), ("Wallet transactions", 3)]
+    by_id = connector.browse("query_id", query="5")
+    assert [(c.value, c.fill["parameter_options"]) for c in by_id] == [("5", {"workchain": ["masterchain", "basechain"]})]
+    assert [c.value for c in connector.browse("query_name", query="#4")] == ["Daily transactions"]
+    assert connector.browse("query_name", query="no such thing") == []
+
+
+def test_browse_says_when_more_queries_matched_than_it_shows(connector, monkeypatch):
+    monkeypatch.setattr(tonalytica, "BROWSE_LIMIT", 3)
+    choices = connector.browse("query_id")
+    assert len(choices) == 3
+    assert choices[-1].detail.endswith("3 of 7 queries shown: type part of a name to narrow the list")
+    assert "shown" not in choices[0].detail
+    assert len(connector.browse("query_name", query="wallet")) == 2, "a search that fits says nothing more"
+
+
+def test_browse_an_unknown_query_id_says_so_plainly(connector):
+    with pytest.raises(NotFound) as info:
+        connector.browse("query_id", query="999")
+    assert info.value.message == "TONalytica has no query #999 (it was deleted, or this API key cannot see it)"
+    with pytest.raises(NotSupported):
+        connector.browse("max_age")
+
+
+def test_browse_offers_an_archived_query_looked_up_by_id_with_a_warning(connector):
+    connector.archive_query(3)
+    assert "3" not in {c.value for c in connector.browse("query_id")}
+    (archived,) = connector.browse("query_id", query="3")
+    assert archived.detail.endswith("· archived on TONalytica")
+
+
+# Actions
+
+
+def test_the_dashboards_action_renders_a_page_of_dashboards(connector):
+    action = TonalyticaConnector.action("dashboards")
+    assert (action.scope, action.mutating, action.auto) == ("connection", False, True)
+    (table,) = connector.run_action(action, target=None, params=DashboardFilter()).tables
+    assert table.title == "Dashboards 1–2 of 2"
+    assert table.columns == ["Id", "Name", "Slug", "Tags", "Updated"]
+    assert [row[1:3] for row in table.rows] == [["Network overview", "network-overview"], ["Whale watch", "whale-watch"]]
+    (found,) = connector.run_action(action, target=None, params=DashboardFilter(search="whale")).tables
+    assert [row[1] for row in found.rows] == ["Whale watch"]
+    with pytest.raises(PermanentError, match="Page is out of range"):
+        connector.run_action(action, target=None, params=DashboardFilter(page=5))
+
+
+def test_the_query_info_action_shows_declared_parameters_and_what_changed(connector):
+    action = TonalyticaConnector.action("query_info")
+    target = TonalyticaTarget.model_validate(connector.target_for_query(5))
+    result = connector.run_action(action, target=target, params=None)
+    assert result.message.startswith("Query #5 “Blocks on a day”: 2 parameters. Updated ")
+    assert "changed" not in result.message
+    (table,) = result.tables
+    assert table.rows == [
+        ["day", "Day", "date", "2024-03-01", "2024-03-01", None],
+        ["workchain", "Workchain", "enum", "basechain", "basechain", "masterchain, basechain"],
+    ]
+    stale = TonalyticaTarget(query_id=5, parameter_types={"day": "date"})
+    assert "Its parameters changed since this mapping was made" in connector.run_action(action, target=stale, params=None).message
+    with pytest.raises(NotFound, match="no query #42"):
+        connector.run_action(action, target=TonalyticaTarget(query_id=42), params=None)
+
+
+def test_the_archive_action_needs_manage_confirms_and_archives(connector, sim):
+    action = TonalyticaConnector.action("archive_query")
+    assert (action.scope, action.role, action.mutating) == ("mapping", "manage", True)
+    assert "cannot undo" in action.confirm
+    result = connector.run_action(action, target=TonalyticaTarget(query_id=4), params=None)
+    assert result.message == "Query #4 archived on TONalytica"
+    assert sim.state(SLUG)["queries"]["4"]["is_archived"] is True
+
+
+# What the release page shows: step tables and downloads
+
+
+def test_step_tables_show_the_job_and_a_preview_of_the_first_rows(connector, wallets):
+    outcomes = dict(run_release(connector, wallets, params(wallets, parameters={"limit": 60}, force_refresh=True)))
+    (job,) = TonalyticaConnector.step_tables("refresh", outcomes["refresh"].output)
+    assert (job.title, job.columns, job.status_column) == ("Query job", ["Job", "Status", "Started", "Query result"], "Status")
+    job_id, status, started, result_id = job.rows[0]
+    assert (job_id, status, result_id) == (outcomes["refresh"].output["job_id"], "finished", outcomes["refresh"].output["query_result_id"])
+    assert started.endswith(" UTC")
+    (preview,) = TonalyticaConnector.step_tables("fetch", outcomes["fetch"].output)
+    assert preview.title == f"Preview: the first {PREVIEW_ROWS} of 60 rows"
+    assert preview.columns == ["rank", "address", "balance_ton"]
+    assert len(preview.rows) == PREVIEW_ROWS and preview.rows[0][0] == 1 and preview.rows[0][1].startswith("EQ")
+
+
+def test_step_tables_follow_a_waiting_job_and_show_a_cache_hit(connector, wallets):
+    waiting = connector.run_step(REFRESH, StepContext(target=wallets, params=params(wallets, force_refresh=True), release_key="k"))
+    (job,) = TonalyticaConnector.step_tables("refresh", waiting.output)
+    assert job.rows[0][1] == "queued" and job.rows[0][3] is None
+    run_release(connector, wallets, params(wallets))  # follows that same job to its result
+    cached = run_release(connector, wallets, params(wallets))[0][1]
+    assert cached.output["cached"] is True
+    (table,) = TonalyticaConnector.step_tables("refresh", cached.output)
+    assert table.title == "Cached result" and table.rows[0][0] == cached.output["query_result_id"]
+    assert TonalyticaConnector.step_tables("other", {}) == []
+
+
+def test_a_failed_job_shows_its_status_and_small_results_show_every_row(connector):
+    failed = run_release(connector, TonalyticaTarget(query_id=7, max_age=0), TonalyticaParams())[-1][1]
+    (job,) = TonalyticaConnector.step_tables("refresh", failed.output)
+    assert job.rows[0][1] == "failed"
+    fetch = run_release(connector, TonalyticaTarget(query_id=1), TonalyticaParams())[-1][1]
+    (table,) = TonalyticaConnector.step_tables("fetch", fetch.output)
+    assert table.title == "Result: all 4 rows" and table.rows[0] == ["blocks_24h", 95120]
+    # Long or nested cells are shortened for the page (the download has them whole).
+    (cut,) = TonalyticaConnector.step_tables("fetch", {"columns": ["doc"], "row_count": 1, "preview": [{"doc": {"k": "x" * 500}}]})
+    assert cut.rows[0][0].startswith('{"k": "xxx') and len(cut.rows[0][0]) == tonalytica.PREVIEW_CELL_CHARS
+    (empty,) = TonalyticaConnector.step_tables("fetch", {"columns": ["a"], "row_count": 0, "preview": []})
+    assert (empty.title, empty.rows) == ("The query returned no rows", [])
+
+
+def test_the_fetched_result_downloads_as_csv_and_json(connector, wallets, sim):
+    fetch = run_release(connector, wallets, params(wallets, parameters={"limit": 60}, force_refresh=True))[-1][1]
+    output = fetch.output
+    assert TonalyticaConnector.downloads("fetch", output) == [("csv", "CSV"), ("json", "JSON")]
+    assert TonalyticaConnector.downloads("refresh", output) == []
+    result_id = output["query_result_id"]
+
+    csv = connector.download("fetch", output, "csv")
+    assert (csv.filename, csv.content_type) == (f"Top_wallets_by_balance_{result_id}.csv", "text/csv; charset=utf-8")
+    lines = b"".join(csv.chunks).decode().splitlines()
+    assert lines[0] == "rank,address,balance_ton" and len(lines) == 61, "every row, not just the preview"
+
+    as_json = connector.download("fetch", output, "json")
+    assert (as_json.filename, as_json.content_type) == (f"Top_wallets_by_balance_{result_id}.json", "application/json")
+    body = json.loads(b"".join(as_json.chunks))
+    assert body["query_result"]["id"] == result_id and len(body["query_result"]["data"]["rows"]) == 60
+    assert KEY.encode() not in json.dumps(body).encode()
+    # Sent with the key in the header, never in a URL.
+    downloads = [r for r in sim.state(SLUG)["requests"] if f"/api/query_results/{result_id}." in r["path"]]
+    assert len(downloads) == 2 and {r["auth"] for r in downloads} == {"header"}
+
+
+def test_a_download_that_cannot_be_served_fails_before_any_byte(connector):
+    output = {"query_result_id": 9999, "query_name": "Gone", "query_id": 2}
+    with pytest.raises(NotFound, match="no longer has query result 9999: run the release again"):
+        connector.download("fetch", output, "csv")
+    with pytest.raises(NotSupported):
+        connector.download("fetch", output, "xlsx")
+    with pytest.raises(NotSupported):
+        connector.download("refresh", output, "csv")
+
+
+def test_download_file_names_are_safe_in_a_header():
+    assert result_filename("Top wallets by balance", 2, 17, "csv") == "Top_wallets_by_balance_17.csv"
+    assert result_filename('Sales "Q1" / Q2: ../etc', 2, 3, "json") == "Sales_Q1_Q2_.._etc_3.json"
+    assert result_filename("Café réseau", 2, 3, "csv") == "Cafe_reseau_3.csv"
+    assert result_filename("Сводка", 8, 3, "csv") == "query_8_3.csv"
+    assert result_filename("", None, 3, "csv") == "query_result_3.csv"
+
+
+def test_params_errors_land_on_the_parameters_field(connector, wallets):
+    # The portal's form puts an error whose location is a field under that field.
+    with pytest.raises(ValidationError) as info:
+        params(wallets, parameters={"limit": "ten"})
+    (error,) = info.value.errors()
+    assert error["loc"] == ("parameters",) and "must be a number" in error["msg"]
+    assert params(wallets, parameters={"limit": ""}).parameters == {}, "a blank value means the default"
 
 
 # The real client: redash-toolbelt 0.1.9

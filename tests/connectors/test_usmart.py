@@ -16,7 +16,9 @@ from connectors.base import (
     Done,
     Failed,
     FilePayload,
+    InvalidResponse,
     NotFound,
+    NotSupported,
     PermanentError,
     RateLimited,
     ServerError,
@@ -24,7 +26,8 @@ from connectors.base import (
     Timeout,
     Waiting,
 )
-from connectors.usmart import UsmartConnector, UsmartCredentials, UsmartTarget
+from connectors.http import HttpClient
+from connectors.usmart import CreatePipelineParams, UsmartConnector, UsmartCredentials, UsmartTarget
 from simulators.usmart import (
     API_PIPELINE,
     CSV_PIPELINE,
@@ -161,6 +164,206 @@ def test_it_creates_a_pipeline(connector, sim):
         connector.create_pipeline(EMPTY_DATASET, "realtime-api")
     with pytest.raises(PermanentError, match="already has"):
         connector.create_pipeline(EMPTY_DATASET, "geojson")
+
+
+# Listing datasets (the private DCAT catalogue) and browsing
+
+
+def test_it_lists_the_organisations_datasets_from_its_private_dcat(connector, sim):
+    datasets = connector.list_datasets()
+    assert [(d["guid"], d["title"]) for d in datasets] == [
+        (DEMO_DATASET, "Air quality sensors"),
+        (EMPTY_DATASET, "Parking occupancy"),  # private: only the private catalogue has it
+    ]
+    assert datasets[0]["description"] == "Sensor locations and hourly readings"
+    assert sim.state("usmart")["requests"][-1] == {"action": "dcat:private", "key_id": KEY_ID, "body": {}}
+    # The public catalogue needs no key and holds the public datasets only; the private one needs a key.
+    public = httpx.get(f"{sim.url('usmart')}/org/{ORG_GUID}/dcat/public", timeout=5).json()
+    assert [d["identifier"] for d in public["dataset"]] == [DEMO_DATASET]
+    assert f"/org/{ORG_GUID}/dcat/public" in public["@id"], "the docs read the organisation GUID from @id"
+    assert httpx.get(f"{sim.url('usmart')}/org/{ORG_GUID}/dcat/private", timeout=5).status_code == 401
+
+
+def test_a_viewer_key_may_list_and_an_unknown_organisation_is_explained(sim):
+    viewer = make_connector(
+        sim, api_key_id="usmart-viewer-key-id", api_key_secret=SecretStr("usmart-viewer-key-secret")
+    )
+    assert len(viewer.list_datasets()) == 2
+    with pytest.raises(NotFound, match="Organisation GUID") as info:
+        make_connector(sim, organisation_guid=UNKNOWN).list_datasets()
+    assert "answered 404" not in info.value.message, "the platform's words, not the request line"
+    with pytest.raises(AuthenticationError, match="API key id or secret") as info:
+        make_connector(sim, api_key_secret=SecretStr("wrong-secret-123")).list_datasets()
+    assert "wrong-secret-123" not in str(info.value)
+
+
+def _mocked(connector: UsmartConnector, body) -> UsmartConnector:
+    """The connector with its API client answering ``body`` to every request."""
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    connector.http = HttpClient("http://usmart.test/org/x", timeout=1, transport=transport)
+    return connector
+
+
+def test_the_catalogue_is_read_in_json_ld_form_too(sim):
+    connector = _mocked(make_connector(sim), {
+        "@id": f"https://data.usmart.io/org/{ORG_GUID}/dcat/private",
+        "dcat:dataset": [
+            {"@id": f"https://data.usmart.io/org/{ORG_GUID}/dataset/{EMPTY_DATASET.upper()}",
+             "dct:title": {"@value": "Parking occupancy"}},
+            {"dct:identifier": f"urn:usmart:{DEMO_DATASET}", "dct:title": ["Air quality sensors"]},
+            {"dct:title": "No identifier: skipped"},
+            "not an object",
+        ],
+    })
+    assert [(d["guid"], d["title"]) for d in connector.list_datasets()] == [
+        (DEMO_DATASET, "Air quality sensors"),
+        (EMPTY_DATASET, "Parking occupancy"),
+    ]
+    with pytest.raises(InvalidResponse, match="no dataset list"):
+        _mocked(make_connector(sim), {"@type": "dcat:Catalog"}).list_datasets()
+
+
+def test_browsing_datasets_fills_the_title_and_clears_the_previous_file(connector):
+    choices = connector.browse("dataset_guid")
+    assert [(c.value, c.label) for c in choices] == [
+        (DEMO_DATASET, "Air quality sensors"),
+        (EMPTY_DATASET, "Parking occupancy"),
+    ]
+    assert choices[1].fill == {"dataset_title": "Parking occupancy", "file_guid": "", "file_name": "", "pipeline_names": ""}
+    assert DEMO_DATASET in choices[0].detail
+    # Text filters by name; a whole GUID (the field's current value) lists everything.
+    assert [c.label for c in connector.browse("dataset_guid", query="PARK")] == ["Parking occupancy"]
+    current = connector.browse("dataset_guid", query=DEMO_DATASET, values={"dataset_guid": DEMO_DATASET})
+    assert len(current) == 2
+    assert current[0].fill == {"dataset_title": "Air quality sensors"}, "the same dataset keeps its file"
+
+
+def test_browsing_files_lists_the_datasets_files_and_a_new_file(connector):
+    with pytest.raises(PermanentError, match="Choose the dataset first"):
+        connector.browse("file_guid", values={"dataset_guid": ""})
+    choices = connector.browse("file_guid", values={"dataset_guid": DEMO_DATASET})
+    assert [(c.value, c.label, dict(c.fill)) for c in choices] == [
+        (SENSORS_FILE, "sensors.csv", {"file_name": "sensors.csv"}),
+        (READINGS_FILE, "readings-2025.csv", {"file_name": "readings-2025.csv"}),
+        ("", "A new file at each release", {"file_name": ""}),
+    ]
+    assert "1,048,576 bytes" in choices[1].detail and "revision 1" in choices[1].detail
+    empty = connector.browse("file_guid", values={"dataset_guid": EMPTY_DATASET})
+    assert [c.value for c in empty] == [""], "a dataset without files can still get a new one"
+    with pytest.raises(NotFound, match="choose the dataset again with Browse"):
+        connector.browse("file_guid", values={"dataset_guid": UNKNOWN})
+
+
+def test_browsing_pipelines_records_the_names_of_the_chosen_ones(connector):
+    first = connector.browse("pipeline_guids", values={"dataset_guid": DEMO_DATASET})
+    assert [(c.value, c.label) for c in first] == [(CSV_PIPELINE, "CSV download"), (API_PIPELINE, "Data API")]
+    assert first[0].fill == {"pipeline_names": f"{CSV_PIPELINE}: CSV download"}
+    assert "processed" in first[0].detail
+    # With the CSV pipeline already chosen, choosing the API one records both names, in order.
+    second = connector.browse(
+        "pipeline_guids", values={"dataset_guid": DEMO_DATASET, "pipeline_guids": f"{CSV_PIPELINE}\n"}
+    )
+    assert second[1].fill == {"pipeline_names": f"{CSV_PIPELINE}: CSV download\n{API_PIPELINE}: Data API"}
+    assert connector.browse("pipeline_guids", values={"dataset_guid": EMPTY_DATASET}) == []
+    with pytest.raises(NotSupported):
+        connector.browse("file_name", values={"dataset_guid": DEMO_DATASET})
+
+
+def test_the_target_keeps_guids_and_shows_names():
+    target = UsmartTarget(
+        dataset_guid=DEMO_DATASET,
+        dataset_title="Air quality sensors",
+        file_guid=READINGS_FILE,
+        file_name="readings-2025.csv",
+        pipeline_guids=[API_PIPELINE, CSV_PIPELINE],
+        pipeline_names=f"{CSV_PIPELINE.upper()} : CSV download\n{API_PIPELINE}: Data API\n{SENSORS_FILE}: not chosen",
+    )
+    # Names of the chosen pipelines only, in their order, GUIDs canonical.
+    assert target.pipeline_names == f"{API_PIPELINE}: Data API\n{CSV_PIPELINE}: CSV download"
+    assert UsmartConnector.describe_target(target) == (
+        "Air quality sensors: new revision of readings-2025.csv, then Data API, CSV download"
+    )
+    assert [s.label for s in UsmartConnector.plan(target, NO_PARAMS)[2:]] == [
+        "Process output pipeline Data API",
+        "Process output pipeline CSV download",
+    ]
+    bare = UsmartTarget(dataset_guid=EMPTY_DATASET, pipeline_guids=[CSV_PIPELINE])
+    assert UsmartConnector.describe_target(bare) == f"Dataset {EMPTY_DATASET}: a new file, then {CSV_PIPELINE}"
+    with pytest.raises(ValidationError, match="<pipeline GUID>: <name>"):
+        UsmartTarget(dataset_guid=DEMO_DATASET, pipeline_names="CSV download")
+
+
+def test_pipeline_guids_may_come_several_to_a_line():
+    # Commas, spaces, or a pasted list (the edit form shows a stored list that way).
+    target = UsmartTarget(dataset_guid=DEMO_DATASET, pipeline_guids=[f"['{CSV_PIPELINE}', '{API_PIPELINE}']"])
+    assert target.pipeline_guids == [CSV_PIPELINE, API_PIPELINE]
+    with pytest.raises(ValidationError, match="GUID"):
+        UsmartTarget(dataset_guid=DEMO_DATASET, pipeline_guids=[f"{CSV_PIPELINE}, csv"])
+
+
+# Platform actions and step tables
+
+
+def test_the_dataset_action_shows_files_and_pipelines_with_the_mappings_own(connector):
+    target = UsmartTarget(dataset_guid=DEMO_DATASET, file_guid=READINGS_FILE, pipeline_guids=[API_PIPELINE])
+    action = UsmartConnector.action("dataset")
+    assert action.auto and not action.mutating and action.scope == "mapping"
+    result = connector.run_action(action, target=target, params=None)
+    assert result.message.startswith("Air quality sensors: 2 file(s), 2 output pipeline(s)")
+    files, pipelines = result.tables
+    assert [row[:2] for row in files.rows] == [["sensors.csv", SENSORS_FILE], ["readings-2025.csv", READINGS_FILE]]
+    assert [row[-1] for row in files.rows] == ["", "replaced by each release"]
+    status = pipelines.columns.index(pipelines.status_column)
+    assert [(row[0], row[status], row[-1]) for row in pipelines.rows] == [
+        ("CSV download", "processed", ""),
+        ("Data API", "processed", "processed after each release (#1)"),
+    ]
+    stale = UsmartTarget(dataset_guid=DEMO_DATASET, file_guid=UNKNOWN)
+    assert f"the mapped file {UNKNOWN} is no longer in the dataset" in connector.run_action(action, target=stale, params=None).message
+
+
+def test_the_create_pipeline_action_adds_one_and_explains_a_refusal(connector, sim):
+    action = UsmartConnector.action("create_pipeline")
+    assert action.mutating and action.role == "manage" and action.params is CreatePipelineParams
+    with pytest.raises(ValidationError):
+        CreatePipelineParams(pipeline_id="realtime-api")  # not offered: the API cannot add it
+    target = UsmartTarget(dataset_guid=EMPTY_DATASET, dataset_title="Parking occupancy")
+    result = connector.run_action(action, target=target, params=CreatePipelineParams(pipeline_id="json"))
+    created = sim.state("usmart")["datasets"][EMPTY_DATASET]["resourceContainers"]
+    assert [p["pipelineId"] for p in created] == ["json"]
+    assert result.message.startswith(f"Added output pipeline JSON download ({created[0]['resourceContainerGUID']})")
+    assert result.tables[0].rows == [["JSON download", "json", "created", "", ""]]
+    with pytest.raises(PermanentError) as info:
+        connector.run_action(action, target=target, params=CreatePipelineParams(pipeline_id="json"))
+    assert info.value.message == (
+        f"uSmart did not add a json output pipeline to dataset {EMPTY_DATASET}:"
+        " The dataset already has a 'json' output pipeline"
+    )
+
+
+def test_steps_show_the_upload_the_revision_and_the_pipelines(connector, csv_file):
+    target = UsmartTarget(dataset_guid=DEMO_DATASET, file_guid=READINGS_FILE, pipeline_guids=[CSV_PIPELINE])
+    outcomes = dict(run_release(connector, target, NO_PARAMS, file=file_payload(csv_file)))
+    size = csv_file.stat().st_size
+    (upload,) = UsmartConnector.step_tables("put_request", outcomes["put_request"].output)
+    assert upload.rows == [["readings-2026.csv", f"{size:,} bytes", "text/csv", md5(csv_file), "no"]]
+    (revision,) = UsmartConnector.step_tables("revision", outcomes["revision"].output)
+    assert revision.rows == [["readings-2026.csv", READINGS_FILE, 2, f"{size:,} bytes", "new revision"]]
+    step = f"pipeline:{CSV_PIPELINE}"
+    (pipeline,) = UsmartConnector.step_tables(step, outcomes[step].output)
+    assert pipeline.status_column == "Status"
+    assert pipeline.rows[0][:3] == ["CSV download", "csv", "processed"] and pipeline.rows[0][3]
+    # Nothing yet for a step that has not run; nothing for a step this connector never plans.
+    assert UsmartConnector.step_tables(step, {}) == [] and UsmartConnector.step_tables("other", {"status": "x"}) == []
+    assert "signature" not in str(outcomes) and KEY_SECRET not in str(outcomes)
+
+
+def test_a_waiting_pipeline_step_shows_its_live_status(connector, sim):
+    sim.config("usmart", delay=30)
+    target = UsmartTarget(dataset_guid=DEMO_DATASET, pipeline_guids=[API_PIPELINE])
+    waiting = connector.run_step(connector.plan(target, NO_PARAMS)[-1], StepContext(target=target, params=NO_PARAMS, release_key="k"))
+    (table,) = UsmartConnector.step_tables(f"pipeline:{API_PIPELINE}", waiting.output)
+    assert table.rows[0][:3] == ["Data API", "api", "queued"]
 
 
 # Releases

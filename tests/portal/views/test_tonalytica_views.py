@@ -166,7 +166,7 @@ def test_the_mapping_page_shows_the_querys_declared_parameters(client, bob, wall
     client.force_login(bob)
     body = html.unescape(client.get(reverse("portal:mapping-action", args=[wallets.pk, "query_info"])).content.decode())
     assert "Query #2 “Top wallets by balance”: 1 parameter." in body
-    assert "<td>limit</td><td>Number Of Wallets</td><td>number</td><td>10</td><td>10</td>" in body.replace("\n", "")
+    assert "<td>limit</td><td>Number of wallets</td><td>number</td><td>10</td><td>10</td><td>—</td>" in body.replace("\n", "")
 
 
 def test_archiving_the_query_needs_manage_confirms_and_goes_through_a_worker(
