@@ -28,4 +28,8 @@ urlpatterns = [
     path("releases/<int:pk>/", apis.ReleaseDetail.as_view(), name="api-release"),
     path("releases/<int:pk>/cancel/", apis.ReleaseCancel.as_view(), name="api-release-cancel"),
     path("releases/<int:pk>/retry/", apis.ReleaseRetry.as_view(), name="api-release-retry"),
+    path("release-sets/", apis.ReleaseSetList.as_view(), name="api-release-sets"),
+    path("release-sets/<int:pk>/", apis.ReleaseSetDetail.as_view(), name="api-release-set"),
+    path("release-sets/<int:pk>/cancel/", apis.ReleaseSetCancel.as_view(), name="api-release-set-cancel"),
+    path("release-sets/<int:pk>/retry/", apis.ReleaseSetRetry.as_view(), name="api-release-set-retry"),
 ]

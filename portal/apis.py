@@ -496,6 +496,7 @@ class ReleaseOutput(serializers.Serializer):
     error = serializers.CharField()
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
     retry_of = serializers.IntegerField(source="retry_of_id", allow_null=True)
+    release_set = serializers.IntegerField(source="release_set_id", allow_null=True)
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
@@ -594,3 +595,107 @@ class ReleaseRetry(APIView):
 
 
 __all__ = ["ApiTokenAuthentication", "ReleaseStep", "exception_handler", "get_connector_class"]
+
+
+# RELEASE SETS
+
+
+class ReleaseSetOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    dataset = serializers.IntegerField(source="dataset_id")
+    upload = serializers.IntegerField(source="upload_id", allow_null=True)
+    created_at = serializers.DateTimeField()
+    status = serializers.SerializerMethodField()
+    releases = serializers.SerializerMethodField(help_text="The latest attempt of each mapping, with its steps.")
+
+    @extend_schema_field(serializers.ChoiceField(choices=["running", "succeeded", "partial", "failed", "cancelled"]))
+    def get_status(self, obj: Any) -> str:
+        from .models import ReleaseSet
+
+        return ReleaseSet.status_of(obj.current_releases())
+
+    @extend_schema_field(ReleaseOutput(many=True))
+    def get_releases(self, obj: Any) -> list[dict[str, Any]]:
+        return ReleaseOutput(obj.current_releases(), many=True, context={"with_steps": True}).data
+
+
+class ReleaseSetList(APIView):
+    @extend_schema_serializer(component_name="ReleaseSetCreateInput")
+    class InputSerializer(StrictSerializer):
+        dataset = serializers.IntegerField()
+        mappings = serializers.ListField(child=serializers.IntegerField(), min_length=1)
+        upload = serializers.IntegerField(required=False, allow_null=True)
+        params = serializers.DictField(required=False, default=dict, help_text="Per mapping id: its parameters (default: the mapping's saved ones).")
+
+    @extend_schema(responses=ReleaseSetOutput(many=True))
+    def get(self, request: Request) -> Response:
+        from .models import ReleaseSet
+
+        sets = permissions.scope(request.user, ReleaseSet.objects.all())[:50]
+        return Response(ReleaseSetOutput(sets, many=True).data)
+
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={201: ReleaseSetOutput},
+    )
+    def post(self, request: Request) -> Response:
+        from .release_sets import release_set_create
+
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        dataset = get_for_user(request.user, Dataset.objects.all(), OPERATE, pk=data.validated_data["dataset"])
+        mappings = [get_for_user(request.user, Mapping.objects.select_related("connection"), OPERATE, pk=pk) for pk in data.validated_data["mappings"]]
+        upload = get_for_user(request.user, Upload.objects.all(), OPERATE, pk=data.validated_data["upload"]) if data.validated_data.get("upload") else None
+        try:
+            params = {int(k): v for k, v in data.validated_data["params"].items()}
+        except ValueError:
+            raise serializers.ValidationError({"params": ["Keys are mapping ids."]}) from None
+        key = request.headers.get("Idempotency-Key", "").strip()[:80]
+        release_set = release_set_create(
+            dataset=dataset, mappings=mappings, upload=upload, actor=request.user, params=params,
+            idempotency_key=f"api-set:{request.user.pk}:{key}" if key else "",
+        )
+        return Response(ReleaseSetOutput(release_set).data, status=status.HTTP_201_CREATED)
+
+
+class ReleaseSetDetail(APIView):
+    @extend_schema(responses=ReleaseSetOutput)
+    def get(self, request: Request, pk: int) -> Response:
+        from .models import ReleaseSet
+
+        return Response(ReleaseSetOutput(get_for_user(request.user, ReleaseSet.objects.all(), VIEW, pk=pk)).data)
+
+
+class ReleaseSetCancel(APIView):
+    @extend_schema(request=None, responses={202: ReleaseSetOutput})
+    def post(self, request: Request, pk: int) -> Response:
+        from .models import ReleaseSet
+        from .release_sets import release_set_cancel
+
+        release_set = get_for_user(request.user, ReleaseSet.objects.all(), OPERATE, pk=pk)
+        release_set_cancel(release_set=release_set, actor=request.user)
+        return Response(ReleaseSetOutput(release_set).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ReleaseSetRetry(APIView):
+    @extend_schema_serializer(component_name="ReleaseSetRetryInput")
+    class InputSerializer(StrictSerializer):
+        mappings = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="Only these cells (default: every failed one).")
+        params = serializers.DictField(required=False, default=dict, help_text="Per mapping id: edited parameters.")
+
+    @extend_schema(request=InputSerializer, responses={201: ReleaseSetOutput})
+    def post(self, request: Request, pk: int) -> Response:
+        from .models import ReleaseSet
+        from .release_sets import release_set_retry
+
+        release_set = get_for_user(request.user, ReleaseSet.objects.all(), OPERATE, pk=pk)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            params = {int(k): v for k, v in data.validated_data["params"].items()}
+        except ValueError:
+            raise serializers.ValidationError({"params": ["Keys are mapping ids."]}) from None
+        only = set(data.validated_data["mappings"]) if data.validated_data.get("mappings") else None
+        release_set_retry(release_set=release_set, actor=request.user, params=params, only=only)
+        return Response(ReleaseSetOutput(release_set).data, status=status.HTTP_201_CREATED)

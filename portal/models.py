@@ -189,6 +189,50 @@ class Upload(models.Model):
         return self.original_name.rsplit(".", 1)[-1].lower() if "." in self.original_name else ""
 
 
+class ReleaseSet(models.Model):
+    """One upload released to several mappings at once; each mapping runs its own release.
+
+    Its status is derived from its releases (the latest attempt of each mapping)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="release_sets")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="release_sets")
+    upload = models.ForeignKey(Upload, null=True, blank=True, on_delete=models.PROTECT, related_name="release_sets")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    idempotency_key = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "idempotency_key"], condition=~Q(idempotency_key=""), name="release_set_unique_idempotency_key")
+        ]
+        indexes = [models.Index(fields=["team", "-created_at", "-id"], name="release_set_recent")]
+
+    def __str__(self) -> str:
+        return f"Release set #{self.pk} of {self.dataset}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("portal:release-set-detail", args=[self.pk])
+
+    def current_releases(self) -> list[Release]:
+        """The latest attempt of each mapping, in mapping order."""
+        latest: dict[int, Release] = {}
+        for release in self.releases.select_related("mapping__connection").order_by("created_at", "id"):
+            latest[release.mapping_id] = release
+        return sorted(latest.values(), key=lambda r: (r.mapping.name, r.mapping_id))
+
+    @staticmethod
+    def status_of(releases: list[Release]) -> str:
+        statuses = {r.status for r in releases}
+        if statuses & {"queued", "running"}:
+            return "running"
+        if statuses == {"succeeded"}:
+            return "succeeded"
+        if "succeeded" in statuses:
+            return "partial"
+        return "cancelled" if statuses == {"cancelled"} else "failed"
+
+
 class ReleaseStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
@@ -222,6 +266,7 @@ class Release(models.Model):
     # A retry is a new release of the failed steps only; the first attempt keeps its history.
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
     schedule = models.ForeignKey("MappingSchedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="releases")
+    release_set = models.ForeignKey(ReleaseSet, null=True, blank=True, on_delete=models.CASCADE, related_name="releases")
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

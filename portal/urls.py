@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import automation_views, platform_views, views
+from . import automation_views, platform_views, release_set_views, views
 
 app_name = "portal"
 
@@ -37,6 +37,13 @@ urlpatterns = [
     path("mappings/<int:pk>/params/diff/", platform_views.params_diff, name="params-diff"),
     path("steps/<int:pk>/download/<str:fmt>/", platform_views.step_download, name="step-download"),
     path("account/", views.account, name="account"),
+    path("datasets/<int:dataset_pk>/release-set/", release_set_views.release_set_new, name="release-set-new"),
+    path("sets/", release_set_views.release_set_list, name="release-set-list"),
+    path("sets/<int:pk>/", release_set_views.release_set_detail, name="release-set-detail"),
+    path("sets/<int:pk>/matrix/", release_set_views.release_set_matrix, name="release-set-matrix"),
+    path("sets/<int:pk>/cancel/", release_set_views.release_set_cancel_view, name="release-set-cancel"),
+    path("sets/<int:pk>/retry/", release_set_views.release_set_retry_view, name="release-set-retry"),
+    path("sets/<int:pk>/retry/<int:mapping_pk>/", release_set_views.release_set_retry_view, name="release-set-retry-one"),
     path("mappings/<int:pk>/schedule/", automation_views.schedule_edit, name="schedule-edit"),
     path("mappings/<int:pk>/channels/", automation_views.channel_add, {"scope": "mapping"}, name="mapping-channel-add"),
     path("teams/<int:pk>/channels/", automation_views.channel_add, {"scope": "team"}, name="team-channel-add"),
