@@ -280,6 +280,8 @@ class Release(models.Model):
         ]
         indexes = [
             models.Index(fields=["team", "-created_at", "-id"], name="release_history"),
+            # For users in several teams (team_id IN (...)): walk this index in order and filter.
+            models.Index(fields=["-created_at", "-id"], name="release_history_all"),
             models.Index(fields=["team", "status", "-created_at", "-id"], name="release_history_status"),
             models.Index(fields=["team", "platform", "-created_at", "-id"], name="release_history_platform"),
             models.Index(fields=["dataset", "-created_at", "-id"], name="release_history_dataset"),

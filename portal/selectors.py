@@ -82,7 +82,9 @@ def keyset_page(qs: QuerySet[Release], *, cursor: str | None, size: int = 50) ->
     position = decode_cursor(cursor) if cursor else None
     if position:
         when, pk = position
-        qs = qs.filter(Q(created_at__lt=when) | Q(created_at=when, id__lt=pk))
+        # created_at <= when bounds the index range scan; the OR breaks ties on id.
+        # (The OR alone makes PostgreSQL filter every row from the top of the index.)
+        qs = qs.filter(created_at__lte=when).filter(Q(created_at__lt=when) | Q(id__lt=pk))
     rows = list(qs[: size + 1])
     next_cursor = encode_cursor(rows[size - 1].created_at, rows[size - 1].pk) if len(rows) > size else None
     return Page(items=rows[:size], next_cursor=next_cursor)
