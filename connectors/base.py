@@ -331,6 +331,11 @@ class Connector:
         """A one-line human label of a target, shown in lists (no network)."""
         return ", ".join(f"{k}={v}" for k, v in target.model_dump().items() if v not in (None, "", []))
 
+    @classmethod
+    def release_refusal(cls, target: Schema) -> str | None:
+        """Why this target can never be released (the page then offers no Release button), or None."""
+        return None
+
     def set_target_state(self, target: Schema, state: TargetState) -> str:
         """Enable, disable or archive the target on the platform itself.
 

@@ -160,34 +160,38 @@ class TailerCredentials(Schema):
         title="Authentication",
         description=(
             "Refresh token (recommended): the API key and refresh token below, exchanged for "
-            "short-lived tokens that renew themselves. Jwt: a token pasted in the JWT field, "
+            "short-lived tokens that renew themselves. Pasted JWT: a token pasted in the JWT field, "
             "valid about an hour"
         ),
+        json_schema_extra={"choice_labels": {"refresh_token": "API key and refresh token (recommended)", "jwt": "Pasted JWT"}},
     )
     api_key: SecretStr | None = Field(
         default=None,
         validate_default=True,
         title="API key",
         description="Refresh-token mode: tailer_firebase_api_key from tailer-configuration.json",
+        json_schema_extra={"show_when": {"auth_mode": "refresh_token"}},
     )
     refresh_token: SecretStr | None = Field(
         default=None,
         validate_default=True,
         title="Refresh token",
         description="Refresh-token mode: firebase_user.refreshToken from tailer-configuration.json",
+        json_schema_extra={"show_when": {"auth_mode": "refresh_token"}},
     )
     token_url: str = Field(
         default=DEFAULT_TOKEN_URL,
         title="Token endpoint",
         description="Refresh-token mode: where the refresh token is exchanged (Google's securetoken for Tailer)",
         max_length=500,
+        json_schema_extra={"show_when": {"auth_mode": "refresh_token"}},
     )
     jwt: SecretStr | None = Field(
         default=None,
         validate_default=True,
         title="JWT",
         description="JWT mode: the 'User token' printed by `tailer auth get-token` (it lasts about an hour)",
-        json_schema_extra={"widget": "textarea"},
+        json_schema_extra={"widget": "textarea", "show_when": {"auth_mode": "jwt"}},
     )
 
     @field_validator("token_url")
@@ -631,14 +635,25 @@ class TailerConnector(Connector):
 
     # Actions and what the release page shows
 
+    @classmethod
+    def release_refusal(cls, target: TailerTarget) -> str | None:
+        if target.configuration_type not in LAUNCHABLE_TYPES:
+            return (
+                f"{target.configuration_type} configurations are not launched through the Tailer API "
+                "(only table-to-table and table-to-storage); they run when their triggers fire"
+            )
+        return None
+
     def action_last_runs(self, *, target: TailerTarget, params: LastRunsParams) -> ActionResult:
         rows = self.last_runs(target, execution_date=params.execution_date, status=params.status, limit=params.limit)
         return ActionResult(tables=[Table(
             "Last runs",
             ["Run id", "Status", "Started", "Duration", "Last update", "Job"],
             [
-                [r.get("run_id"), r.get("status"), shown_time(r.get("start_execution_date")), shown_duration(r.get("duration")),
-                 shown_time(r.get("last_update_date")), r.get("job_id")]
+                [
+                    r.get("run_id"), r.get("status"), shown_time(r.get("start_execution_date")),
+                    shown_duration(r.get("duration")), shown_time(r.get("last_update_date")), r.get("job_id"),
+                ]
                 for r in rows
             ],
             status_column="Status",

@@ -30,9 +30,14 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def _choices(annotation: Any) -> list[tuple[Any, str]] | None:
+def _choices(annotation: Any, labels: dict[str, str] | None = None) -> list[tuple[Any, str]] | None:
+    """Choices of a Literal; ``labels`` (json_schema_extra "choice_labels") names them."""
     if typing.get_origin(annotation) is Literal:
-        return [(v, str(v).replace("_", " ").capitalize() if isinstance(v, str) else str(v)) for v in typing.get_args(annotation)]
+        labels = labels or {}
+        return [
+            (v, labels.get(str(v)) or (str(v).replace("_", " ").replace("-", " ").capitalize() if isinstance(v, str) else str(v)))
+            for v in typing.get_args(annotation)
+        ]
     return None
 
 
@@ -44,21 +49,30 @@ def field_for(name: str, info: Any, *, secret_is_set: bool = False) -> forms.Fie
     help_text = info.description or ""
     required = info.is_required() and not optional
     initial = None if info.is_required() else info.get_default(call_default_factory=True)
-    widget = extra.get("widget") if isinstance(extra, dict) else None
+    extra = extra if isinstance(extra, dict) else {}
+    widget = extra.get("widget")
     common: dict[str, Any] = {"label": label, "help_text": help_text, "required": required, "initial": initial}
+    field = _field(annotation, optional, required, initial, widget, common, extra, secret_is_set)
+    if extra.get("show_when"):
+        # Shown only while another field has one of the given values (portal.js).
+        field.widget.attrs["data-show-when"] = json.dumps(extra["show_when"])
+    return field
+
+
+def _field(annotation: Any, optional: bool, required: bool, initial: Any, widget: Any, common: dict[str, Any], extra: dict[str, Any], secret_is_set: bool) -> forms.Field:
 
     if annotation is SecretStr:
         common.update(required=required and not secret_is_set, initial=None)
         if secret_is_set:
             common["help_text"] = SECRET_SET_HELP
         return forms.CharField(widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}), **common)
-    if (choices := _choices(annotation)) is not None:
+    if (choices := _choices(annotation, extra.get("choice_labels"))) is not None:
         if optional or not required:
             choices = [("", "—")] + choices if optional else choices
         return forms.TypedChoiceField(choices=choices, coerce=lambda v: v, empty_value=None, **common)
     if typing.get_origin(annotation) is list:
         (item,) = typing.get_args(annotation) or (str,)
-        if (choices := _choices(item)) is not None:
+        if (choices := _choices(item, extra.get("choice_labels"))) is not None:
             common["required"] = False
             return forms.MultipleChoiceField(choices=choices, widget=forms.CheckboxSelectMultiple, **common)
         common["required"] = False

@@ -155,6 +155,17 @@ class Mapping(models.Model):
     def target_schema(self) -> Schema:
         return self.connection.connector_class.Target.model_validate(self.target)
 
+    def release_refusal(self) -> str | None:
+        try:
+            return self.connection.connector_class.release_refusal(self.target_schema())
+        except Exception:  # an old target that no longer validates: the release form says why
+            return None
+
+    def target_fields(self) -> list[tuple[str, Any]]:
+        """(title, value) of the target's non-empty fields, for display."""
+        fields = self.connection.connector_class.Target.model_fields
+        return [(fields[k].title or k if k in fields else k, v) for k, v in self.target.items() if v not in (None, "", [], {})]
+
     def target_label(self) -> str:
         try:
             return self.connection.connector_class.describe_target(self.target_schema())

@@ -436,6 +436,8 @@ def release_check(*, mapping: Mapping, upload: Upload | None) -> None:
         raise ApplicationError(f"The connection {mapping.connection.name} is {mapping.connection.state}.")
     if upload is not None and upload.dataset_id != mapping.dataset_id:
         raise ApplicationError("That upload belongs to another dataset.")
+    if (refusal := connector_class.release_refusal(mapping.target_schema())) is not None:
+        raise ApplicationError(refusal[0].upper() + refusal[1:] + ".")
     if connector_class.file_extensions and upload is not None and upload.extension not in connector_class.file_extensions:
         raise ApplicationError(
             f"{connector_class.label} takes {', '.join('.' + e for e in connector_class.file_extensions)} files, not .{upload.extension}."

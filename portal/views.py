@@ -120,6 +120,12 @@ def connection_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         warnings = connector_class.credential_warnings(connection.credentials())
     except Exception:  # wrong key or stale schema: say so without details
         warnings = ["The stored credentials cannot be read with the current keys or schema: edit the connection."]
+    stored, secret = _stored_credentials(connection), set(connector_class.secret_fields())
+    credential_rows = [
+        # Secrets: only whether one is stored. Other fields: their value.
+        (info.title or name, ("set" if stored.get(name) else "not used") if name in secret else stored.get(name, ""), name in secret)
+        for name, info in connector_class.Credentials.model_fields.items()
+    ]
     return render(
         request,
         "portal/connection_detail.html",
@@ -127,7 +133,7 @@ def connection_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "connection": connection,
             "connector": connector_class,
             "warnings": warnings,
-            "secret_fields": connector_class.secret_fields(),
+            "credential_rows": credential_rows,
             "mappings": connection.mappings.exclude(state=ObjectState.ARCHIVED).select_related("dataset"),
             "panels": platform_panels(request, connection, None),
             "action_runs": connection.action_runs.filter(mapping=None)[:10],

@@ -47,3 +47,10 @@ def with_status_index(table) -> dict:  # type: ignore[no-untyped-def]
     columns = list(data["columns"])
     index = columns.index(data["status_column"]) if data.get("status_column") in columns else -1
     return {**data, "status_index": index}
+
+
+@register.filter
+def pretty_json(value) -> str:  # type: ignore[no-untyped-def]
+    import json
+
+    return json.dumps(value, indent=2, sort_keys=True, default=str)

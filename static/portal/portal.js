@@ -167,3 +167,29 @@
     });
   });
 })();
+
+// Fields that apply to one choice of another field only (json_schema_extra "show_when"),
+// e.g. Tailer's pasted JWT is shown only in the "jwt" authentication mode.
+(function () {
+  "use strict";
+  function update(form) {
+    form.querySelectorAll("[data-show-when]").forEach(function (input) {
+      var rules = JSON.parse(input.dataset.showWhen);
+      var prefix = input.name.indexOf("-") >= 0 ? input.name.slice(0, input.name.lastIndexOf("-") + 1) : "";
+      var visible = Object.keys(rules).every(function (name) {
+        var control = form.querySelector("[name='" + prefix + name + "']");
+        var allowed = [].concat(rules[name]).map(String);
+        return !control || allowed.indexOf(control.value) >= 0;
+      });
+      var wrapper = input.closest(".field") || input;
+      wrapper.hidden = !visible;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form").forEach(function (form) {
+      if (!form.querySelector("[data-show-when]")) return;
+      update(form);
+      form.addEventListener("change", function () { update(form); });
+    });
+  });
+})();

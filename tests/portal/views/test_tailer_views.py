@@ -21,7 +21,11 @@ from tests.helpers import wait_for
 pytestmark = pytest.mark.django_db
 
 API_KEY, REFRESH_TOKEN = "tailer-demo-api-key", "tailer-demo-refresh-token"
-T2T = {"account": "000099", "environment": "DEV", "configuration_type": "table-to-table", "configuration_id": "000099_iowa_liquor_prepare_pda"}
+T2T = {
+    "account": "000099", "environment": "DEV", "configuration_type": "table-to-table",
+    "configuration_id": "000099_iowa_liquor_prepare_pda",
+}
+GOOGLE_TOKEN_URL = "https://securetoken.googleapis.com/v1/token"
 
 
 def minted_jwt(sim, ttl: float) -> str:
@@ -42,14 +46,28 @@ def add_connection(client, team, sim, **credentials):
 @pytest.fixture
 def refresh_connection(team, sim):
     credentials = TailerSimulator.demo(sim.url("tailer"))["credentials"]
-    return ConnectionFactory(team=team, platform="tailer", name="Tailer sim", base_url=sim.url("tailer"), credentials_encrypted=encrypt_json(credentials))
+    return ConnectionFactory(
+        team=team, platform="tailer", name="Tailer sim", base_url=sim.url("tailer"),
+        credentials_encrypted=encrypt_json(credentials),
+    )
 
 
 def jwt_connection(team, sim, token: str) -> Connection:
     return ConnectionFactory(
         team=team, platform="tailer", name="Tailer pasted token", base_url=sim.url("tailer"),
-        credentials_encrypted=encrypt_json({"auth_mode": "jwt", "jwt": token, "token_url": "https://securetoken.googleapis.com/v1/token"}),
+        credentials_encrypted=encrypt_json({"auth_mode": "jwt", "jwt": token, "token_url": GOOGLE_TOKEN_URL}),
     )
+
+
+def tailer_mapping(team, connection, **target) -> Mapping:
+    dataset = DatasetFactory(team=team, name="Iowa")
+    return MappingFactory(dataset=dataset, connection=connection, name="PDA", target={**T2T, **target})
+
+
+def preview(client, connection, **target):
+    """The mapping form's live preview of a target."""
+    data = {f"target-{k}": v for k, v in {**T2T, **target}.items()}
+    return html.unescape(client.post(reverse("portal:target-preview", args=[connection.pk]), data).content.decode())
 
 
 # The two credential modes
@@ -57,7 +75,7 @@ def jwt_connection(team, sim, token: str) -> Connection:
 
 def test_the_jwt_mode_without_a_jwt_gets_an_error_under_the_jwt_field(client, alice, team, sim):
     client.force_login(alice)
-    response = add_connection(client, team, sim, auth_mode="jwt", token_url="https://securetoken.googleapis.com/v1/token")
+    response = add_connection(client, team, sim, auth_mode="jwt", token_url=GOOGLE_TOKEN_URL)
     assert response.status_code == 200
     cred_form = response.context["cred_form"]
     assert list(cred_form.errors) == ["jwt"], "the error sits on the JWT field, the other mode's fields are not asked for"
@@ -68,18 +86,19 @@ def test_the_jwt_mode_without_a_jwt_gets_an_error_under_the_jwt_field(client, al
 
 def test_the_refresh_token_mode_names_each_missing_secret_under_its_field(client, alice, team, sim):
     client.force_login(alice)
-    response = add_connection(client, team, sim, auth_mode="refresh_token", api_key=API_KEY, token_url=f"{sim.url('tailer')}/token")
+    token_url = f"{sim.url('tailer')}/token"
+    response = add_connection(client, team, sim, auth_mode="refresh_token", api_key=API_KEY, token_url=token_url)
     errors = response.context["cred_form"].errors
     assert list(errors) == ["refresh_token"] and "needs the refresh token" in errors["refresh_token"][0]
     assert API_KEY not in response.content.decode(), "a secret typed in a refused form is not rendered back"
-    both = add_connection(client, team, sim, auth_mode="refresh_token", token_url=f"{sim.url('tailer')}/token").context["cred_form"].errors
+    both = add_connection(client, team, sim, auth_mode="refresh_token", token_url=token_url).context["cred_form"].errors
     assert set(both) == {"api_key", "refresh_token"} and "needs the API key" in both["api_key"][0]
     assert not Connection.objects.exists()
 
 
 def test_an_unreadable_jwt_is_refused_without_being_shown(client, alice, team, sim):
     client.force_login(alice)
-    response = add_connection(client, team, sim, auth_mode="jwt", jwt="not-a-jwt-but-a-secret-anyway", token_url="https://securetoken.googleapis.com/v1/token")
+    response = add_connection(client, team, sim, auth_mode="jwt", jwt="not-a-jwt-but-a-secret-anyway", token_url=GOOGLE_TOKEN_URL)
     assert "not a JWT" in response.context["cred_form"].errors["jwt"][0]
     assert "not-a-jwt-but-a-secret-anyway" not in response.content.decode()
     assert not Connection.objects.exists()
@@ -95,10 +114,12 @@ def test_a_refresh_token_connection_stores_only_its_modes_secrets_and_never_show
     connection = Connection.objects.get()
     assert response.status_code == 302
     stored = decrypt_json(connection.credentials_encrypted)
-    assert (stored["auth_mode"], stored["api_key"], stored["refresh_token"], stored["jwt"]) == ("refresh_token", API_KEY, REFRESH_TOKEN, None)
+    assert stored["auth_mode"] == "refresh_token" and stored["jwt"] is None
+    assert (stored["api_key"], stored["refresh_token"]) == (API_KEY, REFRESH_TOKEN)
     services.connection_test(connection=connection)  # what the worker does
     assert connection.last_test_ok and "demo@tailer.example" in connection.last_test_message
-    for url in (connection.get_absolute_url(), reverse("portal:connection-edit", args=[connection.pk]), reverse("portal:connection-list")):
+    pages = (connection.get_absolute_url(), reverse("portal:connection-edit", args=[connection.pk]), reverse("portal:connection-list"))
+    for url in pages:
         body = client.get(url).content.decode()
         assert API_KEY not in body and REFRESH_TOKEN not in body and stale not in body, url
         assert "eyJ" not in body, "no fetched JWT either"
@@ -108,7 +129,7 @@ def test_switching_a_connection_to_the_jwt_mode_drops_the_refresh_token(client, 
     token = minted_jwt(sim, 3600)
     client.force_login(alice)
     url = reverse("portal:connection-edit", args=[refresh_connection.pk])
-    data = {"name": "Tailer sim", "base_url": sim.url("tailer"), "cred-auth_mode": "jwt", "cred-token_url": f"{sim.url('tailer')}/token"}
+    data = {"name": "Tailer sim", "base_url": sim.url("tailer"), "cred-auth_mode": "jwt", "cred-token_url": GOOGLE_TOKEN_URL}
     refused = client.post(url, data)
     assert "the JWT mode needs the JWT" in refused.context["cred_form"].errors["jwt"][0]
     assert client.post(url, {**data, "cred-jwt": token}).status_code == 302
@@ -129,7 +150,7 @@ def test_switching_a_connection_to_the_jwt_mode_drops_the_refresh_token(client, 
         (-60, "The pasted JWT expired on"),
     ],
 )
-def test_a_pasted_jwt_lapsing_within_a_day_is_warned_about_on_the_connection_page(client, bob, team, sim, ttl, warning):
+def test_a_pasted_jwt_lapsing_within_a_day_is_warned_about(client, bob, team, sim, ttl, warning):
     token = minted_jwt(sim, ttl)
     connection = jwt_connection(team, sim, token)
     client.force_login(bob)
@@ -148,7 +169,7 @@ def test_a_pasted_jwt_valid_for_days_and_fetched_tokens_get_no_warning(client, b
 def test_an_expired_pasted_jwt_fails_the_test_and_the_release_before_any_call(client, alice, olivia, team, sim):
     token = minted_jwt(sim, -60)
     connection = jwt_connection(team, sim, token)
-    mapping = MappingFactory(dataset=DatasetFactory(team=team, name="Iowa"), connection=connection, name="PDA", target=T2T)
+    mapping = tailer_mapping(team, connection)
 
     services.connection_test(connection=connection)
     assert connection.last_test_ok is False
@@ -169,7 +190,7 @@ def test_an_expired_pasted_jwt_fails_the_test_and_the_release_before_any_call(cl
 # Targets: the suffix and the environment
 
 
-def map_form(dataset, connection, **target):
+def map_form(connection, **target):
     data = {"connection": connection.pk, "name": "PDA"}
     data.update({f"target-{k}": v for k, v in {**T2T, **target}.items()})
     return data
@@ -179,15 +200,18 @@ def test_a_suffixed_table_to_table_id_is_refused_under_its_field(client, alice, 
     dataset = DatasetFactory(team=team, name="Iowa")
     client.force_login(alice)
     url = reverse("portal:mapping-add", args=[dataset.pk])
-    response = client.post(url, map_form(dataset, refresh_connection, configuration_id="000099_iowa_liquor_prepare_pda_DEV"))
+    response = client.post(url, map_form(refresh_connection, configuration_id="000099_iowa_liquor_prepare_pda_DEV"))
     errors = response.context["target_form"].errors
     assert list(errors) == ["configuration_id"]
     assert "without its '_DEV' suffix ('000099_iowa_liquor_prepare_pda'): the connector adds it" in errors["configuration_id"][0]
     assert not Mapping.objects.exists()
     # The same id is fine for other types (no suffix is added to them), and for another environment.
-    assert client.post(url, map_form(dataset, refresh_connection, configuration_type="table-to-storage", configuration_id="x_DEV")).status_code == 302
-    preview = client.post(reverse("portal:target-preview", args=[refresh_connection.pk]), {f"target-{k}": v for k, v in {**T2T, "environment": "PROD"}.items()})
-    assert "000099_iowa_liquor_prepare_pda_PROD" in preview.content.decode()
+    other_type = map_form(refresh_connection, configuration_type="table-to-storage", configuration_id="x_DEV")
+    assert client.post(url, other_type).status_code == 302
+    assert "000099 / PROD / table-to-table / 000099_iowa_liquor_prepare_pda_PROD" in preview(client, refresh_connection, environment="PROD")
+    assert "Configuration id: enter the table-to-table configuration id without its '_DEV' suffix" in preview(
+        client, refresh_connection, configuration_id="000099_iowa_liquor_prepare_pda_DEV"
+    )
 
 
 @pytest.mark.parametrize(
@@ -201,21 +225,21 @@ def test_a_suffixed_table_to_table_id_is_refused_under_its_field(client, alice, 
 def test_a_malformed_environment_is_refused_before_any_call(client, alice, team, sim, refresh_connection, environment, message):
     dataset = DatasetFactory(team=team, name="Iowa")
     client.force_login(alice)
-    response = client.post(reverse("portal:mapping-add", args=[dataset.pk]), map_form(dataset, refresh_connection, environment=environment))
+    response = client.post(reverse("portal:mapping-add", args=[dataset.pk]), map_form(refresh_connection, environment=environment))
     errors = response.context["target_form"].errors
     assert list(errors) == ["environment"] and message in errors["environment"][0]
-    preview = client.post(reverse("portal:target-preview", args=[refresh_connection.pk]), {f"target-{k}": v for k, v in {**T2T, "environment": environment}.items()})
-    assert f"Environment: {message}" in html.unescape(preview.content.decode())
+    assert f"Environment: {message}" in preview(client, refresh_connection, environment=environment)
     assert not Mapping.objects.exists() and tailer_requests(sim) == []
 
 
-def test_an_environment_tailer_does_not_have_gets_tailers_answer_on_the_mapping_page(client, bob, team, sim, refresh_connection):
+def test_an_environment_tailer_does_not_have_gets_tailers_answer(client, bob, team, sim, refresh_connection):
     """A well-formed environment can only be checked by Tailer: its 404 is shown as is."""
-    mapping = MappingFactory(dataset=DatasetFactory(team=team, name="Iowa"), connection=refresh_connection, name="PDA", target={**T2T, "environment": "STAGING"})
+    mapping = tailer_mapping(team, refresh_connection, environment="STAGING")
     client.force_login(bob)
     body = html.unescape(client.get(reverse("portal:mapping-action", args=[mapping.pk, "last_runs"])).content.decode())
     assert 'class="error"' in body
-    assert "Configuration '000099_iowa_liquor_prepare_pda_STAGING' not found in account 000099 (STAGING, table-to-table)" in body
+    expected = "Configuration '000099_iowa_liquor_prepare_pda_STAGING' not found in account 000099 (STAGING, table-to-table)"
+    assert expected in body
 
 
 # The release form
@@ -223,24 +247,28 @@ def test_an_environment_tailer_does_not_have_gets_tailers_answer_on_the_mapping_
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("15/01/2026", "'15/01/2026' is not a date in the YYYY-MM-DD format"), ("2026-02-30", "'2026-02-30' is not a real calendar date")],
+    [
+        ("15/01/2026", "'15/01/2026' is not a date in the YYYY-MM-DD format"),
+        ("2026-02-30", "'2026-02-30' is not a real calendar date"),
+    ],
 )
-def test_a_bad_execution_date_is_refused_on_the_release_form_before_any_launch(client, olivia, team, sim, refresh_connection, value, message):
-    mapping = MappingFactory(dataset=DatasetFactory(team=team, name="Iowa"), connection=refresh_connection, name="PDA", target=T2T)
+def test_a_bad_execution_date_is_refused_before_any_launch(client, olivia, team, sim, refresh_connection, value, message):
+    mapping = tailer_mapping(team, refresh_connection)
     client.force_login(olivia)
-    response = client.post(reverse("portal:release-create", args=[mapping.pk]), {"submission_token": "t-1", "params-execution_date": value})
+    url = reverse("portal:release-create", args=[mapping.pk])
+    response = client.post(url, {"submission_token": "t-1", "params-execution_date": value})
     assert response.status_code == 200
     errors = response.context["params_form"].errors
     assert list(errors) == ["execution_date"] and message in errors["execution_date"][0]
     assert not Release.objects.exists() and tailer_requests(sim) == []
 
 
-def test_a_release_launches_with_the_suffixed_id_and_the_date_and_stores_the_run_id_at_once(client, olivia, team, sim, refresh_connection):
-    mapping = MappingFactory(dataset=DatasetFactory(team=team, name="Iowa"), connection=refresh_connection, name="PDA", target=T2T)
+def test_a_release_sends_the_suffixed_id_and_stores_the_run_id_at_once(client, olivia, team, sim, refresh_connection):
+    mapping = tailer_mapping(team, refresh_connection)
     client.force_login(olivia)
-    form = client.get(reverse("portal:release-create", args=[mapping.pk])).content.decode()
-    assert "000099_iowa_liquor_prepare_pda_DEV" in form, "the release form shows the id that will be sent"
-    client.post(reverse("portal:release-create", args=[mapping.pk]), {"submission_token": "t-1", "params-execution_date": "2026-01-15"})
+    url = reverse("portal:release-create", args=[mapping.pk])
+    assert "000099_iowa_liquor_prepare_pda_DEV" in client.get(url).content.decode(), "the form shows the id that will be sent"
+    client.post(url, {"submission_token": "t-1", "params-execution_date": "2026-01-15"})
     release = Release.objects.get()
     engine.release_advance(release.pk)  # the launch, as the worker runs it
     step = release.steps.get()
@@ -254,7 +282,7 @@ def test_a_release_launches_with_the_suffixed_id_and_the_date_and_stores_the_run
 def test_an_unknown_status_is_shown_as_it_came_on_the_release_page(client, olivia, team, sim, refresh_connection):
     sim.fail("tailer", "unknown_status", message="No match")
     sim.config("tailer", delay=0.05)
-    mapping = MappingFactory(dataset=DatasetFactory(team=team, name="Iowa"), connection=refresh_connection, name="PDA", target=T2T)
+    mapping = tailer_mapping(team, refresh_connection)
     client.force_login(olivia)
     client.post(reverse("portal:release-create", args=[mapping.pk]), {"submission_token": "t-1"})
     release = Release.objects.get()
