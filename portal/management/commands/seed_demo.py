@@ -46,6 +46,8 @@ class Command(BaseCommand):
             connection = services.connection_create(
                 team=team, platform=slug, name=demo["name"], base_url=f"{base}/{slug}", credentials=demo["credentials"], actor=admin
             )
+            # Queued now, run as soon as the worker starts: the dashboard shows health at once.
+            services.connection_request_test(connection=connection, actor=admin)
             for spec in demo.get("mappings", []):
                 dataset, _ = Dataset.objects.get_or_create(team=team, name=spec["dataset"])
                 target = services.target_validate(connection=connection, data=spec["target"])
