@@ -140,6 +140,8 @@ class StepSpec:
     name: str
     label: str
     idempotent: bool = False
+    #: This step sends the release's file: a release planned with it needs an upload.
+    sends_file: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

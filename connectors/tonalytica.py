@@ -756,7 +756,8 @@ class TonalyticaConnector(Connector):
             notes.append("It is archived on TONalytica.")
         if live["parameter_types"] != target.parameter_types or live["parameter_options"] != target.parameter_options:
             notes.append(
-                "Its parameters changed since this mapping was made: edit the mapping and Browse… the query again."
+                "Its declared parameters differ from this mapping's: edit the mapping and Browse… the query again "
+                "to copy them."
             )
         columns = ["Name", "Title", "Type", "Default on TONalytica", "Default in this mapping", "Dropdown options"]
         return ActionResult(message=" ".join(notes), tables=[Table("Declared parameters", columns, rows)])

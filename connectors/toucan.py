@@ -143,7 +143,7 @@ class ToucanConnector(Connector):
     def plan(cls, target: ToucanTarget, params: ToucanParams) -> list[StepSpec]:
         steps = []
         if params.upload:
-            steps.append(StepSpec("upload", f"Upload {target.data_source}", idempotent=True))
+            steps.append(StepSpec("upload", f"Upload {target.data_source}", idempotent=True, sends_file=True))
         if params.mode == "partial":
             steps.append(StepSpec(f"partial:{params.partial_kind}", PARTIAL_PATHS[params.partial_kind][2]))
         else:

@@ -69,6 +69,9 @@ PIPELINE_IDS = {
 PipelineId = Literal["csv", "json", "geojson", "xlsx", "api"]
 #: The organisation's catalogue of all its datasets, public and private.
 DCAT_PATH = "/dcat/private"
+DCAT = "its DCAT catalogue"
+#: What any API key may read; everything else needs the Provider role.
+READS = {"dataset:view", DCAT}
 GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -151,7 +154,8 @@ def parse_pipeline_names(text: str, *, strict: bool = True) -> dict[str, str]:
 
 
 def format_pipeline_names(guids: Iterable[str], names: Mapping[str, str]) -> str:
-    return "\n".join(f"{guid}: {names[guid]}" for guid in guids if names.get(guid))
+    """The lines ``parse_pipeline_names`` reads, for ``guids`` that have a name, in their order."""
+    return "\n".join(f"{guid}: {' '.join(names[guid].split())}" for guid in guids if names.get(guid, "").strip())
 
 
 class UsmartTarget(Schema):
@@ -228,8 +232,8 @@ class UsmartTarget(Schema):
 class CreatePipelineParams(Schema):
     pipeline_id: PipelineId = Field(
         title="Output pipeline",
-        description="; ".join(f"{k}: {v}" for k, v in PIPELINE_IDS.items())
-        + ". The real-time Data API cannot be added through the API.",
+        description="The real-time Data API cannot be added through the API.",
+        json_schema_extra={"choice_labels": PIPELINE_IDS},
     )
 
 
@@ -336,9 +340,10 @@ class UsmartConnector(Connector):
             return self.http.json(method, path, **kwargs)
         except AuthenticationError as exc:
             if exc.status_code == 403:
+                # Any role may read (CONTRACTS.md); writes need Provider or higher.
+                role = "" if what in READS else " (it needs the Provider role or higher)"
                 raise AuthenticationError(
-                    f"uSmart refused {what} for this API key (it needs the Provider role or higher): {exc.message}",
-                    status_code=403,
+                    f"uSmart refused {what} for this API key{role}: {exc.message}", status_code=403
                 ) from None
             raise AuthenticationError(
                 f"uSmart refused the API key id or secret: {exc.message}", status_code=exc.status_code
@@ -385,14 +390,16 @@ class UsmartConnector(Connector):
         without a GUID in their identifier are skipped; of several, the last one counts.
         """
         try:
-            answer = self._call("GET", DCAT_PATH, "its DCAT catalogue")
+            answer = self._call("GET", DCAT_PATH, DCAT)
         except NotFound as exc:
             raise NotFound(
                 f"uSmart has no DCAT catalogue for organisation {self.credentials.organisation_guid}"
                 f" (uSmart said: {self._platform_says(exc)}): check the connection's Organisation GUID",
                 status_code=404,
             ) from None
-        entries = _first(answer, "dataset", "dcat:dataset") if isinstance(answer, dict) else None
+        entries = None
+        if isinstance(answer, dict):
+            entries = next((answer[k] for k in ("dataset", "dcat:dataset") if k in answer), None)
         if not isinstance(entries, list):
             raise InvalidResponse("uSmart's DCAT catalogue has no dataset list")
         datasets = []
@@ -458,10 +465,11 @@ class UsmartConnector(Connector):
 
     @staticmethod
     def _pipeline(container: dict[str, Any]) -> dict[str, Any]:
+        pipeline_id = str(container.get("pipelineId") or "")
         return {
             "guid": container.get("resourceContainerGUID"),
-            "name": container.get("name") or PIPELINE_IDS.get(container.get("pipelineId") or "") or container.get("pipelineId") or "",
-            "pipeline_id": container.get("pipelineId") or "",
+            "name": container.get("name") or PIPELINE_IDS.get(pipeline_id) or pipeline_id,
+            "pipeline_id": pipeline_id,
             "status": str(container.get("status") or "").lower(),
             "status_message": container.get("statusMessage") or "",
             "process_id": container.get("processId") or "",
@@ -517,7 +525,8 @@ class UsmartConnector(Connector):
                     value=f["guid"],
                     label=f["name"] or f["guid"],
                     detail=" · ".join(
-                        x for x in (_bytes(f["size"]), f"revision {f['revision']}" if f["revision"] else "", f["guid"]) if x
+                        x for x in (_bytes(f["size"]), f"revision {f['revision']}" if f["revision"] else "", f["guid"])
+                        if x
                     ),
                     fill={"file_name": base_name(f["name"] or "")},
                 )
@@ -588,7 +597,9 @@ class UsmartConnector(Connector):
             ],
             status_column="Status",
         )
-        message = f"{dataset['title']}: {len(dataset['files'])} file(s), {len(dataset['pipelines'])} output pipeline(s)."
+        message = (
+            f"{dataset['title']}: {len(dataset['files'])} file(s), {len(dataset['pipelines'])} output pipeline(s)."
+        )
         problems = []
         if target.file_guid and target.file_guid not in {f["guid"] for f in dataset["files"]}:
             problems.append(f"the mapped file {target.file_guid} is no longer in the dataset")
@@ -623,7 +634,8 @@ class UsmartConnector(Connector):
                 "File on uSmart",
                 ["File", "GUID", "Revision", "Size", "Change"],
                 [[output.get("file_name"), output.get("file_guid"), output.get("revision"),
-                  _bytes(output.get("file_size")), "added to the dataset" if output.get("created") else "new revision"]],
+                  _bytes(output.get("file_size")),
+                  "added to the dataset" if output.get("created") else "new revision"]],
             )]
         if step_name.startswith("pipeline:") and output.get("status"):
             return [_pipeline_table(output, title="Output pipeline")]
@@ -634,10 +646,12 @@ class UsmartConnector(Connector):
     @classmethod
     def plan(cls, target: UsmartTarget, params: NoParams) -> list[StepSpec]:
         steps = [
-            StepSpec("put_request", "Upload the file to uSmart's storage", idempotent=True),
+            StepSpec("put_request", "Upload the file to uSmart's storage", idempotent=True, sends_file=True),
             StepSpec(
                 "revision",
-                "Replace the file with a new revision" if target.file_guid else "Add the file to the dataset",
+                f"Replace {target.file_name or 'the file'} with a new revision"
+                if target.file_guid
+                else "Add the file to the dataset",
             ),
         ]
         steps += [
@@ -724,7 +738,9 @@ class UsmartConnector(Connector):
             raise NotFound(f"Dataset '{dataset['title']}' has no file {target.file_guid}{name}; {fix}")
         missing = [g for g in target.pipeline_guids if g not in {p["guid"] for p in dataset["pipelines"]}]
         if missing:
-            labels = ", ".join(g if target.pipeline_label(g) == g else f"{target.pipeline_label(g)} ({g})" for g in missing)
+            labels = ", ".join(
+                g if target.pipeline_label(g) == g else f"{target.pipeline_label(g)} ({g})" for g in missing
+            )
             raise NotFound(f"Dataset '{dataset['title']}' has no output pipeline {labels}; {fix}")
 
     def _upload(self, target: UsmartTarget, ctx: StepContext) -> StepOutcome:

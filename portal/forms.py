@@ -121,6 +121,12 @@ class SchemaForm(forms.Form):
         self._stored_secrets = {k: v for k, v in (stored_secrets or {}).items() if v}
         for name, info in schema.model_fields.items():
             self.fields[name] = field_for(name, info, secret_is_set=name in self._stored_secrets)
+            # Stored values (an edit, saved parameters) as the text widgets expect them.
+            value = self.initial.get(name)
+            if isinstance(self.fields[name], forms.CharField) and isinstance(value, list):
+                self.initial[name] = "\n".join(map(str, value))
+            elif isinstance(self.fields[name], forms.CharField) and isinstance(value, dict):
+                self.initial[name] = json.dumps(value, indent=2)
 
     def _values(self) -> dict[str, Any]:
         values: dict[str, Any] = {}

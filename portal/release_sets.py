@@ -40,11 +40,12 @@ def release_set_plan(*, dataset: Dataset, mappings: list[Mapping], upload: Uploa
         try:
             release_check(mapping=mapping, upload=upload)
             connector_class = mapping.connection.connector_class
-            if connector_class.needs_file and upload is None:
-                raise ApplicationError(f"{connector_class.label} needs a file; choose an upload")
             data = (params or {}).get(mapping.pk, mapping.default_params or {})
             validated = params_validate(mapping=mapping, data=data)
-            planned.append(PlannedRelease(mapping, validated, connector_class.plan(mapping.target_schema(), validated)))
+            steps = connector_class.plan(mapping.target_schema(), validated)
+            if upload is None and any(step.sends_file for step in steps):
+                raise ApplicationError(f"{connector_class.label} sends a file; choose an upload")
+            planned.append(PlannedRelease(mapping, validated, steps))
         except ApplicationError as exc:
             problems.append(f"{mapping.name}: {exc.message}")
         except Exception as exc:  # pydantic: saved parameters that no longer validate

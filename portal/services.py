@@ -472,7 +472,7 @@ def release_create(
     connector_class = mapping.connection.connector_class
     target = mapping.target_schema()
     plan = connector_class.plan(target, params)
-    if connector_class.needs_file and upload is None and any(step.name == "upload" for step in plan):
+    if upload is None and any(step.sends_file for step in plan):
         raise ApplicationError("Choose a file to release: this platform's release sends one.")
     try:
         with transaction.atomic():

@@ -250,7 +250,8 @@ class UsmartSimulator(Simulator):
             return error(404, f"Organisation {org} not found")
         base = str(request.url.replace(query="")).rsplit(f"/org/{org}/", 1)[0]
         with self.lock:
-            self.requests.append({"action": f"dcat:{visibility}", "key_id": request.headers.get("api-key-id", ""), "body": {}})
+            key_id = request.headers.get("api-key-id", "")
+            self.requests.append({"action": f"dcat:{visibility}", "key_id": key_id, "body": {}})
             datasets = [
                 self._dcat_dataset(guid, ds, base)
                 for guid, ds in self.datasets.items()

@@ -130,7 +130,9 @@
       }
       var el = form.querySelector("[name='target-" + name + "']");
       if (!el) return;
-      if (el.dataset.list) {
+      if (el.dataset.list && Array.isArray(value) && value.length === 0) {
+        el.value = "";  // an empty list clears the field (e.g. another dataset was chosen)
+      } else if (el.dataset.list) {
         // A list field (one value per line): add the chosen values to the ones there.
         var lines = el.value.split("\n").map(function (l) { return l.trim(); }).filter(Boolean);
         (Array.isArray(value) ? value : [value]).forEach(function (v) { if (lines.indexOf(String(v)) < 0) lines.push(String(v)); });

@@ -351,21 +351,30 @@ def test_browse_lists_the_saved_queries_and_fills_the_target_from_one(connector)
 def test_browse_details_say_which_parameters_are_required_and_which_are_dropdowns(connector):
     details = {c.value: c.detail for c in connector.browse("query_id")}
     assert details["1"] == "no parameters"
-    assert details["5"] == "parameters: day (date, default 2024-03-01); workchain (dropdown of masterchain, basechain, default basechain)"
+    assert details["5"] == (
+        "parameters: day (date, default 2024-03-01); workchain (dropdown of masterchain, basechain, default basechain)"
+    )
     assert details["6"] == (
-        "parameters: min_amount (number, required); window (datetime-range, default 2024-01-01 00:00 → 2024-01-02 00:00)"
+        "parameters: min_amount (number, required); "
+        "window (datetime-range, default 2024-01-01 00:00 → 2024-01-02 00:00)"
     )
     # A saved default only the Redash UI understands (a dynamic date) is said unusable.
     declared = [{"name": "day", "type": "date", "value": "d_last_7_days", "enum_options": []}]
-    assert parameter_summary(declared, {}) == "parameters: day (date, required: its saved default 'd_last_7_days' cannot be used)"
+    assert parameter_summary(declared, {}) == (
+        "parameters: day (date, required: its saved default 'd_last_7_days' cannot be used)"
+    )
 
 
 def test_browse_searches_by_name_and_looks_up_an_id(connector):
     found = connector.browse("query_name", query="wallet")
     # In the name field a choice's value is the name; the fill carries the id.
-    assert sorted((c.value, c.fill["query_id"]) for c in found) == [("Top wallets by balance", 2), ("Wallet transactions", 3)]
+    assert sorted((c.value, c.fill["query_id"]) for c in found) == [
+        ("Top wallets by balance", 2),
+        ("Wallet transactions", 3),
+    ]
     by_id = connector.browse("query_id", query="5")
-    assert [(c.value, c.fill["parameter_options"]) for c in by_id] == [("5", {"workchain": ["masterchain", "basechain"]})]
+    options = {"workchain": ["masterchain", "basechain"]}
+    assert [(c.value, c.fill["parameter_options"]) for c in by_id] == [("5", options)]
     assert [c.value for c in connector.browse("query_name", query="#4")] == ["Daily transactions"]
     assert connector.browse("query_name", query="no such thing") == []
 
@@ -403,7 +412,10 @@ def test_the_dashboards_action_renders_a_page_of_dashboards(connector):
     (table,) = connector.run_action(action, target=None, params=DashboardFilter()).tables
     assert table.title == "Dashboards 1–2 of 2"
     assert table.columns == ["Id", "Name", "Slug", "Tags", "Updated"]
-    assert [row[1:3] for row in table.rows] == [["Network overview", "network-overview"], ["Whale watch", "whale-watch"]]
+    assert [row[1:3] for row in table.rows] == [
+        ["Network overview", "network-overview"],
+        ["Whale watch", "whale-watch"],
+    ]
     (found,) = connector.run_action(action, target=None, params=DashboardFilter(search="whale")).tables
     assert [row[1] for row in found.rows] == ["Whale watch"]
     with pytest.raises(PermanentError, match="Page is out of range"):
@@ -415,14 +427,15 @@ def test_the_query_info_action_shows_declared_parameters_and_what_changed(connec
     target = TonalyticaTarget.model_validate(connector.target_for_query(5))
     result = connector.run_action(action, target=target, params=None)
     assert result.message.startswith("Query #5 “Blocks on a day”: 2 parameters. Updated ")
-    assert "changed" not in result.message
+    assert "differ" not in result.message
     (table,) = result.tables
     assert table.rows == [
         ["day", "Day", "date", "2024-03-01", "2024-03-01", None],
         ["workchain", "Workchain", "enum", "basechain", "basechain", "masterchain, basechain"],
     ]
     stale = TonalyticaTarget(query_id=5, parameter_types={"day": "date"})
-    assert "Its parameters changed since this mapping was made" in connector.run_action(action, target=stale, params=None).message
+    message = connector.run_action(action, target=stale, params=None).message
+    assert "Its declared parameters differ from this mapping's" in message
     with pytest.raises(NotFound, match="no query #42"):
         connector.run_action(action, target=TonalyticaTarget(query_id=42), params=None)
 
@@ -442,9 +455,11 @@ def test_the_archive_action_needs_manage_confirms_and_archives(connector, sim):
 def test_step_tables_show_the_job_and_a_preview_of_the_first_rows(connector, wallets):
     outcomes = dict(run_release(connector, wallets, params(wallets, parameters={"limit": 60}, force_refresh=True)))
     (job,) = TonalyticaConnector.step_tables("refresh", outcomes["refresh"].output)
-    assert (job.title, job.columns, job.status_column) == ("Query job", ["Job", "Status", "Started", "Query result"], "Status")
+    assert (job.title, job.status_column) == ("Query job", "Status")
+    assert job.columns == ["Job", "Status", "Started", "Query result"]
     job_id, status, started, result_id = job.rows[0]
-    assert (job_id, status, result_id) == (outcomes["refresh"].output["job_id"], "finished", outcomes["refresh"].output["query_result_id"])
+    refresh = outcomes["refresh"].output
+    assert (job_id, status, result_id) == (refresh["job_id"], "finished", refresh["query_result_id"])
     assert started.endswith(" UTC")
     (preview,) = TonalyticaConnector.step_tables("fetch", outcomes["fetch"].output)
     assert preview.title == f"Preview: the first {PREVIEW_ROWS} of 60 rows"
@@ -453,7 +468,8 @@ def test_step_tables_show_the_job_and_a_preview_of_the_first_rows(connector, wal
 
 
 def test_step_tables_follow_a_waiting_job_and_show_a_cache_hit(connector, wallets):
-    waiting = connector.run_step(REFRESH, StepContext(target=wallets, params=params(wallets, force_refresh=True), release_key="k"))
+    ctx = StepContext(target=wallets, params=params(wallets, force_refresh=True), release_key="k")
+    waiting = connector.run_step(REFRESH, ctx)
     (job,) = TonalyticaConnector.step_tables("refresh", waiting.output)
     assert job.rows[0][1] == "queued" and job.rows[0][3] is None
     run_release(connector, wallets, params(wallets))  # follows that same job to its result
@@ -472,7 +488,8 @@ def test_a_failed_job_shows_its_status_and_small_results_show_every_row(connecto
     (table,) = TonalyticaConnector.step_tables("fetch", fetch.output)
     assert table.title == "Result: all 4 rows" and table.rows[0] == ["blocks_24h", 95120]
     # Long or nested cells are shortened for the page (the download has them whole).
-    (cut,) = TonalyticaConnector.step_tables("fetch", {"columns": ["doc"], "row_count": 1, "preview": [{"doc": {"k": "x" * 500}}]})
+    nested = {"columns": ["doc"], "row_count": 1, "preview": [{"doc": {"k": "x" * 500}}]}
+    (cut,) = TonalyticaConnector.step_tables("fetch", nested)
     assert cut.rows[0][0].startswith('{"k": "xxx') and len(cut.rows[0][0]) == tonalytica.PREVIEW_CELL_CHARS
     (empty,) = TonalyticaConnector.step_tables("fetch", {"columns": ["a"], "row_count": 0, "preview": []})
     assert (empty.title, empty.rows) == ("The query returned no rows", [])

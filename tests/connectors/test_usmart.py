@@ -219,6 +219,7 @@ def test_the_catalogue_is_read_in_json_ld_form_too(sim):
         (DEMO_DATASET, "Air quality sensors"),
         (EMPTY_DATASET, "Parking occupancy"),
     ]
+    assert _mocked(make_connector(sim), {"dataset": []}).list_datasets() == []
     with pytest.raises(InvalidResponse, match="no dataset list"):
         _mocked(make_connector(sim), {"@type": "dcat:Catalog"}).list_datasets()
 
@@ -229,7 +230,9 @@ def test_browsing_datasets_fills_the_title_and_clears_the_previous_file(connecto
         (DEMO_DATASET, "Air quality sensors"),
         (EMPTY_DATASET, "Parking occupancy"),
     ]
-    assert choices[1].fill == {"dataset_title": "Parking occupancy", "file_guid": "", "file_name": "", "pipeline_names": ""}
+    assert choices[1].fill == {
+        "dataset_title": "Parking occupancy", "file_guid": "", "file_name": "", "pipeline_names": "",
+    }
     assert DEMO_DATASET in choices[0].detail
     # Text filters by name; a whole GUID (the field's current value) lists everything.
     assert [c.label for c in connector.browse("dataset_guid", query="PARK")] == ["Parking occupancy"]
@@ -319,7 +322,8 @@ def test_the_dataset_action_shows_files_and_pipelines_with_the_mappings_own(conn
         ("Data API", "processed", "processed after each release (#1)"),
     ]
     stale = UsmartTarget(dataset_guid=DEMO_DATASET, file_guid=UNKNOWN)
-    assert f"the mapped file {UNKNOWN} is no longer in the dataset" in connector.run_action(action, target=stale, params=None).message
+    warning = connector.run_action(action, target=stale, params=None).message
+    assert f"Warning: the mapped file {UNKNOWN} is no longer in the dataset" in warning
 
 
 def test_the_create_pipeline_action_adds_one_and_explains_a_refusal(connector, sim):
@@ -361,7 +365,8 @@ def test_steps_show_the_upload_the_revision_and_the_pipelines(connector, csv_fil
 def test_a_waiting_pipeline_step_shows_its_live_status(connector, sim):
     sim.config("usmart", delay=30)
     target = UsmartTarget(dataset_guid=DEMO_DATASET, pipeline_guids=[API_PIPELINE])
-    waiting = connector.run_step(connector.plan(target, NO_PARAMS)[-1], StepContext(target=target, params=NO_PARAMS, release_key="k"))
+    step = connector.plan(target, NO_PARAMS)[-1]
+    waiting = connector.run_step(step, StepContext(target=target, params=NO_PARAMS, release_key="k"))
     (table,) = UsmartConnector.step_tables(f"pipeline:{API_PIPELINE}", waiting.output)
     assert table.rows[0][:3] == ["Data API", "api", "queued"]
 

@@ -51,7 +51,9 @@ def target_of(sim, query_id: int) -> dict:
 def wallets(tonalytica, team, sim):
     """Query 2, "Top wallets by balance": a number parameter `limit`, default 10."""
     dataset = DatasetFactory(team=team, name="Top wallets")
-    return MappingFactory(dataset=dataset, connection=tonalytica, name="Top wallets on TONalytica", target=target_of(sim, 2))
+    return MappingFactory(
+        dataset=dataset, connection=tonalytica, name="Top wallets on TONalytica", target=target_of(sim, 2)
+    )
 
 
 def drive(release: Release, *, timeout: float = 15.0) -> Release:
@@ -132,9 +134,8 @@ def test_browse_needs_the_manage_role_and_a_browsable_field(client, bob, charlie
 def test_a_mapping_saved_from_a_browse_choice_keeps_the_declarations(client, alice, tonalytica, team, sim):
     dataset = DatasetFactory(team=team, name="Blocks")
     client.force_login(alice)
-    chosen = next(
-        f for f in fills(client.get(reverse("portal:browse", args=[tonalytica.pk, "query_id"]), {"q": "5"}).content.decode())
-    )
+    answer = client.get(reverse("portal:browse", args=[tonalytica.pk, "query_id"]), {"q": "5"})
+    (chosen,) = fills(answer.content.decode())
     # What portal.js puts in the form: dicts as JSON text.
     data = {"connection": tonalytica.pk, "name": "Blocks on TONalytica", "target-max_age": "-1"}
     data |= {f"target-{k}": json.dumps(v) if isinstance(v, dict) else v for k, v in chosen.items()}
@@ -166,7 +167,8 @@ def test_the_mapping_page_shows_the_querys_declared_parameters(client, bob, wall
     client.force_login(bob)
     body = html.unescape(client.get(reverse("portal:mapping-action", args=[wallets.pk, "query_info"])).content.decode())
     assert "Query #2 “Top wallets by balance”: 1 parameter." in body
-    assert "<td>limit</td><td>Number of wallets</td><td>number</td><td>10</td><td>10</td><td>—</td>" in body.replace("\n", "")
+    row = "<td>limit</td><td>Number of wallets</td><td>number</td><td>10</td><td>10</td><td>—</td>"
+    assert row in body.replace("\n", "")
 
 
 def test_archiving_the_query_needs_manage_confirms_and_goes_through_a_worker(
@@ -189,7 +191,8 @@ def test_archiving_the_query_needs_manage_confirms_and_goes_through_a_worker(
     assert sim.state(SLUG)["queries"]["2"]["is_archived"] is False, "nothing sent before the worker runs"
     services.action_perform(run=run)  # what the worker task does
     run.refresh_from_db()
-    assert (run.status, run.message, run.requested_by) == (ActionRun.Status.SUCCEEDED, "Query #2 archived on TONalytica", alice)
+    assert (run.status, run.message) == (ActionRun.Status.SUCCEEDED, "Query #2 archived on TONalytica")
+    assert run.requested_by == alice
     assert sim.state(SLUG)["queries"]["2"]["is_archived"] is True
     assert "Query #2 archived on TONalytica" in client.get(wallets.get_absolute_url()).content.decode()
 
@@ -209,12 +212,18 @@ def test_the_release_form_offers_a_fresh_run_and_a_json_parameters_box(client, o
     ("query_id", "typed", "message"),
     [
         (2, '{"limit": "ten"}', "parameter 'limit' must be a number, got 'ten'"),
-        (4, '{"period": {"start": "2024-02-10", "end": "2024-02-01"}}', "parameter 'period' ends (2024-02-01) before it starts (2024-02-10)"),
+        (
+            4,
+            '{"period": {"start": "2024-02-10", "end": "2024-02-01"}}',
+            "parameter 'period' ends (2024-02-01) before it starts (2024-02-10)",
+        ),
         (2, '{"limt": 5}', "unknown parameter 'limt' (query #2 declares: limit)"),
         (2, '{"limit": 5', "Not valid JSON"),
     ],
 )
-def test_bad_parameters_are_refused_under_the_field_and_nothing_is_lost(client, olivia, tonalytica, team, sim, query_id, typed, message):
+def test_bad_parameters_are_refused_under_the_field_and_nothing_is_lost(
+    client, olivia, tonalytica, team, sim, query_id, typed, message
+):
     mapping = MappingFactory(dataset=DatasetFactory(team=team), connection=tonalytica, target=target_of(sim, query_id))
     client.force_login(olivia)
     data = {"submission_token": "t1", "params-parameters": typed, "params-force_refresh": "on"}
@@ -304,7 +313,8 @@ def test_a_running_refresh_is_cancelled_from_the_release_page(client, olivia, wa
     assert refresh.error == f"Cancellation of query job {refresh.remote_ref} requested on TONalytica"
     job = sim.state(SLUG)["jobs"][refresh.remote_ref]
     assert (job["status"], job["error"]) == (4, "Query cancelled by user.")
-    assert any(r["method"] == "DELETE" and r["path"].endswith(f"/api/jobs/{refresh.remote_ref}") for r in sim.state(SLUG)["requests"])
+    deletes = [r["path"] for r in sim.state(SLUG)["requests"] if r["method"] == "DELETE"]
+    assert any(path.endswith(f"/api/jobs/{refresh.remote_ref}") for path in deletes)
 
 
 def test_an_expired_job_fails_the_release_with_a_clear_message(client, alice, wallets, sim):

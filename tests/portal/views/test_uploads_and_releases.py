@@ -133,3 +133,23 @@ def test_pages_name_the_platform(client, olivia, toucan_mapping, csv_upload):
     """Templates receive connector classes: they must read them, not call them."""
     client.force_login(olivia)
     assert "Release Sales to Toucan Toco" in client.get(reverse("portal:release-create", args=[toucan_mapping.pk])).content.decode()
+
+
+def test_a_release_whose_plan_sends_a_file_needs_one(client, olivia, toucan_mapping):
+    client.force_login(olivia)
+    url = reverse("portal:release-create", args=[toucan_mapping.pk])
+    refused = client.post(url, release_form(toucan_mapping, None, token="a"))
+    assert "Choose a file to release" in refused.content.decode()
+    # Without the upload step (operations only), no file is needed.
+    data = release_form(toucan_mapping, None, token="b", operations=["release"])
+    data.pop("params-upload")
+    assert client.post(url, data).status_code == 302
+
+
+def test_the_edit_form_shows_stored_lists_one_per_line(client, alice, toucan_mapping):
+    from portal import services
+
+    services.params_version_save(mapping=toucan_mapping, params=services.params_validate(mapping=toucan_mapping, data={"mode": "partial", "input_domains": ["sales", "referential"]}), actor=alice)
+    client.force_login(alice)
+    page = client.get(reverse("portal:params-edit", args=[toucan_mapping.pk])).content.decode()
+    assert "sales\nreferential</textarea>" in page
