@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -333,7 +334,11 @@ def _mark_browsable(form: SchemaForm, connection: Connection) -> None:
 
     for name, info in form.schema.model_fields.items():
         if (info.json_schema_extra or {}).get("browse"):
-            form.fields[name].widget.attrs["data-browse"] = reverse("portal:browse", args=[connection.pk, name])
+            field = form.fields[name]
+            if isinstance(field.widget, forms.NumberInput):
+                # What is typed is also the search text (a query name, not only its id).
+                field.widget = forms.TextInput(attrs=field.widget.attrs)
+            field.widget.attrs["data-browse"] = reverse("portal:browse", args=[connection.pk, name])
 
 
 @login_required
