@@ -302,3 +302,14 @@ def test_the_mapping_form_preview_follows_what_is_typed(page, alice, team, taile
     page.locator("#id_target-configuration_id").fill("")
     page.locator("#id_target-configuration_id").press_sequentially(CONFIG_ID)
     expect(preview).to_contain_text(f"Will be sent as: 000099 / DEV / table-to-table / {SENT_ID}")
+
+
+def test_the_credentials_form_shows_only_the_chosen_modes_fields(page, alice):
+    login(page, "alice")
+    page.goto("/connections/add/?platform=tailer")
+    expect(page.locator("#id_cred-api_key")).to_be_visible()
+    expect(page.locator("#id_cred-jwt")).to_be_hidden()
+    page.select_option("#id_cred-auth_mode", "jwt")
+    expect(page.locator("#id_cred-jwt")).to_be_visible()
+    expect(page.locator("#id_cred-api_key")).to_be_hidden()
+    expect(page.locator("#id_cred-refresh_token")).to_be_hidden()
