@@ -301,7 +301,7 @@ class DatahqParams(Schema):
             "inputs: a list, e.g. [{\"kind\": \"datapackage\", \"url\": \"…/datapackage.json\"}]; "
             "outputs: a list of {\"kind\": \"zip\" | \"excel\" | \"preview\" | \"report\"}; "
             "schedule (optional): \"every N\" + s, m, h, d or w, at least 60 seconds, e.g. \"every 1d\". "
-            "Checked here before it is saved; every saved version is kept."
+            "Checked before it is saved or sent."
         ),
         json_schema_extra={"widget": "textarea"},
     )
@@ -462,6 +462,14 @@ class DatahqConnector(Connector):
         return [StepSpec("upload", f"Upload the spec of {target.owner}/{target.dataset} and run its pipelines")]
 
     def run_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+        """Upload the spec (one call), then wait on the revision it made.
+
+        Refused before sending, with a message and no call: a mapping of another owner than
+        the credentials', a token the spec store is sure to refuse (not a JWT, another user
+        id or service), a spec whose ``meta.ownerid`` is not the credentials'. The server's
+        ``success: false`` raises PermanentError listing its ``errors`` (AuthenticationError
+        for the token's). Success returns Waiting with the flow id as remote reference.
+        """
         if step.name != "upload":
             raise PermanentError(f"Unknown step {step.name!r}")
         target: DatahqTarget = ctx.target

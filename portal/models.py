@@ -163,8 +163,16 @@ class Mapping(models.Model):
 
     def target_fields(self) -> list[tuple[str, Any]]:
         """(title, value) of the target's non-empty fields, for display."""
+        import json
+
         fields = self.connection.connector_class.Target.model_fields
-        return [(fields[k].title or k if k in fields else k, v) for k, v in self.target.items() if v not in (None, "", [], {})]
+
+        def text(value: Any) -> str:
+            if isinstance(value, list):
+                return ", ".join(map(str, value))
+            return json.dumps(value) if isinstance(value, dict) else str(value)
+
+        return [(fields[k].title or k if k in fields else k, text(v)) for k, v in self.target.items() if v not in (None, "", [], {})]
 
     def target_label(self) -> str:
         try:
