@@ -20,7 +20,6 @@ The owner *name* is only checked against ``meta.owner``. See docs/platforms/data
 
 from __future__ import annotations
 
-import ast
 import base64
 import json
 import math
@@ -212,32 +211,25 @@ class DatahqTarget(Schema):
     )
 
 
-#: The longest spec text the editor accepts (a source spec is a few KB).
+#: The longest spec text accepted (a source spec is a few KB).
 MAX_SPEC_CHARS = 200_000
-
-# The spec's type. An alias, not ``dict[str, Any]`` written out, on purpose: the portal's
-# SchemaForm renders a ``dict`` field's *saved* value with ``str()`` (Python notation:
-# single quotes, True/None), which its own JSON parsing then refuses, so a saved spec could
-# never be saved again or released from the form unchanged. Through the alias the form
-# treats the field as plain text and hands it here, where ``parse_spec_text`` reads JSON
-# or, unchanged, that rendering. Once the portal renders dict values as JSON,
-# annotate ``spec: dict[str, Any]`` and drop the fallback (docs/platforms/datahq.md).
-type SourceSpec = dict[str, Any]
 
 
 def _plain_json(value: Any, path: str = "spec") -> Any:
-    """``value`` made of JSON types only (tuples become lists); ValueError naming the place."""
+    """``value`` if made of JSON types only (finite numbers, string keys); ValueError naming the place."""
     if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise ValueError(f"{path} has a key that is not a string")
-        return {k: _plain_json(v, f"{path}.{k}") for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain_json(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return value
-    raise ValueError(f"{path} holds {value!r}, which JSON cannot carry")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{path} has a key that is not a string: {key!r}")
+            _plain_json(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _plain_json(item, f"{path}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path} is {value}, which is not a JSON number")
+    elif not (value is None or isinstance(value, str | bool | int | float)):
+        raise ValueError(f"{path} holds {value!r}, which JSON cannot carry")
+    return value
 
 
 def _refuse_constant(name: str) -> Any:
@@ -245,36 +237,24 @@ def _refuse_constant(name: str) -> Any:
 
 
 def parse_spec_text(text: str | bytes) -> Any:
-    """The value a spec editor's text holds; ValueError with a human message.
+    """The JSON value a spec's text holds; ValueError with a human message (line and column).
 
-    JSON, and nothing else the user types. One exception, for the portal's own rendering
-    (see ``SourceSpec``): a text that is exactly ``str()`` of a JSON object, as the portal
-    renders a saved spec, reads as that object (``ast.literal_eval``: literals only,
-    nothing runs). Any edit of such a text must be written in JSON.
+    The portal's form parses a ``dict`` field's JSON itself; this serves any other caller
+    handing the spec in as text (an API client, a test). ``NaN`` and ``Infinity`` are refused.
     """
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise ValueError("The spec is not UTF-8 text") from None
-    text = text.strip()
     if len(text) > MAX_SPEC_CHARS:
         raise ValueError(f"The spec is {len(text):,} characters long: at most {MAX_SPEC_CHARS:,} are accepted")
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        error = f"The spec is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        raise ValueError(f"The spec is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except ValueError as exc:
         raise ValueError(f"The spec is not valid JSON: {exc}") from None
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        value = None
-    if isinstance(value, dict) and str(value) == text:
-        return _plain_json(value)
-    if text.startswith("{'"):
-        error += ". Write the spec in JSON: double quotes, true, false and null"
-    raise ValueError(error)
 
 
 def _target_values(target: Any) -> tuple[str | None, str | None]:
@@ -293,7 +273,7 @@ class DatahqParams(Schema):
     before anything is sent, because validation here cannot see them.
     """
 
-    spec: SourceSpec = Field(
+    spec: dict[str, Any] = Field(
         title="Source spec (JSON)",
         description=(
             "The JSON source spec sent to the spec store. meta: owner and dataset (as in the mapping's "
@@ -309,12 +289,12 @@ class DatahqParams(Schema):
     @field_validator("spec", mode="before")
     @classmethod
     def _parse_text(cls, value: Any) -> Any:
-        # A form's textarea hands in text: read the JSON it holds.
+        # The portal's form hands in parsed JSON; other callers may hand in the text.
         if isinstance(value, str | bytes):
             value = parse_spec_text(value)
         if not isinstance(value, dict):
             raise ValueError("The spec must be a JSON object: {\"meta\": {...}, \"inputs\": [...], ...}")
-        return value
+        return _plain_json(value)
 
     @field_validator("spec", mode="after")
     @classmethod

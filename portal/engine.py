@@ -33,6 +33,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from pydantic import ValidationError as SchemaError
 
 from connectors.base import (
     ConnectorError,
@@ -178,6 +179,11 @@ def _call(release: Release, step: ReleaseStep, call: StepCall) -> bool:
         outcome = call(connector, StepSpec(step.name, step.label, step.idempotent), ctx)
     except ConnectorError as exc:
         return _on_error(release, step, exc)
+    except SchemaError as exc:
+        # The mapping's target (or the saved parameters) changed under a running release.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg']}" for e in exc.errors())
+        _fail_step(release, step, f"The mapping's target or this release's parameters no longer validate ({problems}). Fix the mapping, then retry.")
+        return False
     except Exception as exc:  # a bug or a bad configuration: fail clearly, never loop
         log.exception("release %s step %s crashed", release.pk, step.name)
         _fail_step(release, step, f"Internal error ({type(exc).__name__}); the team has the details in the logs.")

@@ -194,3 +194,12 @@ def test_backoff_is_capped_and_jittered():
     delays = {engine.backoff(10, base=1, cap=8) for _ in range(50)}
     assert max(delays) <= 8 and min(delays) >= 0.5 and len(delays) > 1
     assert engine.backoff(1, base=1, cap=8, retry_after=30) == 30
+
+
+def test_a_target_that_no_longer_validates_fails_the_step_readably(toucan_mapping, csv_upload, alice, dispatched, sim):
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    type(toucan_mapping).objects.filter(pk=toucan_mapping.pk).update(target={"small_app": "demo app!", "data_source": "sales.csv"})
+    release = drive(release)
+    assert release.status == ReleaseStatus.FAILED
+    error = release.steps.get(name="upload").error
+    assert error.startswith("The mapping's target or this release's parameters no longer validate") and "small_app" in error
