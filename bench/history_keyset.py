@@ -99,7 +99,7 @@ def main() -> None:
         f"page at row {depth:,} (keyset)": timed(lambda: selectors.keyset_page(qs, cursor=cursor, size=PAGE)),
         f"page at row {depth:,} (OFFSET, for comparison)": timed(lambda: list(qs.order_by("-created_at", "-id")[depth:depth + PAGE]), repeat=3),
         "status=failed, first page (keyset)": timed(lambda: selectors.keyset_page(failed, cursor=None, size=PAGE)),
-        f"status=failed, deep page (keyset)": timed(lambda: selectors.keyset_page(failed, cursor=failed_cursor, size=PAGE)),
+        "status=failed, deep page (keyset)": timed(lambda: selectors.keyset_page(failed, cursor=failed_cursor, size=PAGE)),
     }
     print(f"\nJob history over {Release.objects.count():,} releases, {PAGE} rows a page (median ms):")
     for name, ms in results.items():

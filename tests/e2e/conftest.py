@@ -49,3 +49,16 @@ def login(page, username: str, password: str = "password") -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url("**/")
+
+def drop_file(page, selector: str, name: str, content: str) -> None:
+    """A real drag and drop: a DataTransfer holding a File, dropped on the zone."""
+    page.evaluate(
+        """([selector, name, content]) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([content], name, {type: "text/csv"}));
+            const zone = document.querySelector(selector);
+            zone.dispatchEvent(new DragEvent("dragenter", {dataTransfer: transfer, bubbles: true}));
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+        }""",
+        [selector, name, content],
+    )

@@ -11,25 +11,13 @@ from playwright.sync_api import expect
 
 from portal.models import Release, Upload
 
-from .conftest import login
+from .conftest import drop_file, login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker]
 
 CSV = "region,amount\nnorth,10\nsouth,20\n"
 
 
-def drop_file(page, selector: str, name: str, content: str) -> None:
-    """A real drag and drop: a DataTransfer holding a File, dropped on the zone."""
-    page.evaluate(
-        """([selector, name, content]) => {
-            const transfer = new DataTransfer();
-            transfer.items.add(new File([content], name, {type: "text/csv"}));
-            const zone = document.querySelector(selector);
-            zone.dispatchEvent(new DragEvent("dragenter", {dataTransfer: transfer, bubbles: true}));
-            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
-        }""",
-        [selector, name, content],
-    )
 
 
 def test_a_data_team_member_releases_a_csv_to_toucan(page, alice, sim):

@@ -15,25 +15,13 @@ from portal.models import Release, Upload
 from simulators.usmart import API_PIPELINE, CSV_PIPELINE, DEMO_DATASET, READINGS_FILE, UsmartSimulator
 from tests.factories import ConnectionFactory, DatasetFactory
 
-from .conftest import login
+from .conftest import drop_file, login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker]
 
 CSV = "sensor,at,value\ns1,2026-11-01T00:00:00Z,12.5\ns2,2026-11-01T00:00:00Z,9.75\n"
 
 
-def drop_file(page, selector: str, name: str, content: str) -> None:
-    """A real drag and drop: a DataTransfer holding a File, dropped on the zone."""
-    page.evaluate(
-        """([selector, name, content]) => {
-            const transfer = new DataTransfer();
-            transfer.items.add(new File([content], name, {type: "text/csv"}));
-            const zone = document.querySelector(selector);
-            zone.dispatchEvent(new DragEvent("dragenter", {dataTransfer: transfer, bubbles: true}));
-            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
-        }""",
-        [selector, name, content],
-    )
 
 
 def browse(page, field: str, choice: str) -> None:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from portal import engine, services
 from portal.models import Release, ReleaseStatus, ReleaseStep, StepStatus
+from tests.helpers import drive_release as drive
 
 pytestmark = pytest.mark.django_db
 
@@ -29,17 +30,6 @@ def make_release(mapping, upload, user, **params):
     return services.release_create(mapping=mapping, upload=upload, params=form_params, actor=user)
 
 
-def drive(release: Release, *, timeout: float = 15.0) -> Release:
-    """Advance until terminal, making every scheduled check due at once."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        engine.release_advance(release.pk)
-        release.refresh_from_db()
-        if release.is_terminal:
-            return release
-        time.sleep(0.1)
-        ReleaseStep.objects.filter(release=release, status__in=[StepStatus.WAITING, StepStatus.PENDING]).update(next_check_at=timezone.now())
-    raise AssertionError(f"release still {release.status} after {timeout} s")
 
 
 def test_it_runs_every_step_to_success(toucan_mapping, csv_upload, alice, dispatched, sim):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import time
 
 import pytest
 from django.urls import reverse
@@ -19,6 +18,7 @@ from portal.crypto import encrypt_json
 from portal.models import ParamsVersion, Release, ReleaseStatus, ReleaseStep, StepStatus
 from simulators.datahq import DatahqSimulator, demo_spec, sign
 from tests.factories import ConnectionFactory, DatasetFactory, MappingFactory
+from tests.helpers import drive_release
 
 pytestmark = pytest.mark.django_db
 
@@ -93,18 +93,8 @@ def release_from_form(client, mapping) -> Release:
 def drive(client, release: Release, *, timeout: float = 15.0) -> tuple[Release, list[str]]:
     """Advance until terminal as a worker would; returns the release and every live status fragment seen."""
     fragments: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        engine.release_advance(release.pk)
-        release.refresh_from_db()
-        fragments.append(client.get(reverse("portal:release-status", args=[release.pk])).content.decode())
-        if release.is_terminal:
-            return release, fragments
-        time.sleep(0.1)
-        ReleaseStep.objects.filter(release=release, status__in=[StepStatus.WAITING, StepStatus.PENDING]).update(
-            next_check_at=timezone.now()
-        )
-    raise AssertionError(f"release still {release.status} after {timeout} s")
+    release = drive_release(release, timeout=timeout, on_tick=lambda r: fragments.append(client.get(reverse("portal:release-status", args=[r.pk])).content.decode()))
+    return release, fragments
 
 
 # The spec editor

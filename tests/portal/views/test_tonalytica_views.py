@@ -13,11 +13,9 @@ from __future__ import annotations
 import html
 import json
 import re
-import time
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from connectors.tonalytica import TonalyticaConnector, TonalyticaCredentials, TonalyticaTarget
 from portal import engine, services
@@ -25,6 +23,7 @@ from portal.crypto import encrypt_json
 from portal.models import ActionRun, Mapping, Release, ReleaseStatus, ReleaseStep, StepStatus
 from simulators.tonalytica import USER_KEY, TonalyticaSimulator
 from tests.factories import ConnectionFactory, DatasetFactory, MappingFactory
+from tests.helpers import drive_release as drive
 
 pytestmark = pytest.mark.django_db
 
@@ -56,19 +55,6 @@ def wallets(tonalytica, team, sim):
     )
 
 
-def drive(release: Release, *, timeout: float = 15.0) -> Release:
-    """Advance until terminal, making every scheduled check due at once."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        engine.release_advance(release.pk)
-        release.refresh_from_db()
-        if release.is_terminal:
-            return release
-        time.sleep(0.1)
-        ReleaseStep.objects.filter(release=release, status__in=[StepStatus.WAITING, StepStatus.PENDING]).update(
-            next_check_at=timezone.now()
-        )
-    raise AssertionError(f"release still {release.status} after {timeout} s")
 
 
 def release(mapping: Mapping, user, **params) -> Release:

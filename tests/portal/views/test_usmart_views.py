@@ -9,16 +9,14 @@ import hashlib
 import html
 import json
 import re
-import time
 
 import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
-from django.utils import timezone
 
 from portal import engine, services
 from portal.crypto import encrypt_json
-from portal.models import ActionRun, Mapping, Release, ReleaseStatus, ReleaseStep, StepStatus, Upload
+from portal.models import ActionRun, Mapping, Release, ReleaseStatus, StepStatus, Upload
 from simulators.usmart import (
     API_PIPELINE,
     CSV_PIPELINE,
@@ -29,6 +27,7 @@ from simulators.usmart import (
     UsmartSimulator,
 )
 from tests.factories import ConnectionFactory, DatasetFactory, MappingFactory, UploadFactory
+from tests.helpers import drive_release as drive
 
 pytestmark = pytest.mark.django_db
 
@@ -75,19 +74,6 @@ def upload(readings, alice):
     )
 
 
-def drive(release: Release, *, timeout: float = 15.0) -> Release:
-    """Advance until terminal, making every scheduled check due at once (as in test_engine)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        engine.release_advance(release.pk)
-        release.refresh_from_db()
-        if release.is_terminal:
-            return release
-        time.sleep(0.1)
-        ReleaseStep.objects.filter(release=release, status__in=[StepStatus.WAITING, StepStatus.PENDING]).update(
-            next_check_at=timezone.now()
-        )
-    raise AssertionError(f"release still {release.status} after {timeout} s")
 
 
 def release(mapping: Mapping, upload: Upload | None, user) -> Release:  # type: ignore[no-untyped-def]
