@@ -2,7 +2,26 @@
 
 from django.contrib import admin
 
-from .models import AuditEvent, Connection, Dataset, Mapping, Membership, Release, ReleaseEvent, ReleaseStep, Team, Upload
+from .models import (
+    ActionRun,
+    ApiToken,
+    AuditEvent,
+    ChunkedUpload,
+    Connection,
+    Dataset,
+    Mapping,
+    MappingSchedule,
+    Membership,
+    NotificationChannel,
+    NotificationDelivery,
+    ParamsVersion,
+    Release,
+    ReleaseEvent,
+    ReleaseSet,
+    ReleaseStep,
+    Team,
+    Upload,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -81,3 +100,55 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "actor", "action", "object_type", "object_repr"]
     list_filter = ["action"]
     readonly_fields = ["team", "actor", "action", "object_type", "object_id", "object_repr", "changes", "created_at"]
+
+
+@admin.register(ReleaseSet)
+class ReleaseSetAdmin(admin.ModelAdmin):
+    list_display = ["id", "dataset", "created_by", "created_at"]
+    raw_id_fields = ["dataset", "upload"]
+
+
+@admin.register(ParamsVersion)
+class ParamsVersionAdmin(admin.ModelAdmin):
+    list_display = ["mapping", "number", "note", "created_by", "created_at"]
+    raw_id_fields = ["mapping"]
+
+
+@admin.register(ActionRun)
+class ActionRunAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "label", "connection", "mapping", "status", "requested_by"]
+    list_filter = ["status", "action"]
+    raw_id_fields = ["connection", "mapping"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Only the token's hash is stored, and even that is not shown here."""
+
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    exclude = ["key_hash"]
+    readonly_fields = ["prefix", "created_at", "last_used_at"]
+
+
+@admin.register(ChunkedUpload)
+class ChunkedUploadAdmin(admin.ModelAdmin):
+    list_display = ["id", "filename", "dataset", "user", "offset", "size", "created_at"]
+    readonly_fields = ["parts"]
+
+
+@admin.register(MappingSchedule)
+class MappingScheduleAdmin(admin.ModelAdmin):
+    list_display = ["mapping", "cron", "enabled", "last_run_at", "last_outcome"]
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    list_display = ["kind", "target", "team", "mapping", "on_failure", "on_success", "enabled"]
+    exclude = ["secret_encrypted"]
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "channel", "release", "event", "attempt", "status", "response_code"]
+    list_filter = ["status", "event"]
+    raw_id_fields = ["release"]
