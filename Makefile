@@ -8,5 +8,7 @@ run:
 test:
 	scripts/test.sh
 
+# Benchmarks that print their figures (need the PostgreSQL of make test).
 bench:
 	.venv/bin/python bench/history_keyset.py
+	.venv/bin/python bench/usmart_upload.py
