@@ -218,7 +218,8 @@ class ToucanSimulator(Simulator):
             return error(400, "The body must be a JSON object")
         return body
 
-    async def run_operations(self, request: Request) -> Response:
+    async def _prelude(self, request: Request) -> tuple[str, str, dict[str, Any]] | Response:
+        """What every operation request checks first: auth, small app, stage, a JSON body."""
         if (denied := self._authenticate(request)) is not None:
             return denied
         found = self._app_and_stage(request)
@@ -227,27 +228,30 @@ class ToucanSimulator(Simulator):
         body = await self._json_body(request)
         if isinstance(body, Response):
             return body
+        return found[0], found[1], body
+
+    async def run_operations(self, request: Request) -> Response:
+        checked = await self._prelude(request)
+        if isinstance(checked, Response):
+            return checked
+        app, stage, body = checked
         operations = body.get("operations")
         if not isinstance(operations, list) or not operations:
             return error(400, "'operations' must be a non-empty list")
         unknown = [op for op in operations if op not in OPERATIONS + EXTRA_OPERATIONS]
         if unknown:
             return error(400, f"Unknown operations: {', '.join(map(str, unknown))}")
-        return self._start(request, found, operations, body)
+        return self._start(request, (app, stage), operations, body)
 
     async def partial(self, request: Request) -> Response:
-        if (denied := self._authenticate(request)) is not None:
-            return denied
-        found = self._app_and_stage(request)
-        if isinstance(found, Response):
-            return found
-        body = await self._json_body(request)
-        if isinstance(body, Response):
-            return body
+        checked = await self._prelude(request)
+        if isinstance(checked, Response):
+            return checked
+        app, stage, body = checked
         domains = body.get("input_domains")
         if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
             return error(400, "'input_domains' must be a list of domain names")
-        unknown = [d for d in domains if d not in SMALL_APPS[found[0]]["domains"]]
+        unknown = [d for d in domains if d not in SMALL_APPS[app]["domains"]]
         if unknown:
             return error(400, f"Unknown input domains: {', '.join(unknown)}")
         if request.url.path.endswith("/data/preprocess"):
@@ -256,7 +260,7 @@ class ToucanSimulator(Simulator):
             operations = ["populate_basemaps", "populate_reports", "populate_dashboards"]
             if "release" in request.query_params:
                 operations.append("release")
-        return self._start(request, found, operations, body)
+        return self._start(request, (app, stage), operations, body)
 
     def _start(self, request: Request, found: tuple[str, str], operations: list[str], body: dict[str, Any]) -> Response:
         app, stage = found

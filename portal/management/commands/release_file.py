@@ -71,6 +71,8 @@ class Command(BaseCommand):
             release = Release.objects.get(pk=release.pk)
             if release.is_terminal:
                 break
+            # This is the cron user's own process waiting on the database for its release;
+            # the platform work itself runs in the workers, which never sleep.
             time.sleep(1)
         else:
             raise CommandError(f"Release {release.pk} still {release.status} after {options['timeout']:.0f} s", returncode=3)
