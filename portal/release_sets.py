@@ -27,6 +27,10 @@ class PlannedRelease:
     params: Schema
     steps: list[StepSpec]
 
+    @property
+    def sends_file(self) -> bool:
+        return any(step.sends_file for step in self.steps)
+
 
 def release_set_plan(*, dataset: Dataset, mappings: list[Mapping], upload: Upload | None, params: dict[int, dict[str, Any]] | None = None) -> list[PlannedRelease]:
     """Check every mapping and plan its steps, or refuse the whole set naming each problem."""
@@ -65,7 +69,8 @@ def release_set_create(*, dataset: Dataset, mappings: list[Mapping], upload: Upl
         with transaction.atomic():
             release_set = ReleaseSet.objects.create(team=dataset.team, dataset=dataset, upload=upload, created_by=actor, idempotency_key=idempotency_key)
             for item in planned:
-                release = release_create(mapping=item.mapping, upload=upload, params=item.params, actor=actor, trigger="set")
+                # Only releases that send the file point at it (it is stored once either way).
+                release = release_create(mapping=item.mapping, upload=upload if item.sends_file else None, params=item.params, actor=actor, trigger="set")
                 Release.objects.filter(pk=release.pk).update(release_set=release_set)
             audit(actor=actor, action="release-set-created", obj=release_set, changes={"mappings": [m.pk for m in mappings]})
     except IntegrityError:
