@@ -25,7 +25,33 @@ from .models import NotificationChannel, NotificationDelivery, Release, ReleaseS
 SIGNATURE_HEADER = "X-Portal-Signature"
 
 
+def webhook_target_check(url: str) -> None:
+    """Refuse a webhook on a loopback, private or link-local address (the server would call
+    into its own network) unless PORTAL_WEBHOOK_ALLOW_PRIVATE is set (local runs, tests)."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    from django.core.exceptions import ValidationError
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("A webhook needs an http(s) URL.")
+    if settings.PORTAL_WEBHOOK_ALLOW_PRIVATE:
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)}
+    except OSError:
+        raise ValidationError(f"The webhook's host {parts.hostname} does not resolve.") from None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
+            raise ValidationError(f"The webhook's host {parts.hostname} is on a private or local network ({ip}): refused.")
+
+
 def channel_create(*, team, mapping=None, kind: str, target: str, secret: str = "", on_failure: bool = True, on_success: bool = False) -> NotificationChannel:  # type: ignore[no-untyped-def]
+    if kind == NotificationChannel.Kind.WEBHOOK:
+        webhook_target_check(target.strip())
     channel = NotificationChannel(team=team, mapping=mapping, kind=kind, target=target.strip(), on_failure=on_failure, on_success=on_success)
     if secret:
         channel.secret_encrypted = encrypt_json({"secret": secret})

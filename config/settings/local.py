@@ -12,3 +12,5 @@ EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 _key_file = BASE_DIR / "var" / "credential.key"  # noqa: F405
 if not PORTAL_CREDENTIAL_KEYS and _key_file.exists():  # noqa: F405
     PORTAL_CREDENTIAL_KEYS = [_key_file.read_text().strip()]
+
+PORTAL_WEBHOOK_ALLOW_PRIVATE = True  # receivers on this machine

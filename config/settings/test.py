@@ -33,3 +33,5 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+PORTAL_WEBHOOK_ALLOW_PRIVATE = True  # receivers on this machine

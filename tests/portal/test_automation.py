@@ -259,3 +259,13 @@ def test_list_releases(toucan_mapping, csv_upload, olivia, capsys):
     out = StringIO()
     call_command("list_releases", "--limit", "5", stdout=out)
     assert "queued\ttoucan\tSales → Sales on Toucan\tolivia" in out.getvalue()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://10.1.2.3/hook", "http://localhost/hook", "ftp://example.com/x"])
+def test_webhooks_into_private_networks_are_refused(team, settings, url):
+    from django.core.exceptions import ValidationError
+
+    settings.PORTAL_WEBHOOK_ALLOW_PRIVATE = False
+    with pytest.raises(ValidationError):
+        notifications.channel_create(team=team, kind="webhook", target=url)
+    assert not team.notification_channels.exists()
