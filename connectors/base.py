@@ -360,8 +360,9 @@ class Connector:
         """Check a waiting step (``ctx.remote_ref``). Read-only: safe to repeat."""
         raise NotImplementedError(f"{self.slug} step {step.name} never waits")
 
-    def cancel_step(self, step: StepSpec, ctx: StepContext) -> str:
-        """Cancel the remote job of a waiting step. Raises NotSupported where the platform cannot."""
+    def cancel_step(self, step: StepSpec, ctx: StepContext) -> str | Failed:
+        """Cancel the remote job of a waiting step: a message, or a ``Failed`` whose output
+        updates what the step shows. Raises NotSupported where the platform cannot."""
         raise NotSupported(f"{self.label} has no API to cancel a running job")
 
     # What the portal shows beyond steps

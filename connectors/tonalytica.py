@@ -923,8 +923,9 @@ class TonalyticaConnector(Connector):
         output.pop("job_server_errors", None)
         return self._job_outcome(answer, output)
 
-    def cancel_step(self, step: StepSpec, ctx: StepContext) -> str:
-        """DELETE /api/jobs/<id>. The next check then sees status 4 ``Query cancelled by user.``."""
+    def cancel_step(self, step: StepSpec, ctx: StepContext) -> Failed:
+        """DELETE /api/jobs/<id>; the job then reports status 4 ``Query cancelled by user.``,
+        which the step's job table shows at once."""
         if step.name != "refresh" or not ctx.remote_ref:
             raise NotSupported("Only a running TONalytica query job can be cancelled")
         try:
@@ -936,7 +937,12 @@ class TonalyticaConnector(Connector):
                     status_code=500,
                 ) from None
             raise
-        return f"Cancellation of query job {ctx.remote_ref} requested on TONalytica"
+        return Failed(
+            f"Cancellation of query job {ctx.remote_ref} requested on TONalytica",
+            remote_ref=ctx.remote_ref,
+            remote_status="cancelled",
+            output={"job_status": "cancelled"},
+        )
 
     # Steps
 

@@ -318,12 +318,15 @@ def release_cancel_now(release: Release) -> None:
     """Stop a release: steps not started are cancelled; a waiting remote job is cancelled on
     the platform where it has an API for that, else it is no longer followed, with the reason."""
     for step in release.steps.filter(status__in=OPEN_STEP).order_by("position"):
-        reason = "Cancelled before it started"
+        reason, output = "Cancelled before it started", step.output
         if step.status == StepStatus.WAITING and step.remote_ref:
             try:
                 connector = release.mapping.connection.connector()
-                reason = connector.cancel_step(StepSpec(step.name, step.label, step.idempotent), _context(release, step))
-                reason = reason or "Cancelled on the platform"
+                answer = connector.cancel_step(StepSpec(step.name, step.label, step.idempotent), _context(release, step))
+                if isinstance(answer, Failed):
+                    output = {**step.output, **answer.output}
+                    answer = answer.message
+                reason = answer or "Cancelled on the platform"
             except NotSupported as exc:
                 reason = f"Cancel requested; no longer followed ({exc.message})"
             except ConnectorError as exc:
@@ -331,7 +334,7 @@ def release_cancel_now(release: Release) -> None:
         elif step.status == StepStatus.RUNNING:
             reason = "Cancel requested while the request was in flight; no longer followed"
         ReleaseStep.objects.filter(pk=step.pk, status__in=OPEN_STEP).update(
-            status=StepStatus.CANCELLED, error=reason, finished_at=timezone.now(), next_check_at=None, lease_until=None
+            status=StepStatus.CANCELLED, error=reason, output=output, finished_at=timezone.now(), next_check_at=None, lease_until=None
         )
         event(release, f"{step.label}: {reason}", step=step, level="warning")
     _finish(release, ReleaseStatus.CANCELLED)

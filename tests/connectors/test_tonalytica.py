@@ -222,7 +222,8 @@ def test_it_cancels_a_running_job(connector, wallets, sim):
     ctx = StepContext(target=wallets, params=params(wallets, force_refresh=True), release_key="k")
     waiting = connector.run_step(REFRESH, ctx)
     assert isinstance(waiting, Waiting)
-    assert "requested" in connector.cancel_step(REFRESH, replace(ctx, remote_ref=waiting.remote_ref))
+    cancelled = connector.cancel_step(REFRESH, replace(ctx, remote_ref=waiting.remote_ref))
+    assert "requested" in cancelled.message and cancelled.output["job_status"] == "cancelled"
     check = replace(ctx, remote_ref=waiting.remote_ref, output=waiting.output, checks=1)
     outcome = connector.check_step(REFRESH, check)
     assert isinstance(outcome, Failed)

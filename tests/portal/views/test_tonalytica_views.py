@@ -301,6 +301,7 @@ def test_a_running_refresh_is_cancelled_from_the_release_page(client, olivia, wa
     assert (job["status"], job["error"]) == (4, "Query cancelled by user.")
     deletes = [r["path"] for r in sim.state(SLUG)["requests"] if r["method"] == "DELETE"]
     assert any(path.endswith(f"/api/jobs/{refresh.remote_ref}") for path in deletes)
+    assert refresh.output["job_status"] == "cancelled", "the job table shows the cancel, not the last check"
 
 
 def test_an_expired_job_fails_the_release_with_a_clear_message(client, alice, wallets, sim):
