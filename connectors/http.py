@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -128,18 +128,47 @@ class HttpClient:
         AuthenticationError, NotFound, PermanentError (permanent).
         """
         url = self.url(path)
+        response = self._send(method, url, self._client.build_request(method, url, **kwargs))
+        if response.status_code in set(ok):
+            return response
+        self.raise_for_response(method, url, response)
+        return response  # pragma: no cover - raise_for_response always raises
+
+    def stream(self, path: str, *, chunk_size: int = 64 * 1024, **kwargs: Any) -> Iterator[bytes]:
+        """GET ``path`` and yield its body chunk by chunk, never holding it whole.
+
+        The status is checked before this returns, so the caller can still answer an
+        error; the body is read as the iterator is consumed, and closed with it.
+        """
+        url = self.url(path)
+        response = self._send("GET", url, self._client.build_request("GET", url, **kwargs), stream=True)
+        if response.status_code != 200:
+            response.read()
+            response.close()
+            self.raise_for_response("GET", url, response)
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from response.iter_bytes(chunk_size)
+            except httpx.TimeoutException:
+                raise Timeout(f"GET {safe_url(url)} timed out while reading") from None
+            except httpx.HTTPError as exc:
+                raise Unreachable(f"GET {safe_url(url)}: the download broke off ({type(exc).__name__})") from None
+            finally:
+                response.close()
+
+        return chunks()
+
+    def _send(self, method: str, url: str, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        """Send, mapping transport failures onto the typed errors (no URL query in messages)."""
         try:
-            response = self._client.request(method, url, **kwargs)
+            return self._client.send(request, stream=stream)
         except httpx.TimeoutException:
             raise Timeout(f"{method} {safe_url(url)} timed out") from None
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise Unreachable(f"{method} {safe_url(url)}: cannot reach the platform ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
             raise ConnectorError(f"{method} {safe_url(url)}: {type(exc).__name__}") from None
-        if response.status_code in set(ok):
-            return response
-        self.raise_for_response(method, url, response)
-        return response  # pragma: no cover - raise_for_response always raises
 
     def raise_for_response(self, method: str, url: str, response: httpx.Response) -> None:
         status = response.status_code

@@ -38,7 +38,6 @@ from .base import (
     AuthenticationError,
     Choice,
     Connector,
-    ConnectorError,
     Done,
     Download,
     Failed,
@@ -52,8 +51,6 @@ from .base import (
     StepOutcome,
     StepSpec,
     Table,
-    Timeout,
-    Unreachable,
     Waiting,
 )
 from .http import HttpClient, default_error_message, safe_url
@@ -444,7 +441,7 @@ def redash_error_message(response: httpx.Response) -> str:
 
 
 class TonalyticaHttp(HttpClient):
-    """HttpClient with Redash's way of refusing a key (a 404), and a streamed GET."""
+    """HttpClient with Redash's way of refusing a key (a 404)."""
 
     def raise_for_response(self, method: str, url: str, response: httpx.Response) -> None:
         if response.status_code == 404 and redash_error_message(response) == LOGIN_REFUSED:
@@ -453,39 +450,6 @@ class TonalyticaHttp(HttpClient):
                 status_code=404,
             )
         super().raise_for_response(method, url, response)
-
-    def stream(self, path: str, *, chunk_size: int = 64 * 1024, **kwargs: Any) -> Iterator[bytes]:
-        """GET ``path`` and return its body chunk by chunk.
-
-        The status is checked before this returns (so the caller can still answer an
-        error), the body is read as the iterator is consumed; closing it closes the response.
-        The transport errors map as in ``HttpClient.request``, which has no streaming variant.
-        """
-        url = self.url(path)
-        try:
-            response = self._client.send(self._client.build_request("GET", url, **kwargs), stream=True)
-        except httpx.TimeoutException:
-            raise Timeout(f"GET {safe_url(url)} timed out") from None
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise Unreachable(f"GET {safe_url(url)}: cannot reach the platform ({type(exc).__name__})") from None
-        except httpx.HTTPError as exc:
-            raise ConnectorError(f"GET {safe_url(url)}: {type(exc).__name__}") from None
-        if response.status_code != 200:
-            response.read()
-            response.close()
-            self.raise_for_response("GET", url, response)
-
-        def chunks() -> Iterator[bytes]:
-            try:
-                yield from response.iter_bytes(chunk_size)
-            except httpx.TimeoutException:
-                raise Timeout(f"GET {safe_url(url)} timed out while reading") from None
-            except httpx.HTTPError as exc:
-                raise Unreachable(f"GET {safe_url(url)}: the download broke off ({type(exc).__name__})") from None
-            finally:
-                response.close()
-
-        return chunks()
 
 
 # THE CONNECTOR

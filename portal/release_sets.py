@@ -14,7 +14,6 @@ from django.db import IntegrityError, transaction
 
 from connectors.base import Schema, StepSpec
 
-from . import engine
 from .models import Dataset, Mapping, ObjectState, Release, ReleaseSet, Upload
 from .services import ApplicationError, audit, params_validate, release_check, release_create, release_retry
 
@@ -70,8 +69,7 @@ def release_set_create(*, dataset: Dataset, mappings: list[Mapping], upload: Upl
             release_set = ReleaseSet.objects.create(team=dataset.team, dataset=dataset, upload=upload, created_by=actor, idempotency_key=idempotency_key)
             for item in planned:
                 # Only releases that send the file point at it (it is stored once either way).
-                release = release_create(mapping=item.mapping, upload=upload if item.sends_file else None, params=item.params, actor=actor, trigger="set")
-                Release.objects.filter(pk=release.pk).update(release_set=release_set)
+                release_create(mapping=item.mapping, upload=upload if item.sends_file else None, params=item.params, actor=actor, trigger="set", release_set=release_set)
             audit(actor=actor, action="release-set-created", obj=release_set, changes={"mappings": [m.pk for m in mappings]})
     except IntegrityError:
         existing = ReleaseSet.objects.filter(team=dataset.team, idempotency_key=idempotency_key).first()
@@ -94,9 +92,7 @@ def release_set_retry(*, release_set: ReleaseSet, actor, params: dict[int, dict[
     retries = []
     with transaction.atomic():
         for release in failed:
-            retry = release_retry(release=release, params=validated.get(release.pk), actor=actor, trigger="set-retry")
-            Release.objects.filter(pk=retry.pk).update(release_set=release_set)
-            retries.append(retry)
+            retries.append(release_retry(release=release, params=validated.get(release.pk), actor=actor, trigger="set-retry"))
     return retries
 
 
@@ -118,4 +114,4 @@ def mappings_for_set(dataset: Dataset) -> list[Mapping]:
     return list(dataset.mappings.filter(state=ObjectState.ENABLED).select_related("connection").order_by("name"))
 
 
-__all__ = ["PlannedRelease", "engine", "mappings_for_set", "release_set_cancel", "release_set_create", "release_set_plan", "release_set_retry"]
+__all__ = ["PlannedRelease", "mappings_for_set", "release_set_cancel", "release_set_create", "release_set_plan", "release_set_retry"]

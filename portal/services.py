@@ -458,6 +458,7 @@ def release_create(
     idempotency_key: str = "",
     trigger: str = "manual",
     schedule: Any = None,
+    release_set: Any = None,
 ) -> Release:
     """Create a release and its planned steps, then start it once committed.
 
@@ -479,7 +480,7 @@ def release_create(
             release = Release.objects.create(
                 team=mapping.team, mapping=mapping, dataset=mapping.dataset, platform=mapping.connection.platform,
                 upload=upload, params=params.model_dump(mode="json"), created_by=actor if getattr(actor, "is_authenticated", False) else None,
-                idempotency_key=idempotency_key, trigger=trigger, schedule=schedule,
+                idempotency_key=idempotency_key, trigger=trigger, schedule=schedule, release_set=release_set,
             )
             ReleaseStep.objects.bulk_create(
                 ReleaseStep(release=release, position=i, name=s.name, label=s.label, idempotent=s.idempotent)
@@ -518,6 +519,7 @@ def release_retry(*, release: Release, params: Schema | None = None, actor, trig
         retry = Release.objects.create(
             team=release.team, mapping=mapping, dataset=release.dataset, platform=release.platform, upload=release.upload,
             params=params.model_dump(mode="json"), created_by=actor, trigger=trigger, retry_of=release,
+            release_set_id=release.release_set_id,  # a retry stays in the release's set
         )
         now = timezone.now()
         steps = []
