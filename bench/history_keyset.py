@@ -52,13 +52,22 @@ def setup() -> None:
         c.execute("TRUNCATE portal_release, portal_mapping, portal_dataset, portal_connection, portal_team CASCADE")
         c.execute("INSERT INTO portal_team (name, created_at) VALUES ('Bench', now()) RETURNING id")
         team = c.fetchone()[0]
-        c.execute("INSERT INTO portal_connection (team_id, platform, name, base_url, credentials_encrypted, state, last_test_message, created_at, updated_at) VALUES (%s, 'toucan', 'c', 'http://x', '', 'enabled', '', now(), now()) RETURNING id", [team])
+        c.execute(
+            "INSERT INTO portal_connection (team_id, platform, name, base_url, credentials_encrypted, state, last_test_message, created_at, updated_at) VALUES (%s, 'toucan', 'c', 'http://x', '', 'enabled', '', now(), now()) RETURNING id",
+            [team],
+        )
         conn = c.fetchone()[0]
         datasets, mappings = [], []
         for i in range(20):
-            c.execute("INSERT INTO portal_dataset (team_id, name, description, state, created_at) VALUES (%s, %s, '', 'enabled', now()) RETURNING id", [team, f"d{i}"])
+            c.execute(
+                "INSERT INTO portal_dataset (team_id, name, description, state, created_at) VALUES (%s, %s, '', 'enabled', now()) RETURNING id",
+                [team, f"d{i}"],
+            )
             datasets.append(c.fetchone()[0])
-            c.execute("INSERT INTO portal_mapping (team_id, dataset_id, connection_id, name, target, default_params, state, remote_state, created_at, updated_at) VALUES (%s, %s, %s, 'm', '{}', '{}', 'enabled', '', now(), now()) RETURNING id", [team, datasets[-1], conn])
+            c.execute(
+                "INSERT INTO portal_mapping (team_id, dataset_id, connection_id, name, target, default_params, state, remote_state, created_at, updated_at) VALUES (%s, %s, %s, 'm', '{}', '{}', 'enabled', '', now(), now()) RETURNING id",
+                [team, datasets[-1], conn],
+            )
             mappings.append(c.fetchone()[0])
         c.execute(
             """
@@ -97,9 +106,13 @@ def main() -> None:
     results = {
         "first page (keyset)": timed(lambda: selectors.keyset_page(qs, cursor=None, size=PAGE)),
         f"page at row {depth:,} (keyset)": timed(lambda: selectors.keyset_page(qs, cursor=cursor, size=PAGE)),
-        f"page at row {depth:,} (OFFSET, for comparison)": timed(lambda: list(qs.order_by("-created_at", "-id")[depth:depth + PAGE]), repeat=3),
+        f"page at row {depth:,} (OFFSET, for comparison)": timed(
+            lambda: list(qs.order_by("-created_at", "-id")[depth : depth + PAGE]), repeat=3
+        ),
         "status=failed, first page (keyset)": timed(lambda: selectors.keyset_page(failed, cursor=None, size=PAGE)),
-        "status=failed, deep page (keyset)": timed(lambda: selectors.keyset_page(failed, cursor=failed_cursor, size=PAGE)),
+        "status=failed, deep page (keyset)": timed(
+            lambda: selectors.keyset_page(failed, cursor=failed_cursor, size=PAGE)
+        ),
     }
     print(f"\nJob history over {Release.objects.count():,} releases, {PAGE} rows a page (median ms):")
     for name, ms in results.items():

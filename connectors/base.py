@@ -312,7 +312,9 @@ class Connector:
         from pydantic import SecretStr
 
         return tuple(
-            name for name, field in cls.Credentials.model_fields.items() if field.annotation in (SecretStr, SecretStr | None)
+            name
+            for name, field in cls.Credentials.model_fields.items()
+            if field.annotation in (SecretStr, SecretStr | None)
         )
 
     # Connection
@@ -383,7 +385,11 @@ class Connector:
 
     @classmethod
     def actions_for(cls, scope: str, target: Schema | None = None) -> list[Action]:
-        return [a for a in cls.actions if a.scope == scope and (a.applies_to is None or target is None or a.applies_to(target))]
+        return [
+            a
+            for a in cls.actions
+            if a.scope == scope and (a.applies_to is None or target is None or a.applies_to(target))
+        ]
 
     @classmethod
     def action(cls, name: str) -> Action:

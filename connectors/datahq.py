@@ -25,8 +25,8 @@ import json
 import math
 import re
 import time
-from datetime import UTC, datetime
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -278,9 +278,9 @@ class DatahqParams(Schema):
         description=(
             "The JSON source spec sent to the spec store. meta: owner and dataset (as in the mapping's "
             "target), ownerid (the connection's owner id), findability (published, unlisted or private); "
-            "inputs: a list, e.g. [{\"kind\": \"datapackage\", \"url\": \"…/datapackage.json\"}]; "
-            "outputs: a list of {\"kind\": \"zip\" | \"excel\" | \"preview\" | \"report\"}; "
-            "schedule (optional): \"every N\" + s, m, h, d or w, at least 60 seconds, e.g. \"every 1d\". "
+            'inputs: a list, e.g. [{"kind": "datapackage", "url": "…/datapackage.json"}]; '
+            'outputs: a list of {"kind": "zip" | "excel" | "preview" | "report"}; '
+            'schedule (optional): "every N" + s, m, h, d or w, at least 60 seconds, e.g. "every 1d". '
             "Checked before it is saved or sent."
         ),
         json_schema_extra={"widget": "textarea"},
@@ -293,7 +293,7 @@ class DatahqParams(Schema):
         if isinstance(value, str | bytes):
             value = parse_spec_text(value)
         if not isinstance(value, dict):
-            raise ValueError("The spec must be a JSON object: {\"meta\": {...}, \"inputs\": [...], ...}")
+            raise ValueError('The spec must be a JSON object: {"meta": {...}, "inputs": [...], ...}')
         return _plain_json(value)
 
     @field_validator("spec", mode="after")

@@ -35,7 +35,6 @@ from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validat
 from .base import (
     Action,
     ActionResult,
-    Table,
     AuthenticationError,
     Connector,
     Done,
@@ -46,6 +45,7 @@ from .base import (
     StepContext,
     StepOutcome,
     StepSpec,
+    Table,
     TargetState,
     Waiting,
 )
@@ -163,7 +163,9 @@ class TailerCredentials(Schema):
             "short-lived tokens that renew themselves. Pasted JWT: a token pasted in the JWT field, "
             "valid about an hour"
         ),
-        json_schema_extra={"choice_labels": {"refresh_token": "API key and refresh token (recommended)", "jwt": "Pasted JWT"}},
+        json_schema_extra={
+            "choice_labels": {"refresh_token": "API key and refresh token (recommended)", "jwt": "Pasted JWT"}
+        },
     )
     api_key: SecretStr | None = Field(
         default=None,
@@ -386,11 +388,18 @@ class TailerConnector(Connector):
     remote_toggles = True
     actions = (
         Action(
-            "last_runs", "Last runs", auto=True, params=LastRunsParams,
+            "last_runs",
+            "Last runs",
+            auto=True,
+            params=LastRunsParams,
             description="The operation's latest runs on Tailer (get_last_status), refreshed every 10 s.",
         ),
         Action(
-            "reset_workflow", "Reset workflow", role="operate", mutating=True, description=RESET_HELP,
+            "reset_workflow",
+            "Reset workflow",
+            role="operate",
+            mutating=True,
+            description=RESET_HELP,
             confirm=RESET_CONFIRM,
             applies_to=lambda target: target.configuration_type == "workflow",
         ),
@@ -646,18 +655,26 @@ class TailerConnector(Connector):
 
     def action_last_runs(self, *, target: TailerTarget, params: LastRunsParams) -> ActionResult:
         rows = self.last_runs(target, execution_date=params.execution_date, status=params.status, limit=params.limit)
-        return ActionResult(tables=[Table(
-            "Last runs",
-            ["Run id", "Status", "Started", "Duration", "Last update", "Job"],
-            [
-                [
-                    r.get("run_id"), r.get("status"), shown_time(r.get("start_execution_date")),
-                    shown_duration(r.get("duration")), shown_time(r.get("last_update_date")), r.get("job_id"),
-                ]
-                for r in rows
-            ],
-            status_column="Status",
-        )])
+        return ActionResult(
+            tables=[
+                Table(
+                    "Last runs",
+                    ["Run id", "Status", "Started", "Duration", "Last update", "Job"],
+                    [
+                        [
+                            r.get("run_id"),
+                            r.get("status"),
+                            shown_time(r.get("start_execution_date")),
+                            shown_duration(r.get("duration")),
+                            shown_time(r.get("last_update_date")),
+                            r.get("job_id"),
+                        ]
+                        for r in rows
+                    ],
+                    status_column="Status",
+                )
+            ]
+        )
 
     def action_reset_workflow(self, *, target: TailerTarget, params: None) -> ActionResult:
         return ActionResult(message=self.reset_workflow(target))
@@ -666,12 +683,22 @@ class TailerConnector(Connector):
     def step_tables(cls, step_name: str, output: Any) -> list[Table]:
         if not output.get("run_id") or "status" not in output:
             return []
-        return [Table(
-            "Run", ["Run id", "Status", "Started", "Duration", "Last update"],
-            [[output.get("run_id"), output.get("status"), shown_time(output.get("start")),
-              shown_duration(output.get("duration")), shown_time(output.get("last_update"))]],
-            status_column="Status",
-        )]
+        return [
+            Table(
+                "Run",
+                ["Run id", "Status", "Started", "Duration", "Last update"],
+                [
+                    [
+                        output.get("run_id"),
+                        output.get("status"),
+                        shown_time(output.get("start")),
+                        shown_duration(output.get("duration")),
+                        shown_time(output.get("last_update")),
+                    ]
+                ],
+                status_column="Status",
+            )
+        ]
 
     # Releases
 

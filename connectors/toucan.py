@@ -189,7 +189,9 @@ class ToucanConnector(Connector):
         if status == "success":
             return Done(message="Operation succeeded", remote_ref=ref, remote_status=status, output=output)
         if status == "failed":
-            return Failed(operation.get("error") or "The operation failed", remote_ref=ref, remote_status=status, output=output)
+            return Failed(
+                operation.get("error") or "The operation failed", remote_ref=ref, remote_status=status, output=output
+            )
         current = operation.get("current_operation")
         message = f"{status}: {current}" if current else status
         return Waiting(remote_ref=ref, message=message, remote_status=status, output=output)

@@ -272,8 +272,15 @@ def _pipeline_table(pipeline: Mapping[str, Any], *, title: str) -> Table:
     return Table(
         title,
         ["Output pipeline", "Type", "Status", "Run", "Message"],
-        [[pipeline.get("name"), pipeline.get("pipeline_id"), pipeline.get("status") or "—",
-          pipeline.get("process_id"), pipeline.get("status_message")]],
+        [
+            [
+                pipeline.get("name"),
+                pipeline.get("pipeline_id"),
+                pipeline.get("status") or "—",
+                pipeline.get("process_id"),
+                pipeline.get("status_message"),
+            ]
+        ],
         status_column="Status",
     )
 
@@ -408,18 +415,23 @@ class UsmartConnector(Connector):
                 continue
             # The last GUID of the identifier (or URL): a dataset URL names the organisation first.
             guid = next(
-                (found[-1].lower() for key in ("identifier", "dct:identifier", "@id", "landingPage", "dcat:landingPage")
-                 if (found := GUID_RE.findall(_text(entry.get(key))))),
+                (
+                    found[-1].lower()
+                    for key in ("identifier", "dct:identifier", "@id", "landingPage", "dcat:landingPage")
+                    if (found := GUID_RE.findall(_text(entry.get(key))))
+                ),
                 None,
             )
             if guid is None:
                 continue
-            datasets.append({
-                "guid": guid,
-                "title": _text(_first(entry, "title", "dct:title")) or guid,
-                "description": _text(_first(entry, "description", "dct:description")),
-                "modified": _text(_first(entry, "modified", "dct:modified")),
-            })
+            datasets.append(
+                {
+                    "guid": guid,
+                    "title": _text(_first(entry, "title", "dct:title")) or guid,
+                    "description": _text(_first(entry, "description", "dct:description")),
+                    "modified": _text(_first(entry, "modified", "dct:modified")),
+                }
+            )
         return sorted(datasets, key=lambda d: d["title"].casefold())
 
     def view_dataset(self, dataset_guid: str) -> dict[str, Any]:
@@ -525,7 +537,8 @@ class UsmartConnector(Connector):
                     value=f["guid"],
                     label=f["name"] or f["guid"],
                     detail=" · ".join(
-                        x for x in (_bytes(f["size"]), f"revision {f['revision']}" if f["revision"] else "", f["guid"])
+                        x
+                        for x in (_bytes(f["size"]), f"revision {f['revision']}" if f["revision"] else "", f["guid"])
                         if x
                     ),
                     fill={"file_name": base_name(f["name"] or "")},
@@ -581,8 +594,14 @@ class UsmartConnector(Connector):
             "Files",
             ["File", "GUID", "Size", "Revision", "Updated", "This mapping"],
             [
-                [f["name"], f["guid"], _bytes(f["size"]), f["revision"], f["updated_at"],
-                 "replaced by each release" if f["guid"] == target.file_guid else ""]
+                [
+                    f["name"],
+                    f["guid"],
+                    _bytes(f["size"]),
+                    f["revision"],
+                    f["updated_at"],
+                    "replaced by each release" if f["guid"] == target.file_guid else "",
+                ]
                 for f in dataset["files"]
             ],
         )
@@ -591,8 +610,15 @@ class UsmartConnector(Connector):
             "Output pipelines",
             ["Output pipeline", "Type", "GUID", "Status", "Last processed", "Message", "This mapping"],
             [
-                [p["name"], p["pipeline_id"], p["guid"], p["status"] or "—", p["processed_at"], p["status_message"],
-                 f"processed after each release (#{order[p['guid']]})" if p["guid"] in order else ""]
+                [
+                    p["name"],
+                    p["pipeline_id"],
+                    p["guid"],
+                    p["status"] or "—",
+                    p["processed_at"],
+                    p["status_message"],
+                    f"processed after each release (#{order[p['guid']]})" if p["guid"] in order else "",
+                ]
                 for p in dataset["pipelines"]
             ],
             status_column="Status",
@@ -623,20 +649,37 @@ class UsmartConnector(Connector):
         """The upload (bytes, ETag), the file's new revision, or a pipeline's status."""
         if step_name == "put_request" and output.get("reference"):
             renewed = int(output.get("attempts") or 1) - 1
-            return [Table(
-                "Upload to uSmart's storage",
-                ["Name on uSmart", "Size", "Content type", "ETag (MD5)", "Signed URL renewed"],
-                [[output.get("file_name"), _bytes(output.get("bytes")), output.get("content_type"),
-                  output.get("etag"), f"{renewed}×" if renewed else "no"]],
-            )]
+            return [
+                Table(
+                    "Upload to uSmart's storage",
+                    ["Name on uSmart", "Size", "Content type", "ETag (MD5)", "Signed URL renewed"],
+                    [
+                        [
+                            output.get("file_name"),
+                            _bytes(output.get("bytes")),
+                            output.get("content_type"),
+                            output.get("etag"),
+                            f"{renewed}×" if renewed else "no",
+                        ]
+                    ],
+                )
+            ]
         if step_name == "revision" and output.get("file_guid"):
-            return [Table(
-                "File on uSmart",
-                ["File", "GUID", "Revision", "Size", "Change"],
-                [[output.get("file_name"), output.get("file_guid"), output.get("revision"),
-                  _bytes(output.get("file_size")),
-                  "added to the dataset" if output.get("created") else "new revision"]],
-            )]
+            return [
+                Table(
+                    "File on uSmart",
+                    ["File", "GUID", "Revision", "Size", "Change"],
+                    [
+                        [
+                            output.get("file_name"),
+                            output.get("file_guid"),
+                            output.get("revision"),
+                            _bytes(output.get("file_size")),
+                            "added to the dataset" if output.get("created") else "new revision",
+                        ]
+                    ],
+                )
+            ]
         if step_name.startswith("pipeline:") and output.get("status"):
             return [_pipeline_table(output, title="Output pipeline")]
         return []

@@ -10,7 +10,9 @@ from rest_framework import serializers
 
 class ErrorOutput(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong, for people.")
-    errors = serializers.DictField(required=False, help_text="Field name → its messages (a list, or nested by item for lists and objects).")
+    errors = serializers.DictField(
+        required=False, help_text="Field name → its messages (a list, or nested by item for lists and objects)."
+    )
 
 
 ERRORS = {

@@ -14,9 +14,15 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from pydantic import ValidationError as SchemaError
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
@@ -53,7 +59,11 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
     name = "apiToken"
 
     def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
-        return {"type": "http", "scheme": "bearer", "bearerFormat": "drp_… personal token (create one on your account page)"}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "drp_… personal token (create one on your account page)",
+        }
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -96,7 +106,9 @@ def _team_for_create(request: Request, team_id: int | None, needed: str):  # typ
     teams = permissions.teams_for(request.user, needed)
     if team_id is None:
         if teams.count() != 1:
-            raise serializers.ValidationError({"team": ["Name the team (you are in several, or in none with this role)."]})
+            raise serializers.ValidationError(
+                {"team": ["Name the team (you are in several, or in none with this role)."]}
+            )
         return teams.first()
     team = teams.filter(pk=team_id).first()
     if team is None:
@@ -151,7 +163,9 @@ class ConnectionList(APIView):
 
     @extend_schema(responses=ConnectionOutput(many=True))
     def get(self, request: Request) -> Response:
-        return Response(ConnectionOutput(selectors.connection_list(user=request.user, include_archived=True), many=True).data)
+        return Response(
+            ConnectionOutput(selectors.connection_list(user=request.user, include_archived=True), many=True).data
+        )
 
     @extend_schema(request=InputSerializer, responses={201: ConnectionOutput})
     def post(self, request: Request) -> Response:
@@ -159,8 +173,12 @@ class ConnectionList(APIView):
         data.is_valid(raise_exception=True)
         team = _team_for_create(request, data.validated_data.get("team"), MANAGE)
         connection = services.connection_create(
-            team=team, platform=data.validated_data["platform"], name=data.validated_data["name"],
-            base_url=data.validated_data["base_url"], credentials=data.validated_data["credentials"], actor=request.user,
+            team=team,
+            platform=data.validated_data["platform"],
+            name=data.validated_data["name"],
+            base_url=data.validated_data["base_url"],
+            credentials=data.validated_data["credentials"],
+            actor=request.user,
         )
         services.connection_request_test(connection=connection, actor=request.user)
         return Response(ConnectionOutput(connection).data, status=status.HTTP_201_CREATED)
@@ -184,9 +202,11 @@ class ConnectionDetail(APIView):
         data.is_valid(raise_exception=True)
         public = ConnectionOutput().get_credentials(connection)
         connection = services.connection_update(
-            connection=connection, name=data.validated_data.get("name", connection.name),
+            connection=connection,
+            name=data.validated_data.get("name", connection.name),
             base_url=data.validated_data.get("base_url", connection.base_url),
-            credentials={**public, **data.validated_data.get("credentials", {})}, actor=request.user,
+            credentials={**public, **data.validated_data.get("credentials", {})},
+            actor=request.user,
         )
         return Response(ConnectionOutput(connection).data)
 
@@ -209,7 +229,13 @@ class ConnectionState(APIView):
         connection = get_for_user(request.user, Connection.objects.all(), MANAGE, pk=pk)
         data = StateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(ConnectionOutput(services.connection_set_state(connection=connection, state=data.validated_data["state"], actor=request.user)).data)
+        return Response(
+            ConnectionOutput(
+                services.connection_set_state(
+                    connection=connection, state=data.validated_data["state"], actor=request.user
+                )
+            ).data
+        )
 
 
 # DATASETS
@@ -239,7 +265,12 @@ class DatasetList(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         team = _team_for_create(request, data.validated_data.get("team"), MANAGE)
-        dataset = services.dataset_create(team=team, name=data.validated_data["name"], description=data.validated_data["description"], actor=request.user)
+        dataset = services.dataset_create(
+            team=team,
+            name=data.validated_data["name"],
+            description=data.validated_data["description"],
+            actor=request.user,
+        )
         return Response(DatasetOutput(dataset).data, status=status.HTTP_201_CREATED)
 
 
@@ -285,14 +316,18 @@ class MappingList(APIView):
         dataset = get_for_user(request.user, Dataset.objects.all(), MANAGE, pk=data.validated_data["dataset"])
         connection = get_for_user(request.user, Connection.objects.all(), MANAGE, pk=data.validated_data["connection"])
         target = services.target_validate(connection=connection, data=data.validated_data["target"])
-        mapping = services.mapping_create(dataset=dataset, connection=connection, name=data.validated_data["name"], target=target, actor=request.user)
+        mapping = services.mapping_create(
+            dataset=dataset, connection=connection, name=data.validated_data["name"], target=target, actor=request.user
+        )
         return Response(MappingOutput(mapping).data, status=status.HTTP_201_CREATED)
 
 
 class MappingDetail(APIView):
     @extend_schema(responses=MappingOutput)
     def get(self, request: Request, pk: int) -> Response:
-        return Response(MappingOutput(get_for_user(request.user, Mapping.objects.select_related("connection"), VIEW, pk=pk)).data)
+        return Response(
+            MappingOutput(get_for_user(request.user, Mapping.objects.select_related("connection"), VIEW, pk=pk)).data
+        )
 
 
 class MappingState(APIView):
@@ -301,13 +336,19 @@ class MappingState(APIView):
         mapping = get_for_user(request.user, Mapping.objects.select_related("connection"), MANAGE, pk=pk)
         data = StateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(MappingOutput(services.mapping_set_state(mapping=mapping, state=data.validated_data["state"], actor=request.user)).data)
+        return Response(
+            MappingOutput(
+                services.mapping_set_state(mapping=mapping, state=data.validated_data["state"], actor=request.user)
+            ).data
+        )
 
 
 class ActionOutput(serializers.Serializer):
     message = serializers.CharField(required=False)
     tables = serializers.ListField(child=serializers.DictField(), required=False)
-    run = serializers.IntegerField(required=False, help_text="For an action that changes the platform: poll /api/v1/action-runs/<run>/")
+    run = serializers.IntegerField(
+        required=False, help_text="For an action that changes the platform: poll /api/v1/action-runs/<run>/"
+    )
 
 
 class MappingAction(APIView):
@@ -320,15 +361,22 @@ class MappingAction(APIView):
         if not matches:
             raise Http404("No such action for this mapping")
         action = matches[0]
-        permissions.require(request.user, mapping.team_id, {"view": VIEW, "operate": OPERATE, "manage": MANAGE}[action.role])
+        permissions.require(
+            request.user, mapping.team_id, {"view": VIEW, "operate": OPERATE, "manage": MANAGE}[action.role]
+        )
         return mapping, action
 
-    @extend_schema(parameters=[OpenApiParameter("params", OpenApiTypes.OBJECT, style="form", explode=True, required=False)], responses=ActionOutput)
+    @extend_schema(
+        parameters=[OpenApiParameter("params", OpenApiTypes.OBJECT, style="form", explode=True, required=False)],
+        responses=ActionOutput,
+    )
     def get(self, request: Request, pk: int, name: str) -> Response:
         mapping, action = self._resolve(request, pk, name)
         if action.mutating:
             raise exceptions.MethodNotAllowed("GET", detail="This action changes the platform: POST it.")
-        params = action.params.model_validate({k: v for k, v in request.query_params.items()}) if action.params else None
+        params = (
+            action.params.model_validate({k: v for k, v in request.query_params.items()}) if action.params else None
+        )
         result = services.action_read(connection=mapping.connection, mapping=mapping, action=action, params=params)
         return Response({"message": result.message, "tables": services.tables_as_json(result.tables)})
 
@@ -339,24 +387,46 @@ class MappingAction(APIView):
             raise exceptions.MethodNotAllowed("POST", detail="This action only reads: GET it.")
         body = request.data if isinstance(request.data, dict) else {}
         params = action.params.model_validate(body) if action.params else None
-        run = services.action_request(connection=mapping.connection, mapping=mapping, action=action, params=params, actor=request.user)
+        run = services.action_request(
+            connection=mapping.connection, mapping=mapping, action=action, params=params, actor=request.user
+        )
         return Response({"run": run.pk, "message": "Sent to a worker."}, status=status.HTTP_202_ACCEPTED)
 
 
 class ActionRunDetail(APIView):
-    @extend_schema(responses=inline_serializer("ActionRun", {
-        "id": serializers.IntegerField(), "action": serializers.CharField(), "status": serializers.CharField(),
-        "message": serializers.CharField(), "tables": serializers.ListField(child=serializers.DictField()),
-    }))
+    @extend_schema(
+        responses=inline_serializer(
+            "ActionRun",
+            {
+                "id": serializers.IntegerField(),
+                "action": serializers.CharField(),
+                "status": serializers.CharField(),
+                "message": serializers.CharField(),
+                "tables": serializers.ListField(child=serializers.DictField()),
+            },
+        )
+    )
     def get(self, request: Request, pk: int) -> Response:
         run = get_for_user(request.user, ActionRun.objects.all(), VIEW, pk=pk)
-        return Response({"id": run.pk, "action": run.action, "status": run.status, "message": run.message, "tables": run.tables})
+        return Response(
+            {"id": run.pk, "action": run.action, "status": run.status, "message": run.message, "tables": run.tables}
+        )
 
 
 class ConnectionBrowse(APIView):
-    @extend_schema(parameters=[OpenApiParameter("q", str, required=False)], responses=inline_serializer("Choice", {
-        "value": serializers.CharField(), "label": serializers.CharField(), "detail": serializers.CharField(), "fill": serializers.DictField(),
-    }, many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("q", str, required=False)],
+        responses=inline_serializer(
+            "Choice",
+            {
+                "value": serializers.CharField(),
+                "label": serializers.CharField(),
+                "detail": serializers.CharField(),
+                "fill": serializers.DictField(),
+            },
+            many=True,
+        ),
+    )
     def get(self, request: Request, pk: int, field: str) -> Response:
         connection = get_for_user(request.user, Connection.objects.all(), MANAGE, pk=pk)
         info = connection.connector_class.Target.model_fields.get(field)
@@ -364,7 +434,9 @@ class ConnectionBrowse(APIView):
             raise Http404("Nothing to browse for this field")
         values = {k: v for k, v in request.query_params.items() if k != "q"}
         choices = connection.connector().browse(field, query=request.query_params.get("q", ""), values=values)
-        return Response([{"value": c.value, "label": c.label, "detail": c.detail, "fill": dict(c.fill)} for c in choices])
+        return Response(
+            [{"value": c.value, "label": c.label, "detail": c.detail, "fill": dict(c.fill)} for c in choices]
+        )
 
 
 # UPLOADS
@@ -422,7 +494,12 @@ class ChunkedStart(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = get_for_user(request.user, Dataset.objects.all(), OPERATE, pk=data.validated_data["dataset"])
-        chunked = services.chunked_upload_start(dataset=dataset, filename=data.validated_data["filename"], size=data.validated_data["size"], actor=request.user)
+        chunked = services.chunked_upload_start(
+            dataset=dataset,
+            filename=data.validated_data["filename"],
+            size=data.validated_data["size"],
+            actor=request.user,
+        )
         return Response(ChunkedOutput(chunked).data, status=status.HTTP_201_CREATED)
 
 
@@ -451,10 +528,14 @@ class ChunkedDetail(APIView):
         try:
             offset = int(request.headers.get("Upload-Offset", ""))
         except ValueError:
-            raise serializers.ValidationError({"Upload-Offset": ["Send the piece's offset in the Upload-Offset header."]}) from None
+            raise serializers.ValidationError(
+                {"Upload-Offset": ["Send the piece's offset in the Upload-Offset header."]}
+            ) from None
         piece = request.data.get("file") if hasattr(request.data, "get") else None
         if piece is None:
-            raise serializers.ValidationError({"file": ["Send the piece's bytes as the body (application/octet-stream)."]})
+            raise serializers.ValidationError(
+                {"file": ["Send the piece's bytes as the body (application/octet-stream)."]}
+            )
         return Response(ChunkedOutput(services.chunked_upload_append(chunked=chunked, offset=offset, data=piece)).data)
 
 
@@ -528,7 +609,10 @@ class ReleaseList(APIView):
         params = serializers.DictField(required=False, default=dict)
 
     @extend_schema(
-        parameters=[OpenApiParameter(n, str, required=False) for n in ("q", "platform", "status", "dataset", "user", "since", "until", "cursor")],
+        parameters=[
+            OpenApiParameter(n, str, required=False)
+            for n in ("q", "platform", "status", "dataset", "user", "since", "until", "cursor")
+        ],
         responses=ReleaseOutput(many=True),
     )
     def get(self, request: Request) -> Response:
@@ -542,13 +626,26 @@ class ReleaseList(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False, description="The same key returns the same release.")],
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="The same key returns the same release.",
+            )
+        ],
         responses={201: ReleaseOutput, 200: ReleaseOutput},
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        mapping = get_for_user(request.user, Mapping.objects.select_related("connection", "dataset"), OPERATE, pk=data.validated_data["mapping"])
+        mapping = get_for_user(
+            request.user,
+            Mapping.objects.select_related("connection", "dataset"),
+            OPERATE,
+            pk=data.validated_data["mapping"],
+        )
         upload = None
         if data.validated_data.get("upload"):
             upload = get_for_user(request.user, Upload.objects.all(), OPERATE, pk=data.validated_data["upload"])
@@ -557,8 +654,12 @@ class ReleaseList(APIView):
         existing = Release.objects.filter(team=mapping.team, idempotency_key=key).first() if key else None
         if existing is not None:
             return Response(ReleaseOutput(existing, context={"with_steps": True}).data, status=status.HTTP_200_OK)
-        params = services.params_validate(mapping=mapping, data={**(mapping.default_params or {}), **data.validated_data["params"]})
-        release = services.release_create(mapping=mapping, upload=upload, params=params, actor=request.user, idempotency_key=key, trigger="api")
+        params = services.params_validate(
+            mapping=mapping, data={**(mapping.default_params or {}), **data.validated_data["params"]}
+        )
+        release = services.release_create(
+            mapping=mapping, upload=upload, params=params, actor=request.user, idempotency_key=key, trigger="api"
+        )
         return Response(ReleaseOutput(release, context={"with_steps": True}).data, status=status.HTTP_201_CREATED)
 
 
@@ -580,7 +681,9 @@ class ReleaseCancel(APIView):
 class ReleaseRetry(APIView):
     @extend_schema_serializer(component_name="ReleaseRetryInput")
     class InputSerializer(StrictSerializer):
-        params = serializers.DictField(required=False, help_text="Edited parameters; the failed release's when left out.")
+        params = serializers.DictField(
+            required=False, help_text="Edited parameters; the failed release's when left out."
+        )
 
     @extend_schema(request=InputSerializer, responses={201: ReleaseOutput})
     def post(self, request: Request, pk: int) -> Response:
@@ -625,7 +728,11 @@ class ReleaseSetList(APIView):
         dataset = serializers.IntegerField()
         mappings = serializers.ListField(child=serializers.IntegerField(), min_length=1)
         upload = serializers.IntegerField(required=False, allow_null=True)
-        params = serializers.DictField(required=False, default=dict, help_text="Per mapping id: its parameters (default: the mapping's saved ones).")
+        params = serializers.DictField(
+            required=False,
+            default=dict,
+            help_text="Per mapping id: its parameters (default: the mapping's saved ones).",
+        )
 
     @extend_schema(responses=ReleaseSetOutput(many=True))
     def get(self, request: Request) -> Response:
@@ -645,15 +752,26 @@ class ReleaseSetList(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = get_for_user(request.user, Dataset.objects.all(), OPERATE, pk=data.validated_data["dataset"])
-        mappings = [get_for_user(request.user, Mapping.objects.select_related("connection"), OPERATE, pk=pk) for pk in data.validated_data["mappings"]]
-        upload = get_for_user(request.user, Upload.objects.all(), OPERATE, pk=data.validated_data["upload"]) if data.validated_data.get("upload") else None
+        mappings = [
+            get_for_user(request.user, Mapping.objects.select_related("connection"), OPERATE, pk=pk)
+            for pk in data.validated_data["mappings"]
+        ]
+        upload = (
+            get_for_user(request.user, Upload.objects.all(), OPERATE, pk=data.validated_data["upload"])
+            if data.validated_data.get("upload")
+            else None
+        )
         try:
             params = {int(k): v for k, v in data.validated_data["params"].items()}
         except ValueError:
             raise serializers.ValidationError({"params": ["Keys are mapping ids."]}) from None
         key = request.headers.get("Idempotency-Key", "").strip()[:80]
         release_set = release_set_create(
-            dataset=dataset, mappings=mappings, upload=upload, actor=request.user, params=params,
+            dataset=dataset,
+            mappings=mappings,
+            upload=upload,
+            actor=request.user,
+            params=params,
             idempotency_key=f"api-set:{request.user.pk}:{key}" if key else "",
         )
         return Response(ReleaseSetOutput(release_set).data, status=status.HTTP_201_CREATED)
@@ -681,7 +799,9 @@ class ReleaseSetCancel(APIView):
 class ReleaseSetRetry(APIView):
     @extend_schema_serializer(component_name="ReleaseSetRetryInput")
     class InputSerializer(StrictSerializer):
-        mappings = serializers.ListField(child=serializers.IntegerField(), required=False, help_text="Only these cells (default: every failed one).")
+        mappings = serializers.ListField(
+            child=serializers.IntegerField(), required=False, help_text="Only these cells (default: every failed one)."
+        )
         params = serializers.DictField(required=False, default=dict, help_text="Per mapping id: edited parameters.")
 
     @extend_schema(request=InputSerializer, responses={201: ReleaseSetOutput})

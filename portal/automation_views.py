@@ -17,7 +17,11 @@ from .views import HtmxHttpRequest
 
 
 class ScheduleForm(forms.Form):
-    cron = forms.CharField(max_length=100, label="Cron schedule (UTC)", help_text="minute hour day-of-month month day-of-week, e.g. 0 6 * * 1-5")
+    cron = forms.CharField(
+        max_length=100,
+        label="Cron schedule (UTC)",
+        help_text="minute hour day-of-month month day-of-week, e.g. 0 6 * * 1-5",
+    )
     enabled = forms.BooleanField(required=False, initial=True)
 
     def clean_cron(self) -> str:
@@ -30,8 +34,14 @@ class ScheduleForm(forms.Form):
 
 class ChannelForm(forms.Form):
     kind = forms.ChoiceField(choices=NotificationChannel.Kind.choices)
-    target = forms.CharField(max_length=500, label="Send to", help_text="Email addresses (comma-separated), or the webhook URL")
-    secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False), help_text="Webhooks: the HMAC key of the X-Portal-Signature header")
+    target = forms.CharField(
+        max_length=500, label="Send to", help_text="Email addresses (comma-separated), or the webhook URL"
+    )
+    secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Webhooks: the HMAC key of the X-Portal-Signature header",
+    )
     on_failure = forms.BooleanField(required=False, initial=True, label="On failure")
     on_success = forms.BooleanField(required=False, label="On success")
 
@@ -58,7 +68,9 @@ def schedule_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return redirect(mapping)
     form = ScheduleForm(request.POST)
     if form.is_valid():
-        schedules.schedule_set(mapping=mapping, cron=form.cleaned_data["cron"], enabled=form.cleaned_data["enabled"], actor=request.user)
+        schedules.schedule_set(
+            mapping=mapping, cron=form.cleaned_data["cron"], enabled=form.cleaned_data["enabled"], actor=request.user
+        )
         messages.success(request, "Schedule saved.")
     else:
         messages.error(request, "Schedule not saved: " + "; ".join(e for errs in form.errors.values() for e in errs))
@@ -79,7 +91,11 @@ def channel_add(request: HtmxHttpRequest, scope: str, pk: int) -> HttpResponse:
     form = ChannelForm(request.POST)
     if form.is_valid():
         try:
-            notifications.channel_create(team=team, mapping=mapping, **{k: form.cleaned_data[k] for k in ("kind", "target", "secret", "on_failure", "on_success")})
+            notifications.channel_create(
+                team=team,
+                mapping=mapping,
+                **{k: form.cleaned_data[k] for k in ("kind", "target", "secret", "on_failure", "on_success")},
+            )
             messages.success(request, "Notification channel added.")
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))

@@ -130,12 +130,17 @@ def _advance_step(release: Release, step: ReleaseStep) -> bool:
     due = Q(next_check_at__isnull=True) | Q(next_check_at__lte=now)
     if step.status == StepStatus.PENDING:
         claimed = ReleaseStep.objects.filter(due, pk=step.pk, status=StepStatus.PENDING).update(
-            status=StepStatus.RUNNING, attempts=F("attempts") + 1, lease_until=lease_until, started_at=step.started_at or now
+            status=StepStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            lease_until=lease_until,
+            started_at=step.started_at or now,
         )
         if not claimed:
             return False
         if release.status == ReleaseStatus.QUEUED:
-            Release.objects.filter(pk=release.pk, status=ReleaseStatus.QUEUED).update(status=ReleaseStatus.RUNNING, started_at=now)
+            Release.objects.filter(pk=release.pk, status=ReleaseStatus.QUEUED).update(
+                status=ReleaseStatus.RUNNING, started_at=now
+            )
         step.refresh_from_db()
         if step.attempts == 1:
             event(release, f"{step.label}: started", step=step)
@@ -182,7 +187,11 @@ def _call(release: Release, step: ReleaseStep, call: StepCall) -> bool:
     except SchemaError as exc:
         # The mapping's target (or the saved parameters) changed under a running release.
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg']}" for e in exc.errors())
-        _fail_step(release, step, f"The mapping's target or this release's parameters no longer validate ({problems}). Fix the mapping, then retry.")
+        _fail_step(
+            release,
+            step,
+            f"The mapping's target or this release's parameters no longer validate ({problems}). Fix the mapping, then retry.",
+        )
         return False
     except Exception as exc:  # a bug or a bad configuration: fail clearly, never loop
         log.exception("release %s step %s crashed", release.pk, step.name)
@@ -305,7 +314,11 @@ def _finish(release: Release, status: str) -> None:
         status=status, finished_at=timezone.now()
     )
     if finished:
-        event(release, f"Release {ReleaseStatus(status).label.lower()}", level="error" if status == ReleaseStatus.FAILED else "info")
+        event(
+            release,
+            f"Release {ReleaseStatus(status).label.lower()}",
+            level="error" if status == ReleaseStatus.FAILED else "info",
+        )
         from .tasks import notify_release_task
 
         transaction.on_commit(lambda: notify_release_task.delay(release.pk))
@@ -322,7 +335,9 @@ def release_cancel_now(release: Release) -> None:
         if step.status == StepStatus.WAITING and step.remote_ref:
             try:
                 connector = release.mapping.connection.connector()
-                answer = connector.cancel_step(StepSpec(step.name, step.label, step.idempotent), _context(release, step))
+                answer = connector.cancel_step(
+                    StepSpec(step.name, step.label, step.idempotent), _context(release, step)
+                )
                 if isinstance(answer, Failed):
                     output = {**step.output, **answer.output}
                     answer = answer.message
@@ -334,7 +349,12 @@ def release_cancel_now(release: Release) -> None:
         elif step.status == StepStatus.RUNNING:
             reason = "Cancel requested while the request was in flight; no longer followed"
         ReleaseStep.objects.filter(pk=step.pk, status__in=OPEN_STEP).update(
-            status=StepStatus.CANCELLED, error=reason, output=output, finished_at=timezone.now(), next_check_at=None, lease_until=None
+            status=StepStatus.CANCELLED,
+            error=reason,
+            output=output,
+            finished_at=timezone.now(),
+            next_check_at=None,
+            lease_until=None,
         )
         event(release, f"{step.label}: {reason}", step=step, level="warning")
     _finish(release, ReleaseStatus.CANCELLED)
@@ -354,10 +374,14 @@ def release_sweep() -> int:
         | Q(status=StepStatus.RUNNING, lease_until__lt=now)
     )
     ids = set(
-        ReleaseStep.objects.filter(overdue, release__status__in=open_releases).values_list("release_id", flat=True)[:1000]
+        ReleaseStep.objects.filter(overdue, release__status__in=open_releases).values_list("release_id", flat=True)[
+            :1000
+        ]
     )
     # A cancel request on a release whose step is mid-wait is handled at the next advance.
-    ids |= set(Release.objects.filter(status__in=open_releases, cancel_requested=True).values_list("pk", flat=True)[:1000])
+    ids |= set(
+        Release.objects.filter(status__in=open_releases, cancel_requested=True).values_list("pk", flat=True)[:1000]
+    )
     for release_id in ids:
         dispatch(release_id)
     if ids:
@@ -365,4 +389,12 @@ def release_sweep() -> int:
     return len(ids)
 
 
-__all__ = ["TERMINAL_RELEASE", "backoff", "dispatch", "poll_delay", "release_advance", "release_cancel_now", "release_sweep"]
+__all__ = [
+    "TERMINAL_RELEASE",
+    "backoff",
+    "dispatch",
+    "poll_delay",
+    "release_advance",
+    "release_cancel_now",
+    "release_sweep",
+]

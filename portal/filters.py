@@ -14,13 +14,21 @@ from .models import Dataset, Release, ReleaseStatus
 
 
 class ReleaseFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="search", label="Search", widget=forms.TextInput(attrs={"placeholder": "dataset, mapping, ref, error…"}))
+    q = django_filters.CharFilter(
+        method="search", label="Search", widget=forms.TextInput(attrs={"placeholder": "dataset, mapping, ref, error…"})
+    )
     platform = django_filters.ChoiceFilter(choices=platform_choices(), empty_label="Any platform")
     status = django_filters.ChoiceFilter(choices=ReleaseStatus.choices, empty_label="Any status")
     dataset = django_filters.ModelChoiceFilter(queryset=Dataset.objects.none(), empty_label="Any dataset")
-    user = django_filters.ModelChoiceFilter(field_name="created_by", queryset=get_user_model().objects.none(), empty_label="Anyone", label="User")
-    since = django_filters.DateFilter(field_name="created_at", lookup_expr="date__gte", label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    until = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    user = django_filters.ModelChoiceFilter(
+        field_name="created_by", queryset=get_user_model().objects.none(), empty_label="Anyone", label="User"
+    )
+    since = django_filters.DateFilter(
+        field_name="created_at", lookup_expr="date__gte", label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = django_filters.DateFilter(
+        field_name="created_at", lookup_expr="date__lte", label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     class Meta:
         model = Release
@@ -30,13 +38,20 @@ class ReleaseFilter(django_filters.FilterSet):
         super().__init__(*args, **kwargs)
         team_ids = list(permissions.roles_of(user))
         self.filters["dataset"].queryset = Dataset.objects.filter(team_id__in=team_ids).order_by("name")
-        self.filters["user"].queryset = get_user_model().objects.filter(memberships__team_id__in=team_ids).distinct().order_by("username")
+        self.filters["user"].queryset = (
+            get_user_model().objects.filter(memberships__team_id__in=team_ids).distinct().order_by("username")
+        )
 
     def search(self, queryset, name, value):  # type: ignore[no-untyped-def]
         value = value.strip()
         if not value:
             return queryset
-        match = Q(dataset__name__icontains=value) | Q(mapping__name__icontains=value) | Q(steps__remote_ref=value) | Q(error__icontains=value)
+        match = (
+            Q(dataset__name__icontains=value)
+            | Q(mapping__name__icontains=value)
+            | Q(steps__remote_ref=value)
+            | Q(error__icontains=value)
+        )
         if value.lstrip("#").isdigit():
             match |= Q(pk=int(value.lstrip("#")))
         return queryset.filter(pk__in=Release.objects.filter(match).values("pk"))

@@ -35,7 +35,11 @@ def _choices(annotation: Any, labels: dict[str, str] | None = None) -> list[tupl
     if typing.get_origin(annotation) is Literal:
         labels = labels or {}
         return [
-            (v, labels.get(str(v)) or (str(v).replace("_", " ").replace("-", " ").capitalize() if isinstance(v, str) else str(v)))
+            (
+                v,
+                labels.get(str(v))
+                or (str(v).replace("_", " ").replace("-", " ").capitalize() if isinstance(v, str) else str(v)),
+            )
             for v in typing.get_args(annotation)
         ]
     return None
@@ -59,13 +63,24 @@ def field_for(name: str, info: Any, *, secret_is_set: bool = False) -> forms.Fie
     return field
 
 
-def _field(annotation: Any, optional: bool, required: bool, initial: Any, widget: Any, common: dict[str, Any], extra: dict[str, Any], secret_is_set: bool) -> forms.Field:
+def _field(
+    annotation: Any,
+    optional: bool,
+    required: bool,
+    initial: Any,
+    widget: Any,
+    common: dict[str, Any],
+    extra: dict[str, Any],
+    secret_is_set: bool,
+) -> forms.Field:
 
     if annotation is SecretStr:
         common.update(required=required and not secret_is_set, initial=None)
         if secret_is_set:
             common["help_text"] = SECRET_SET_HELP
-        return forms.CharField(widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}), **common)
+        return forms.CharField(
+            widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}), **common
+        )
     if (choices := _choices(annotation, extra.get("choice_labels"))) is not None:
         if optional or not required:
             choices = [("", "—")] + choices if optional else choices
@@ -171,7 +186,9 @@ class SchemaForm(forms.Form):
     def data_dict(self) -> dict[str, Any]:
         """The validated values, secrets in clear (for the service to encrypt)."""
         assert self.validated is not None
-        return {k: (v.get_secret_value() if isinstance(v, SecretStr) else v) for k, v in self.validated.model_dump().items()}
+        return {
+            k: (v.get_secret_value() if isinstance(v, SecretStr) else v) for k, v in self.validated.model_dump().items()
+        }
 
 
 class TeamChoiceMixin:
@@ -188,7 +205,10 @@ class TeamChoiceMixin:
 class ConnectionForm(TeamChoiceMixin, forms.Form):
     name = forms.CharField(max_length=100)
     base_url = forms.URLField(
-        label="Base URL", max_length=500, help_text="The platform's API root, e.g. https://api.example.com", assume_scheme="https"
+        label="Base URL",
+        max_length=500,
+        help_text="The platform's API root, e.g. https://api.example.com",
+        assume_scheme="https",
     )
 
     def __init__(self, *args: Any, teams: Any = None, **kwargs: Any):
@@ -231,11 +251,15 @@ class ReleaseForm(forms.Form):
             first = uploads.first()
             if first is not None:
                 self.fields["upload"].initial = first.pk
-        self.fields["upload"].label_from_instance = lambda u: f"{u.original_name} — {u.size:,} bytes, {u.created_at:%Y-%m-%d %H:%M}"
+        self.fields["upload"].label_from_instance = lambda u: (
+            f"{u.original_name} — {u.size:,} bytes, {u.created_at:%Y-%m-%d %H:%M}"
+        )
 
 
 class ParamsNoteForm(forms.Form):
-    note = forms.CharField(max_length=200, required=False, label="What changed", help_text="Optional, shown in the version list")
+    note = forms.CharField(
+        max_length=200, required=False, label="What changed", help_text="Optional, shown in the version list"
+    )
 
 
 class MemberForm(forms.Form):

@@ -69,7 +69,9 @@ class Connection(models.Model):
     last_test_at = models.DateTimeField(null=True, blank=True)
     last_test_ok = models.BooleanField(null=True, blank=True)
     last_test_message = models.CharField(max_length=500, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -100,7 +102,9 @@ class Connection(models.Model):
 
     @property
     def test_pending(self) -> bool:
-        return self.test_requested_at is not None and (self.last_test_at is None or self.last_test_at < self.test_requested_at)
+        return self.test_requested_at is not None and (
+            self.last_test_at is None or self.last_test_at < self.test_requested_at
+        )
 
 
 class Dataset(models.Model):
@@ -172,7 +176,11 @@ class Mapping(models.Model):
                 return ", ".join(map(str, value))
             return json.dumps(value) if isinstance(value, dict) else str(value)
 
-        return [(fields[k].title or k if k in fields else k, text(v)) for k, v in self.target.items() if v not in (None, "", [], {})]
+        return [
+            (fields[k].title or k if k in fields else k, text(v))
+            for k, v in self.target.items()
+            if v not in (None, "", [], {})
+        ]
 
     def target_label(self) -> str:
         try:
@@ -223,7 +231,11 @@ class ReleaseSet(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["team", "idempotency_key"], condition=~Q(idempotency_key=""), name="release_set_unique_idempotency_key")
+            models.UniqueConstraint(
+                fields=["team", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="release_set_unique_idempotency_key",
+            )
         ]
         indexes = [models.Index(fields=["team", "-created_at", "-id"], name="release_set_recent")]
 
@@ -274,7 +286,9 @@ class Release(models.Model):
     upload = models.ForeignKey(Upload, null=True, blank=True, on_delete=models.PROTECT, related_name="releases")
     params = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=ReleaseStatus.choices, default=ReleaseStatus.QUEUED)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     trigger = models.CharField(max_length=20, default="manual")
     # Unique per team when set: a second submission of the same form returns the same release.
     idempotency_key = models.CharField(max_length=100, blank=True)
@@ -284,8 +298,12 @@ class Release(models.Model):
     cancel_requested = models.BooleanField(default=False)
     # A retry is a new release of the failed steps only; the first attempt keeps its history.
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
-    schedule = models.ForeignKey("MappingSchedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="releases")
-    release_set = models.ForeignKey(ReleaseSet, null=True, blank=True, on_delete=models.CASCADE, related_name="releases")
+    schedule = models.ForeignKey(
+        "MappingSchedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="releases"
+    )
+    release_set = models.ForeignKey(
+        ReleaseSet, null=True, blank=True, on_delete=models.CASCADE, related_name="releases"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -294,7 +312,9 @@ class Release(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["team", "idempotency_key"], condition=~Q(idempotency_key=""), name="release_unique_idempotency_key"
+                fields=["team", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="release_unique_idempotency_key",
             )
         ]
         indexes = [
@@ -451,7 +471,9 @@ class AuditEvent(models.Model):
     """Who did what to which object, and when. ``changes`` never holds a secret value."""
 
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_events")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     action = models.CharField(max_length=50)
     object_type = models.CharField(max_length=50)
     object_id = models.CharField(max_length=50)
@@ -514,7 +536,9 @@ class MappingSchedule(models.Model):
     mapping = models.OneToOneField(Mapping, on_delete=models.CASCADE, related_name="schedule")
     cron = models.CharField(max_length=100, help_text="minute hour day-of-month month day-of-week, e.g. 0 6 * * 1-5")
     enabled = models.BooleanField(default=True)
-    periodic_task = models.OneToOneField("django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_outcome = models.CharField(max_length=300, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -535,7 +559,9 @@ class NotificationChannel(models.Model):
         WEBHOOK = "webhook", "Webhook"
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="notification_channels")
-    mapping = models.ForeignKey(Mapping, null=True, blank=True, on_delete=models.CASCADE, related_name="notification_channels")
+    mapping = models.ForeignKey(
+        Mapping, null=True, blank=True, on_delete=models.CASCADE, related_name="notification_channels"
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     target = models.CharField(max_length=500, help_text="Email addresses (comma-separated) or the webhook URL")
     secret_encrypted = models.TextField(blank=True, editable=False)  # the webhook's HMAC key

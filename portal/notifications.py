@@ -40,19 +40,27 @@ def webhook_target_check(url: str) -> None:
     if settings.PORTAL_WEBHOOK_ALLOW_PRIVATE:
         return
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)}
+        addresses = {
+            info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        }
     except OSError:
         raise ValidationError(f"The webhook's host {parts.hostname} does not resolve.") from None
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
         if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
-            raise ValidationError(f"The webhook's host {parts.hostname} is on a private or local network ({ip}): refused.")
+            raise ValidationError(
+                f"The webhook's host {parts.hostname} is on a private or local network ({ip}): refused."
+            )
 
 
-def channel_create(*, team, mapping=None, kind: str, target: str, secret: str = "", on_failure: bool = True, on_success: bool = False) -> NotificationChannel:  # type: ignore[no-untyped-def]
+def channel_create(
+    *, team, mapping=None, kind: str, target: str, secret: str = "", on_failure: bool = True, on_success: bool = False
+) -> NotificationChannel:  # type: ignore[no-untyped-def]
     if kind == NotificationChannel.Kind.WEBHOOK:
         webhook_target_check(target.strip())
-    channel = NotificationChannel(team=team, mapping=mapping, kind=kind, target=target.strip(), on_failure=on_failure, on_success=on_success)
+    channel = NotificationChannel(
+        team=team, mapping=mapping, kind=kind, target=target.strip(), on_failure=on_failure, on_success=on_success
+    )
     if secret:
         channel.secret_encrypted = encrypt_json({"secret": secret})
     channel.full_clean()
@@ -106,7 +114,12 @@ def deliver(delivery: NotificationDelivery) -> NotificationDelivery:
     try:
         if channel.kind == NotificationChannel.Kind.EMAIL:
             subject = f"[{data['platform']}] {data['dataset']}: release #{release.pk} {release.status}"
-            lines = [f"Dataset: {data['dataset']}", f"Mapping: {data['mapping']}", f"Platform: {data['platform']}", f"Status: {release.status}"]
+            lines = [
+                f"Dataset: {data['dataset']}",
+                f"Mapping: {data['mapping']}",
+                f"Platform: {data['platform']}",
+                f"Status: {release.status}",
+            ]
             if data["failed_step"]:
                 lines += [f"Failed step: {data['failed_step']}", f"Platform error: {data['error']}"]
             lines.append(f"Release: {data['url']}")
@@ -115,16 +128,32 @@ def deliver(delivery: NotificationDelivery) -> NotificationDelivery:
         else:
             body = json.dumps(data, separators=(",", ":")).encode()
             secret = decrypt_json(channel.secret_encrypted)["secret"] if channel.secret_encrypted else ""
-            headers = {"Content-Type": "application/json", "X-Portal-Event": data["event"], "X-Portal-Delivery": str(delivery.pk)}
+            headers = {
+                "Content-Type": "application/json",
+                "X-Portal-Event": data["event"],
+                "X-Portal-Delivery": str(delivery.pk),
+            }
             if secret:
                 headers[SIGNATURE_HEADER] = sign(body, secret)
-            response = httpx.post(channel.target, content=body, headers=headers, timeout=settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False)
+            response = httpx.post(
+                channel.target,
+                content=body,
+                headers=headers,
+                timeout=settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS,
+                follow_redirects=False,
+            )
             code = response.status_code
             if not 200 <= code < 300:
                 raise RuntimeError(f"the receiver answered {code}")
     except Exception as exc:  # any failure of the receiver: record it, retry later
-        return _failed(delivery, str(exc) if not isinstance(exc, httpx.HTTPError) else type(exc).__name__, getattr(locals().get("response"), "status_code", None))
-    NotificationDelivery.objects.filter(pk=delivery.pk).update(status=NotificationDelivery.Status.DELIVERED, response_code=code, error="")
+        return _failed(
+            delivery,
+            str(exc) if not isinstance(exc, httpx.HTTPError) else type(exc).__name__,
+            getattr(locals().get("response"), "status_code", None),
+        )
+    NotificationDelivery.objects.filter(pk=delivery.pk).update(
+        status=NotificationDelivery.Status.DELIVERED, response_code=code, error=""
+    )
     delivery.refresh_from_db()
     return delivery
 
@@ -136,7 +165,9 @@ def _failed(delivery: NotificationDelivery, error: str, code: int | None) -> Not
     status = NotificationDelivery.Status.FAILED if last else NotificationDelivery.Status.RETRYING
     NotificationDelivery.objects.filter(pk=delivery.pk).update(status=status, response_code=code, error=error[:500])
     if not last:
-        nxt = NotificationDelivery.objects.create(channel=delivery.channel, release=delivery.release, event=delivery.event, attempt=delivery.attempt + 1)
+        nxt = NotificationDelivery.objects.create(
+            channel=delivery.channel, release=delivery.release, event=delivery.event, attempt=delivery.attempt + 1
+        )
         base = settings.PORTAL_WEBHOOK_RETRY_BASE_SECONDS
         delay = random.uniform(base / 2, base * 2 ** (delivery.attempt - 1))
         transaction.on_commit(lambda: notification_deliver_task.apply_async((nxt.pk,), countdown=delay))

@@ -78,7 +78,9 @@ def action(request: HtmxHttpRequest, scope: str, pk: int, name: str) -> HttpResp
         if request.method != "POST":
             raise Http404("This action changes the platform: POST it")
         try:
-            run = services.action_request(connection=connection, mapping=mapping, action=act, params=params, actor=request.user)
+            run = services.action_request(
+                connection=connection, mapping=mapping, action=act, params=params, actor=request.user
+            )
         except services.ApplicationError as exc:
             context["error"] = exc.message
             return render(request, "portal/_action_result.html", context)
@@ -114,7 +116,10 @@ def browse(request: HtmxHttpRequest, pk: int, field: str) -> HttpResponse:
     context: dict[str, Any] = {"field": field, "query": request.GET.get("q", "")}
     try:
         choices = connection.connector().browse(field, query=context["query"], values=values)
-        context["choices"] = [{"value": c.value, "label": c.label, "detail": c.detail, "fill": json.dumps({field: c.value, **c.fill})} for c in choices]
+        context["choices"] = [
+            {"value": c.value, "label": c.label, "detail": c.detail, "fill": json.dumps({field: c.value, **c.fill})}
+            for c in choices
+        ]
     except ConnectorError as exc:
         context["error"] = exc.message
     return render(request, "portal/_browse.html", context)
@@ -131,7 +136,11 @@ def target_preview(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         context["label"] = connector_class.describe_target(form.validated)
     else:
-        context["errors"] = [f"{form.fields[f].label if f in form.fields else ''}: {e}".lstrip(": ") for f, errs in form.errors.items() for e in errs]
+        context["errors"] = [
+            f"{form.fields[f].label if f in form.fields else ''}: {e}".lstrip(": ")
+            for f, errs in form.errors.items()
+            for e in errs
+        ]
     return render(request, "portal/_target_preview.html", context)
 
 
@@ -142,8 +151,11 @@ def params_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     can_save = permissions.has_role(request.user, mapping.team_id, MANAGE)
     connector_class = mapping.connection.connector_class
     form = SchemaForm(
-        request.POST or None, schema=connector_class.Params, prefix="params",
-        context={"target": mapping.target_schema()}, initial=mapping.default_params or None,
+        request.POST or None,
+        schema=connector_class.Params,
+        prefix="params",
+        context={"target": mapping.target_schema()},
+        initial=mapping.default_params or None,
     )
     note = ParamsNoteForm(request.POST or None)
     if request.method == "POST":
@@ -151,14 +163,27 @@ def params_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             raise PermissionDenied("Saving parameters needs the admin role in this team.")
         if form.is_valid() and note.is_valid():
             try:
-                version = services.params_version_save(mapping=mapping, params=form.validated, note=note.cleaned_data["note"], actor=request.user)  # type: ignore[arg-type]
+                version = services.params_version_save(
+                    mapping=mapping, params=form.validated, note=note.cleaned_data["note"], actor=request.user
+                )  # type: ignore[arg-type]
             except services.ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
                 messages.success(request, f"Saved as version {version.number}.")
                 return redirect("portal:params-edit", pk=mapping.pk)
     versions = list(mapping.params_versions.select_related("created_by")[:50])
-    return render(request, "portal/params_edit.html", {"mapping": mapping, "form": form, "note": note, "versions": versions, "can_save": can_save, "connector": connector_class})
+    return render(
+        request,
+        "portal/params_edit.html",
+        {
+            "mapping": mapping,
+            "form": form,
+            "note": note,
+            "versions": versions,
+            "can_save": can_save,
+            "connector": connector_class,
+        },
+    )
 
 
 @login_required
@@ -174,13 +199,21 @@ def params_diff(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     old = json.dumps(versions[a].params, indent=2, sort_keys=True).splitlines()
     new = json.dumps(versions[b].params, indent=2, sort_keys=True).splitlines()
     lines = list(difflib.unified_diff(old, new, fromfile=f"version {a}", tofile=f"version {b}", lineterm=""))
-    return render(request, "portal/params_diff.html", {"mapping": mapping, "a": versions[a], "b": versions[b], "lines": lines})
+    return render(
+        request, "portal/params_diff.html", {"mapping": mapping, "a": versions[a], "b": versions[b], "lines": lines}
+    )
 
 
 @login_required
 def step_download(request: HtmxHttpRequest, pk: int, fmt: str) -> HttpResponse:
     """Stream a step's result from the platform through the portal, with the user's permissions."""
-    step = get_for_user(request.user, ReleaseStep.objects.select_related("release__mapping__connection"), VIEW, team_field="release__team_id", pk=pk)
+    step = get_for_user(
+        request.user,
+        ReleaseStep.objects.select_related("release__mapping__connection"),
+        VIEW,
+        team_field="release__team_id",
+        pk=pk,
+    )
     connection = step.release.mapping.connection
     if fmt not in dict(connection.connector_class.downloads(step.name, step.output)):
         raise Http404("No such download")

@@ -33,16 +33,26 @@ def _selection(request: HtmxHttpRequest, dataset: Dataset) -> tuple[list[Any], U
 def release_set_new(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
     """GET: tick mappings and a file. POST: preview; POST with confirm: start."""
     dataset = get_for_user(request.user, Dataset.objects.all(), OPERATE, pk=dataset_pk)
-    candidates = list(dataset.mappings.exclude(state=ObjectState.ARCHIVED).select_related("connection").order_by("name"))
+    candidates = list(
+        dataset.mappings.exclude(state=ObjectState.ARCHIVED).select_related("connection").order_by("name")
+    )
     uploads = selectors.upload_list(user=request.user, dataset=dataset)[:20]
-    context: dict[str, Any] = {"dataset": dataset, "candidates": candidates, "uploads": uploads, "token": request.POST.get("token") or uuid.uuid4().hex}
+    context: dict[str, Any] = {
+        "dataset": dataset,
+        "candidates": candidates,
+        "uploads": uploads,
+        "token": request.POST.get("token") or uuid.uuid4().hex,
+    }
     if request.method == "POST":
         mappings, upload = _selection(request, dataset)
         context.update(selected={m.pk for m in mappings}, upload=upload)
         try:
             if request.POST.get("confirm"):
                 release_set = release_set_create(
-                    dataset=dataset, mappings=mappings, upload=upload, actor=request.user,
+                    dataset=dataset,
+                    mappings=mappings,
+                    upload=upload,
+                    actor=request.user,
                     idempotency_key=f"set-form:{request.user.pk}:{context['token']}",
                 )
                 return redirect(release_set)
@@ -65,12 +75,20 @@ def _matrix(release_set: ReleaseSet) -> dict[str, Any]:
     for row in rows:
         row["padding"] = range(width - len(row["steps"]))
     status = ReleaseSet.status_of(releases)
-    return {"release_set": release_set, "rows": rows, "columns": range(1, width + 1), "status": status, "terminal": status != "running"}
+    return {
+        "release_set": release_set,
+        "rows": rows,
+        "columns": range(1, width + 1),
+        "status": status,
+        "terminal": status != "running",
+    }
 
 
 @login_required
 def release_set_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    release_set = get_for_user(request.user, ReleaseSet.objects.select_related("dataset", "upload", "created_by"), VIEW, pk=pk)
+    release_set = get_for_user(
+        request.user, ReleaseSet.objects.select_related("dataset", "upload", "created_by"), VIEW, pk=pk
+    )
     return render(request, "portal/release_set_detail.html", _matrix(release_set))
 
 
@@ -108,16 +126,27 @@ def release_set_retry_view(request: HtmxHttpRequest, pk: int, mapping_pk: int | 
             raise Http404("This mapping is not in the set")
         release = current[mapping_pk]
         connector_class = release.mapping.connection.connector_class
-        form = SchemaForm(request.POST or None, schema=connector_class.Params, prefix="params", context={"target": release.mapping.target_schema()}, initial=release.params)
+        form = SchemaForm(
+            request.POST or None,
+            schema=connector_class.Params,
+            prefix="params",
+            context={"target": release.mapping.target_schema()},
+            initial=release.params,
+        )
         if request.method != "POST" or not form.is_valid():
-            return render(request, "portal/release_set_retry.html", {"release_set": release_set, "release": release, "form": form})
+            return render(
+                request, "portal/release_set_retry.html", {"release_set": release_set, "release": release, "form": form}
+            )
     elif request.method != "POST":
         return redirect(release_set)
     try:
         params = {mapping_pk: form.data_dict()} if form is not None else None
         only = {mapping_pk} if mapping_pk is not None else None
         retries = release_set_retry(release_set=release_set, actor=request.user, params=params, only=only)
-        messages.success(request, f"Retrying {len(retries)} mapping{'s' if len(retries) != 1 else ''}: only the failed steps run again.")
+        messages.success(
+            request,
+            f"Retrying {len(retries)} mapping{'s' if len(retries) != 1 else ''}: only the failed steps run again.",
+        )
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect(release_set)

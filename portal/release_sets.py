@@ -31,7 +31,9 @@ class PlannedRelease:
         return any(step.sends_file for step in self.steps)
 
 
-def release_set_plan(*, dataset: Dataset, mappings: list[Mapping], upload: Upload | None, params: dict[int, dict[str, Any]] | None = None) -> list[PlannedRelease]:
+def release_set_plan(
+    *, dataset: Dataset, mappings: list[Mapping], upload: Upload | None, params: dict[int, dict[str, Any]] | None = None
+) -> list[PlannedRelease]:
     """Check every mapping and plan its steps, or refuse the whole set naming each problem."""
     if not mappings:
         raise ApplicationError("Tick at least one mapping.")
@@ -58,7 +60,15 @@ def release_set_plan(*, dataset: Dataset, mappings: list[Mapping], upload: Uploa
     return planned
 
 
-def release_set_create(*, dataset: Dataset, mappings: list[Mapping], upload: Upload | None, actor, params: dict[int, dict[str, Any]] | None = None, idempotency_key: str = "") -> ReleaseSet:  # type: ignore[no-untyped-def]
+def release_set_create(
+    *,
+    dataset: Dataset,
+    mappings: list[Mapping],
+    upload: Upload | None,
+    actor,
+    params: dict[int, dict[str, Any]] | None = None,
+    idempotency_key: str = "",
+) -> ReleaseSet:  # type: ignore[no-untyped-def]
     if idempotency_key:
         existing = ReleaseSet.objects.filter(team=dataset.team, idempotency_key=idempotency_key).first()
         if existing:
@@ -66,11 +76,25 @@ def release_set_create(*, dataset: Dataset, mappings: list[Mapping], upload: Upl
     planned = release_set_plan(dataset=dataset, mappings=mappings, upload=upload, params=params)
     try:
         with transaction.atomic():
-            release_set = ReleaseSet.objects.create(team=dataset.team, dataset=dataset, upload=upload, created_by=actor, idempotency_key=idempotency_key)
+            release_set = ReleaseSet.objects.create(
+                team=dataset.team, dataset=dataset, upload=upload, created_by=actor, idempotency_key=idempotency_key
+            )
             for item in planned:
                 # Only releases that send the file point at it (it is stored once either way).
-                release_create(mapping=item.mapping, upload=upload if item.sends_file else None, params=item.params, actor=actor, trigger="set", release_set=release_set)
-            audit(actor=actor, action="release-set-created", obj=release_set, changes={"mappings": [m.pk for m in mappings]})
+                release_create(
+                    mapping=item.mapping,
+                    upload=upload if item.sends_file else None,
+                    params=item.params,
+                    actor=actor,
+                    trigger="set",
+                    release_set=release_set,
+                )
+            audit(
+                actor=actor,
+                action="release-set-created",
+                obj=release_set,
+                changes={"mappings": [m.pk for m in mappings]},
+            )
     except IntegrityError:
         existing = ReleaseSet.objects.filter(team=dataset.team, idempotency_key=idempotency_key).first()
         if idempotency_key and existing:
@@ -79,7 +103,9 @@ def release_set_create(*, dataset: Dataset, mappings: list[Mapping], upload: Upl
     return release_set
 
 
-def release_set_retry(*, release_set: ReleaseSet, actor, params: dict[int, dict[str, Any]] | None = None, only: set[int] | None = None) -> list[Release]:  # type: ignore[no-untyped-def]
+def release_set_retry(
+    *, release_set: ReleaseSet, actor, params: dict[int, dict[str, Any]] | None = None, only: set[int] | None = None
+) -> list[Release]:  # type: ignore[no-untyped-def]
     """Retry the failed cells: the failed steps of each failed or cancelled mapping, as new
     attempts in the same set. Edited parameters are validated before anything is sent."""
     current = release_set.current_releases()
@@ -87,12 +113,22 @@ def release_set_retry(*, release_set: ReleaseSet, actor, params: dict[int, dict[
         raise ApplicationError("Some cells are still running: wait for them to end (or cancel) before retrying.")
     failed = [r for r in current if r.status in ("failed", "cancelled") and (only is None or r.mapping_id in only)]
     if not failed:
-        raise ApplicationError("Every release of this set succeeded: there is nothing to retry." if ReleaseSet.status_of(current) == "succeeded" else "Nothing failed here to retry.")
-    validated = {r.pk: params_validate(mapping=r.mapping, data=params[r.mapping_id]) for r in failed if params and r.mapping_id in params}
+        raise ApplicationError(
+            "Every release of this set succeeded: there is nothing to retry."
+            if ReleaseSet.status_of(current) == "succeeded"
+            else "Nothing failed here to retry."
+        )
+    validated = {
+        r.pk: params_validate(mapping=r.mapping, data=params[r.mapping_id])
+        for r in failed
+        if params and r.mapping_id in params
+    }
     retries = []
     with transaction.atomic():
         for release in failed:
-            retries.append(release_retry(release=release, params=validated.get(release.pk), actor=actor, trigger="set-retry"))
+            retries.append(
+                release_retry(release=release, params=validated.get(release.pk), actor=actor, trigger="set-retry")
+            )
     return retries
 
 
@@ -114,4 +150,11 @@ def mappings_for_set(dataset: Dataset) -> list[Mapping]:
     return list(dataset.mappings.filter(state=ObjectState.ENABLED).select_related("connection").order_by("name"))
 
 
-__all__ = ["PlannedRelease", "mappings_for_set", "release_set_cancel", "release_set_create", "release_set_plan", "release_set_retry"]
+__all__ = [
+    "PlannedRelease",
+    "mappings_for_set",
+    "release_set_cancel",
+    "release_set_create",
+    "release_set_plan",
+    "release_set_retry",
+]

@@ -22,10 +22,18 @@ def parse_cron(expression: str) -> dict[str, str]:
         raise ValueError("A schedule has five fields: minute hour day-of-month month day-of-week (e.g. 0 6 * * 1-5)")
     minute, hour, day_of_month, month_of_year, day_of_week = fields
     try:
-        crontab(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year, day_of_week=day_of_week)
+        crontab(
+            minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year, day_of_week=day_of_week
+        )
     except (ValueError, TypeError) as exc:
         raise ValueError(f"Not a valid schedule: {exc}") from None
-    return {"minute": minute, "hour": hour, "day_of_month": day_of_month, "month_of_year": month_of_year, "day_of_week": day_of_week}
+    return {
+        "minute": minute,
+        "hour": hour,
+        "day_of_month": day_of_month,
+        "month_of_year": month_of_year,
+        "day_of_week": day_of_week,
+    }
 
 
 @transaction.atomic
@@ -67,7 +75,11 @@ def scheduled_release(*, mapping_id: int):  # type: ignore[no-untyped-def]
     or record why not (disabled mapping, no file)."""
     from . import services
 
-    schedule = MappingSchedule.objects.select_related("mapping__connection", "mapping__dataset").filter(mapping_id=mapping_id).first()
+    schedule = (
+        MappingSchedule.objects.select_related("mapping__connection", "mapping__dataset")
+        .filter(mapping_id=mapping_id)
+        .first()
+    )
     if schedule is None or not schedule.enabled:
         return None
     mapping = schedule.mapping
@@ -83,7 +95,9 @@ def scheduled_release(*, mapping_id: int):  # type: ignore[no-untyped-def]
     if not reason:
         try:
             params = services.params_validate(mapping=mapping, data=mapping.default_params or {})
-            release = services.release_create(mapping=mapping, upload=upload, params=params, actor=None, trigger="schedule", schedule=schedule)
+            release = services.release_create(
+                mapping=mapping, upload=upload, params=params, actor=None, trigger="schedule", schedule=schedule
+            )
             reason = f"Started release #{release.pk}."
         except services.ApplicationError as exc:
             reason = f"Not run: {exc.message}"

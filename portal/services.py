@@ -77,16 +77,31 @@ def audit(*, actor, action: str, obj: Any, changes: dict[str, Any] | None = None
 @transaction.atomic
 def membership_set(*, team: Team, user, role: str, actor) -> Membership:  # type: ignore[no-untyped-def]
     membership, created = Membership.objects.update_or_create(team=team, user=user, defaults={"role": Role(role)})
-    audit(actor=actor, action="member-added" if created else "member-role-changed", obj=membership, changes={"user": user.get_username(), "role": role}, team=team)
+    audit(
+        actor=actor,
+        action="member-added" if created else "member-role-changed",
+        obj=membership,
+        changes={"user": user.get_username(), "role": role},
+        team=team,
+    )
     return membership
 
 
 @transaction.atomic
 def membership_remove(*, membership: Membership, actor) -> None:  # type: ignore[no-untyped-def]
     team = membership.team
-    if membership.role == Role.ADMIN and not team.memberships.filter(role=Role.ADMIN).exclude(pk=membership.pk).exists():
+    if (
+        membership.role == Role.ADMIN
+        and not team.memberships.filter(role=Role.ADMIN).exclude(pk=membership.pk).exists()
+    ):
         raise ApplicationError("A team needs at least one admin: make someone else admin first.")
-    audit(actor=actor, action="member-removed", obj=membership, changes={"user": membership.user.get_username()}, team=team)
+    audit(
+        actor=actor,
+        action="member-removed",
+        obj=membership,
+        changes={"user": membership.user.get_username()},
+        team=team,
+    )
     membership.delete()
 
 
@@ -117,20 +132,30 @@ def credentials_validate(*, platform: str, data: dict[str, Any], old: dict[str, 
 
 
 @transaction.atomic
-def connection_create(*, team: Team, platform: str, name: str, base_url: str, credentials: dict[str, Any], actor) -> Connection:  # type: ignore[no-untyped-def]
+def connection_create(
+    *, team: Team, platform: str, name: str, base_url: str, credentials: dict[str, Any], actor
+) -> Connection:  # type: ignore[no-untyped-def]
     validated = credentials_validate(platform=platform, data=credentials)
     connection = Connection(
-        team=team, platform=platform, name=name, base_url=base_url, created_by=actor,
+        team=team,
+        platform=platform,
+        name=name,
+        base_url=base_url,
+        created_by=actor,
         credentials_encrypted=encrypt_json(_plain(validated.model_dump())),
     )
     connection.full_clean()
     connection.save()
-    audit(actor=actor, action="connection-created", obj=connection, changes={"platform": platform, "base_url": base_url})
+    audit(
+        actor=actor, action="connection-created", obj=connection, changes={"platform": platform, "base_url": base_url}
+    )
     return connection
 
 
 @transaction.atomic
-def connection_update(*, connection: Connection, name: str, base_url: str, credentials: dict[str, Any], actor) -> Connection:  # type: ignore[no-untyped-def]
+def connection_update(
+    *, connection: Connection, name: str, base_url: str, credentials: dict[str, Any], actor
+) -> Connection:  # type: ignore[no-untyped-def]
     old = decrypt_json(connection.credentials_encrypted)
     validated = credentials_validate(platform=connection.platform, data=credentials, old=old)
     new = _plain(validated.model_dump())
@@ -162,7 +187,9 @@ def connection_test(*, connection: Connection) -> Connection:
         message, ok = exc.message, False
     except SchemaError:
         message, ok = "The stored credentials no longer fit this platform: edit the connection.", False
-    Connection.objects.filter(pk=connection.pk).update(last_test_at=timezone.now(), last_test_ok=ok, last_test_message=message[:500])
+    Connection.objects.filter(pk=connection.pk).update(
+        last_test_at=timezone.now(), last_test_ok=ok, last_test_message=message[:500]
+    )
     connection.refresh_from_db()
     return connection
 
@@ -218,7 +245,9 @@ def mapping_create(*, dataset: Dataset, connection: Connection, name: str, targe
         raise ApplicationError("The connection belongs to another team.")
     if connection.state != ObjectState.ENABLED:
         raise ApplicationError(f"The connection {connection.name} is {connection.state}.")
-    mapping = Mapping(team=dataset.team, dataset=dataset, connection=connection, name=name, target=target.model_dump(mode="json"))
+    mapping = Mapping(
+        team=dataset.team, dataset=dataset, connection=connection, name=name, target=target.model_dump(mode="json")
+    )
     mapping.full_clean()
     mapping.save()
     audit(actor=actor, action="mapping-created", obj=mapping, changes={"target": mapping.target})
@@ -252,7 +281,12 @@ def mapping_set_state(*, mapping: Mapping, state: TargetState, actor) -> Mapping
             mapping.remote_state, mapping.remote_state_at = mapping.state, timezone.now()
             fields += ["remote_state", "remote_state_at"]
         mapping.save(update_fields=fields)
-        audit(actor=actor, action="mapping-state", obj=mapping, changes={"from": old, "to": state, "remote": remote_message})
+        audit(
+            actor=actor,
+            action="mapping-state",
+            obj=mapping,
+            changes={"from": old, "to": state, "remote": remote_message},
+        )
     return mapping
 
 
@@ -277,12 +311,19 @@ def params_version_save(*, mapping: Mapping, params: Schema, note: str = "", act
 
 def tables_as_json(tables: Any) -> list[dict[str, Any]]:
     return [
-        {"title": t.title, "columns": list(t.columns), "rows": [list(r) for r in t.rows], "status_column": t.status_column}
+        {
+            "title": t.title,
+            "columns": list(t.columns),
+            "rows": [list(r) for r in t.rows],
+            "status_column": t.status_column,
+        }
         for t in tables
     ]
 
 
-def action_read(*, connection: Connection, mapping: Mapping | None, action: Action, params: Schema | None) -> ActionResult:
+def action_read(
+    *, connection: Connection, mapping: Mapping | None, action: Action, params: Schema | None
+) -> ActionResult:
     """Run a read-only action now, in the caller's process (short timeout). Raises ConnectorError."""
     if action.mutating:
         raise ApplicationError("This action changes the platform: it runs in a worker.")
@@ -291,15 +332,22 @@ def action_read(*, connection: Connection, mapping: Mapping | None, action: Acti
 
 
 @transaction.atomic
-def action_request(*, connection: Connection, mapping: Mapping | None, action: Action, params: Schema | None, actor) -> ActionRun:  # type: ignore[no-untyped-def]
+def action_request(
+    *, connection: Connection, mapping: Mapping | None, action: Action, params: Schema | None, actor
+) -> ActionRun:  # type: ignore[no-untyped-def]
     """Record a mutating action and hand it to a worker."""
     from .tasks import action_run_task
 
     if connection.state != ObjectState.ENABLED:
         raise ApplicationError(f"The connection {connection.name} is {connection.state}.")
     run = ActionRun.objects.create(
-        team=connection.team, connection=connection, mapping=mapping, action=action.name, label=action.label,
-        params=params.model_dump(mode="json") if params is not None else {}, requested_by=actor,
+        team=connection.team,
+        connection=connection,
+        mapping=mapping,
+        action=action.name,
+        label=action.label,
+        params=params.model_dump(mode="json") if params is not None else {},
+        requested_by=actor,
     )
     audit(actor=actor, action=f"action-{action.name}", obj=mapping or connection, changes={"params": run.params})
     transaction.on_commit(lambda: action_run_task.delay(run.pk))
@@ -319,7 +367,9 @@ def action_perform(*, run: ActionRun) -> ActionRun:
         status, message, tables = ActionRun.Status.FAILED, exc.message, []
     except SchemaError:
         status, message, tables = ActionRun.Status.FAILED, "The saved settings no longer fit this platform.", []
-    ActionRun.objects.filter(pk=run.pk).update(status=status, message=message, tables=tables, finished_at=timezone.now())
+    ActionRun.objects.filter(pk=run.pk).update(
+        status=status, message=message, tables=tables, finished_at=timezone.now()
+    )
     run.refresh_from_db()
     return run
 
@@ -353,12 +403,22 @@ def upload_create(*, dataset: Dataset, file: File, actor) -> Upload:  # type: ig
         digest.update(chunk)
     file.seek(0)
     upload = Upload(
-        team=dataset.team, dataset=dataset, original_name=name, size=file.size, sha256=digest.hexdigest(),
-        content_type=(getattr(file, "content_type", "") or "")[:100], uploaded_by=actor,
+        team=dataset.team,
+        dataset=dataset,
+        original_name=name,
+        size=file.size,
+        sha256=digest.hexdigest(),
+        content_type=(getattr(file, "content_type", "") or "")[:100],
+        uploaded_by=actor,
     )
     upload.file.save(name, file, save=False)
     upload.save()
-    audit(actor=actor, action="upload-created", obj=upload, changes={"name": name, "size": upload.size, "sha256": upload.sha256})
+    audit(
+        actor=actor,
+        action="upload-created",
+        obj=upload,
+        changes={"name": name, "size": upload.size, "sha256": upload.sha256},
+    )
     return upload
 
 
@@ -382,7 +442,9 @@ def chunked_upload_append(*, chunked: ChunkedUpload, offset: int, data: File) ->
         raise ApplicationError(f"The piece ends at {offset + length}, past the declared size {chunked.size}.")
     name = default_storage.save(f"chunked/{chunked.pk}/{offset:015d}", data)
     # Advance only if nobody else did meanwhile (a retried request): otherwise drop our copy.
-    updated = ChunkedUpload.objects.filter(pk=chunked.pk, offset=offset).update(offset=offset + length, parts=chunked.parts + [name])
+    updated = ChunkedUpload.objects.filter(pk=chunked.pk, offset=offset).update(
+        offset=offset + length, parts=chunked.parts + [name]
+    )
     if not updated:
         default_storage.delete(name)
         raise ApplicationError("Another request stored this piece first; ask for the offset again.")
@@ -416,7 +478,9 @@ def chunked_upload_complete(*, chunked: ChunkedUpload, actor) -> Upload:  # type
         return chunked.upload  # type: ignore[return-value]
     if chunked.offset != chunked.size:
         raise ApplicationError(f"Only {chunked.offset} of {chunked.size} bytes arrived; send the rest first.")
-    upload = upload_create(dataset=chunked.dataset, file=_Concatenated(chunked.parts, chunked.size, chunked.filename), actor=actor)
+    upload = upload_create(
+        dataset=chunked.dataset, file=_Concatenated(chunked.parts, chunked.size, chunked.filename), actor=actor
+    )
     chunked.upload = upload
     chunked.save(update_fields=["upload"])
     parts = list(chunked.parts)
@@ -438,7 +502,11 @@ def release_check(*, mapping: Mapping, upload: Upload | None) -> None:
         raise ApplicationError("That upload belongs to another dataset.")
     if (refusal := connector_class.release_refusal(mapping.target_schema())) is not None:
         raise ApplicationError(refusal[0].upper() + refusal[1:] + ".")
-    if connector_class.file_extensions and upload is not None and upload.extension not in connector_class.file_extensions:
+    if (
+        connector_class.file_extensions
+        and upload is not None
+        and upload.extension not in connector_class.file_extensions
+    ):
         raise ApplicationError(
             f"{connector_class.label} takes {', '.join('.' + e for e in connector_class.file_extensions)} files, not .{upload.extension}."
         )
@@ -478,16 +546,29 @@ def release_create(
     try:
         with transaction.atomic():
             release = Release.objects.create(
-                team=mapping.team, mapping=mapping, dataset=mapping.dataset, platform=mapping.connection.platform,
-                upload=upload, params=params.model_dump(mode="json"), created_by=actor if getattr(actor, "is_authenticated", False) else None,
-                idempotency_key=idempotency_key, trigger=trigger, schedule=schedule, release_set=release_set,
+                team=mapping.team,
+                mapping=mapping,
+                dataset=mapping.dataset,
+                platform=mapping.connection.platform,
+                upload=upload,
+                params=params.model_dump(mode="json"),
+                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                idempotency_key=idempotency_key,
+                trigger=trigger,
+                schedule=schedule,
+                release_set=release_set,
             )
             ReleaseStep.objects.bulk_create(
                 ReleaseStep(release=release, position=i, name=s.name, label=s.label, idempotent=s.idempotent)
                 for i, s in enumerate(plan)
             )
             engine.event(release, f"Release queued with {len(plan)} step{'s' if len(plan) != 1 else ''}")
-            audit(actor=actor, action="release-created", obj=release, changes={"mapping": mapping.pk, "upload": upload.pk if upload else None})
+            audit(
+                actor=actor,
+                action="release-created",
+                obj=release,
+                changes={"mapping": mapping.pk, "upload": upload.pk if upload else None},
+            )
             engine.dispatch(release.pk)
     except IntegrityError:
         # The same key raced in from a second submission: return the first release.
@@ -517,8 +598,15 @@ def release_retry(*, release: Release, params: Schema | None = None, actor, trig
     plan = connector_class.plan(target, params)
     with transaction.atomic():
         retry = Release.objects.create(
-            team=release.team, mapping=mapping, dataset=release.dataset, platform=release.platform, upload=release.upload,
-            params=params.model_dump(mode="json"), created_by=actor, trigger=trigger, retry_of=release,
+            team=release.team,
+            mapping=mapping,
+            dataset=release.dataset,
+            platform=release.platform,
+            upload=release.upload,
+            params=params.model_dump(mode="json"),
+            created_by=actor,
+            trigger=trigger,
+            retry_of=release,
             release_set_id=release.release_set_id,  # a retry stays in the release's set
         )
         now = timezone.now()
@@ -527,8 +615,17 @@ def release_retry(*, release: Release, params: Schema | None = None, actor, trig
             old = done.get(spec.name)
             step = ReleaseStep(release=retry, position=i, name=spec.name, label=spec.label, idempotent=spec.idempotent)
             if old is not None:
-                step.status, step.output, step.remote_ref, step.remote_status = StepStatus.SUCCEEDED, old.output, old.remote_ref, old.remote_status
-                step.message, step.started_at, step.finished_at = f"Done in release #{release.pk}", old.started_at, old.finished_at or now
+                step.status, step.output, step.remote_ref, step.remote_status = (
+                    StepStatus.SUCCEEDED,
+                    old.output,
+                    old.remote_ref,
+                    old.remote_status,
+                )
+                step.message, step.started_at, step.finished_at = (
+                    f"Done in release #{release.pk}",
+                    old.started_at,
+                    old.finished_at or now,
+                )
             steps.append(step)
         ReleaseStep.objects.bulk_create(steps)
         rerun = sum(1 for s in steps if s.status != StepStatus.SUCCEEDED)

@@ -34,7 +34,11 @@ def connection_test_task(connection_id: int) -> None:
 
 @shared_task(name="portal.tasks.action_run_task", acks_late=True)
 def action_run_task(run_id: int) -> None:
-    run = ActionRun.objects.select_related("connection", "mapping").filter(pk=run_id, status=ActionRun.Status.QUEUED).first()
+    run = (
+        ActionRun.objects.select_related("connection", "mapping")
+        .filter(pk=run_id, status=ActionRun.Status.QUEUED)
+        .first()
+    )
     if run is not None:
         services.action_perform(run=run)
 
@@ -60,8 +64,10 @@ def notification_deliver_task(delivery_id: int) -> None:
     from .models import NotificationDelivery
     from .notifications import deliver
 
-    delivery = NotificationDelivery.objects.select_related("channel", "release__dataset", "release__mapping").filter(
-        pk=delivery_id, status=NotificationDelivery.Status.PENDING
-    ).first()
+    delivery = (
+        NotificationDelivery.objects.select_related("channel", "release__dataset", "release__mapping")
+        .filter(pk=delivery_id, status=NotificationDelivery.Status.PENDING)
+        .first()
+    )
     if delivery is not None:
         deliver(delivery)

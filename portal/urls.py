@@ -29,7 +29,12 @@ urlpatterns = [
     path("releases/<int:pk>/status/", views.release_status, name="release-status"),
     path("releases/<int:pk>/cancel/", views.release_cancel, name="release-cancel"),
     path("mappings/<int:pk>/actions/<str:name>/", platform_views.action, {"scope": "mapping"}, name="mapping-action"),
-    path("connections/<int:pk>/actions/<str:name>/", platform_views.action, {"scope": "connection"}, name="connection-action"),
+    path(
+        "connections/<int:pk>/actions/<str:name>/",
+        platform_views.action,
+        {"scope": "connection"},
+        name="connection-action",
+    ),
     path("action-runs/<int:pk>/", platform_views.action_run_status, name="action-run"),
     path("connections/<int:pk>/browse/<str:field>/", platform_views.browse, name="browse"),
     path("connections/<int:pk>/target-preview/", platform_views.target_preview, name="target-preview"),
@@ -43,7 +48,9 @@ urlpatterns = [
     path("sets/<int:pk>/matrix/", release_set_views.release_set_matrix, name="release-set-matrix"),
     path("sets/<int:pk>/cancel/", release_set_views.release_set_cancel_view, name="release-set-cancel"),
     path("sets/<int:pk>/retry/", release_set_views.release_set_retry_view, name="release-set-retry"),
-    path("sets/<int:pk>/retry/<int:mapping_pk>/", release_set_views.release_set_retry_view, name="release-set-retry-one"),
+    path(
+        "sets/<int:pk>/retry/<int:mapping_pk>/", release_set_views.release_set_retry_view, name="release-set-retry-one"
+    ),
     path("mappings/<int:pk>/schedule/", automation_views.schedule_edit, name="schedule-edit"),
     path("mappings/<int:pk>/channels/", automation_views.channel_add, {"scope": "mapping"}, name="mapping-channel-add"),
     path("teams/<int:pk>/channels/", automation_views.channel_add, {"scope": "team"}, name="team-channel-add"),

@@ -64,7 +64,9 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
             "recent": selectors.release_history(user=user)[:10],
             "failing": selectors.failing_mappings(user=user),
             "connections": selectors.connection_list(user=user),
-            "running_count": selectors.release_history(user=user).filter(status__in=[ReleaseStatus.QUEUED, ReleaseStatus.RUNNING]).count(),
+            "running_count": selectors.release_history(user=user)
+            .filter(status__in=[ReleaseStatus.QUEUED, ReleaseStatus.RUNNING])
+            .count(),
         },
     )
 
@@ -98,19 +100,29 @@ def connection_add(request: HtmxHttpRequest) -> HttpResponse:
         raise permissions.PermissionDenied("Adding a connection needs the admin role in a team.")
     platform = request.GET.get("platform") or request.POST.get("platform")
     if platform not in CONNECTORS:
-        return render(request, "portal/connection_platform.html", {"platforms": [(s, l) for s, (l, _) in CONNECTORS.items()]})
+        return render(
+            request, "portal/connection_platform.html", {"platforms": [(s, l) for s, (l, _) in CONNECTORS.items()]}
+        )
     connector_class = get_connector_class(platform)
     form = ConnectionForm(request.POST or None, teams=teams, initial={"name": connector_class.label})
     cred_form = _credentials_form(connector_class, request.POST or None)
     if request.method == "POST" and form.is_valid() and cred_form.is_valid():
         connection = services.connection_create(
-            team=form.cleaned_data["team"], platform=platform, name=form.cleaned_data["name"],
-            base_url=form.cleaned_data["base_url"], credentials=cred_form.data_dict(), actor=request.user,
+            team=form.cleaned_data["team"],
+            platform=platform,
+            name=form.cleaned_data["name"],
+            base_url=form.cleaned_data["base_url"],
+            credentials=cred_form.data_dict(),
+            actor=request.user,
         )
         services.connection_request_test(connection=connection, actor=request.user)
         messages.success(request, f"Connection {connection.name} saved. Testing it now.")
         return redirect(connection)
-    return render(request, "portal/connection_form.html", {"form": form, "cred_form": cred_form, "platform": platform, "connector": connector_class})
+    return render(
+        request,
+        "portal/connection_form.html",
+        {"form": form, "cred_form": cred_form, "platform": platform, "connector": connector_class},
+    )
 
 
 @login_required
@@ -124,7 +136,11 @@ def connection_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     stored, secret = _stored_credentials(connection), set(connector_class.secret_fields())
     credential_rows = [
         # Secrets: only whether one is stored. Other fields: their value.
-        (info.title or name, ("set" if stored.get(name) else "not used") if name in secret else stored.get(name, ""), name in secret)
+        (
+            info.title or name,
+            ("set" if stored.get(name) else "not used") if name in secret else stored.get(name, ""),
+            name in secret,
+        )
         for name, info in connector_class.Credentials.model_fields.items()
     ]
     return render(
@@ -150,19 +166,34 @@ def connection_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     secret_names = connector_class.secret_fields()
     form = ConnectionForm(request.POST or None, initial={"name": connection.name, "base_url": connection.base_url})
     cred_form = SchemaForm(
-        request.POST or None, schema=connector_class.Credentials, prefix="cred",
+        request.POST or None,
+        schema=connector_class.Credentials,
+        prefix="cred",
         initial={k: v for k, v in stored.items() if k not in secret_names},
         stored_secrets={k: v for k, v in stored.items() if k in secret_names},
     )
     if request.method == "POST" and form.is_valid() and cred_form.is_valid():
         services.connection_update(
-            connection=connection, name=form.cleaned_data["name"], base_url=form.cleaned_data["base_url"],
-            credentials=cred_form.data_dict(), actor=request.user,
+            connection=connection,
+            name=form.cleaned_data["name"],
+            base_url=form.cleaned_data["base_url"],
+            credentials=cred_form.data_dict(),
+            actor=request.user,
         )
         services.connection_request_test(connection=connection, actor=request.user)
         messages.success(request, "Connection saved. Testing it now.")
         return redirect(connection)
-    return render(request, "portal/connection_form.html", {"form": form, "cred_form": cred_form, "platform": connection.platform, "connector": connector_class, "connection": connection})
+    return render(
+        request,
+        "portal/connection_form.html",
+        {
+            "form": form,
+            "cred_form": cred_form,
+            "platform": connection.platform,
+            "connector": connector_class,
+            "connection": connection,
+        },
+    )
 
 
 def _stored_credentials(connection: Connection) -> dict[str, Any]:
@@ -231,7 +262,12 @@ def dataset_add(request: HtmxHttpRequest) -> HttpResponse:
     form = DatasetForm(request.POST or None, teams=teams)
     if request.method == "POST" and form.is_valid():
         try:
-            dataset = services.dataset_create(team=form.cleaned_data["team"], name=form.cleaned_data["name"], description=form.cleaned_data["description"], actor=request.user)
+            dataset = services.dataset_create(
+                team=form.cleaned_data["team"],
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                actor=request.user,
+            )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -246,7 +282,12 @@ def dataset_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     form = DatasetForm(request.POST or None, initial={"name": dataset.name, "description": dataset.description})
     if request.method == "POST" and form.is_valid():
         try:
-            services.dataset_update(dataset=dataset, name=form.cleaned_data["name"], description=form.cleaned_data["description"], actor=request.user)
+            services.dataset_update(
+                dataset=dataset,
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                actor=request.user,
+            )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -268,7 +309,9 @@ def dataset_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "show_archived": show_archived,
             "uploads": selectors.upload_list(user=request.user, dataset=dataset)[:10],
             "releases": selectors.release_history(user=request.user).filter(dataset=dataset)[:10],
-            "connections": selectors.connection_list(user=request.user).filter(team=dataset.team, state=ObjectState.ENABLED),
+            "connections": selectors.connection_list(user=request.user).filter(
+                team=dataset.team, state=ObjectState.ENABLED
+            ),
         },
     )
 
@@ -290,7 +333,9 @@ def mapping_add(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
     dataset = get_for_user(request.user, Dataset.objects.all(), MANAGE, pk=dataset_pk)
     connections = selectors.connection_list(user=request.user).filter(team=dataset.team, state=ObjectState.ENABLED)
     connection_pk = request.GET.get("connection") or request.POST.get("connection")
-    connection = connections.filter(pk=connection_pk).first() if connection_pk and str(connection_pk).isdigit() else None
+    connection = (
+        connections.filter(pk=connection_pk).first() if connection_pk and str(connection_pk).isdigit() else None
+    )
     if connection is None:
         return render(request, "portal/mapping_connection.html", {"dataset": dataset, "connections": connections})
     connector_class = connection.connector_class
@@ -299,7 +344,13 @@ def mapping_add(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
     _mark_browsable(target_form, connection)
     if request.method == "POST" and form.is_valid() and target_form.is_valid():
         try:
-            mapping = services.mapping_create(dataset=dataset, connection=connection, name=form.cleaned_data["name"], target=target_form.validated, actor=request.user)  # type: ignore[arg-type]
+            mapping = services.mapping_create(
+                dataset=dataset,
+                connection=connection,
+                name=form.cleaned_data["name"],
+                target=target_form.validated,
+                actor=request.user,
+            )  # type: ignore[arg-type]
         except services.ApplicationError as exc:
             form.add_error(None, exc.message)
         except ValidationError as exc:
@@ -307,7 +358,11 @@ def mapping_add(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
         else:
             messages.success(request, f"Mapping {mapping.name} created.")
             return redirect(mapping)
-    return render(request, "portal/mapping_form.html", {"form": form, "target_form": target_form, "dataset": dataset, "connection": connection})
+    return render(
+        request,
+        "portal/mapping_form.html",
+        {"form": form, "target_form": target_form, "dataset": dataset, "connection": connection},
+    )
 
 
 @login_required
@@ -315,17 +370,31 @@ def mapping_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     mapping = get_for_user(request.user, Mapping.objects.select_related("connection", "dataset"), MANAGE, pk=pk)
     connector_class = mapping.connection.connector_class
     form = MappingForm(request.POST or None, initial={"name": mapping.name})
-    target_form = SchemaForm(request.POST or None, schema=connector_class.Target, prefix="target", initial=mapping.target)
+    target_form = SchemaForm(
+        request.POST or None, schema=connector_class.Target, prefix="target", initial=mapping.target
+    )
     _mark_browsable(target_form, mapping.connection)
     if request.method == "POST" and form.is_valid() and target_form.is_valid():
         try:
-            services.mapping_update(mapping=mapping, name=form.cleaned_data["name"], target=target_form.validated, actor=request.user)  # type: ignore[arg-type]
+            services.mapping_update(
+                mapping=mapping, name=form.cleaned_data["name"], target=target_form.validated, actor=request.user
+            )  # type: ignore[arg-type]
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
             messages.success(request, "Mapping saved.")
             return redirect(mapping)
-    return render(request, "portal/mapping_form.html", {"form": form, "target_form": target_form, "dataset": mapping.dataset, "connection": mapping.connection, "mapping": mapping})
+    return render(
+        request,
+        "portal/mapping_form.html",
+        {
+            "form": form,
+            "target_form": target_form,
+            "dataset": mapping.dataset,
+            "connection": mapping.connection,
+            "mapping": mapping,
+        },
+    )
 
 
 def _mark_browsable(form: SchemaForm, connection: Connection) -> None:
@@ -367,7 +436,11 @@ def _automation_context(mapping: Mapping) -> dict[str, Any]:
     return {
         "schedule": schedule,
         "next_run": next_run(schedule) if schedule else None,
-        "schedule_form": ScheduleForm(initial={"cron": schedule.cron, "enabled": schedule.enabled} if schedule else {"cron": "0 6 * * 1-5", "enabled": True}),
+        "schedule_form": ScheduleForm(
+            initial={"cron": schedule.cron, "enabled": schedule.enabled}
+            if schedule
+            else {"cron": "0 6 * * 1-5", "enabled": True}
+        ),
         "channels": mapping.notification_channels.all(),
         "team_channels": mapping.team.notification_channels.filter(mapping__isnull=True),
         "channel_form": ChannelForm(),
@@ -403,7 +476,16 @@ def upload_create(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
                 form.add_error("file", exc)
             else:
                 if wants_json:
-                    return JsonResponse({"id": upload.pk, "name": upload.original_name, "size": upload.size, "sha256": upload.sha256, "dataset_url": dataset.get_absolute_url()}, status=201)
+                    return JsonResponse(
+                        {
+                            "id": upload.pk,
+                            "name": upload.original_name,
+                            "size": upload.size,
+                            "sha256": upload.sha256,
+                            "dataset_url": dataset.get_absolute_url(),
+                        },
+                        status=201,
+                    )
                 messages.success(request, f"Uploaded {upload.original_name} ({upload.size:,} bytes).")
                 return redirect(dataset)
         if wants_json:
@@ -428,25 +510,43 @@ def upload_create(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
 
 @login_required
 def release_create(request: HtmxHttpRequest, mapping_pk: int) -> HttpResponse:
-    mapping = get_for_user(request.user, Mapping.objects.select_related("connection", "dataset"), OPERATE, pk=mapping_pk)
+    mapping = get_for_user(
+        request.user, Mapping.objects.select_related("connection", "dataset"), OPERATE, pk=mapping_pk
+    )
     connector_class = mapping.connection.connector_class
     uploads = selectors.upload_list(user=request.user, dataset=mapping.dataset)
     form = ReleaseForm(request.POST or None, uploads=uploads)
     params_form = SchemaForm(
-        request.POST or None, schema=connector_class.Params, prefix="params",
-        context={"target": mapping.target_schema()}, initial=mapping.default_params or None,
+        request.POST or None,
+        schema=connector_class.Params,
+        prefix="params",
+        context={"target": mapping.target_schema()},
+        initial=mapping.default_params or None,
     )
     if request.method == "POST" and form.is_valid() and params_form.is_valid():
         try:
             release = services.release_create(
-                mapping=mapping, upload=form.cleaned_data["upload"], params=params_form.validated,  # type: ignore[arg-type]
-                actor=request.user, idempotency_key=f"form:{request.user.pk}:{form.cleaned_data['submission_token']}",
+                mapping=mapping,
+                upload=form.cleaned_data["upload"],
+                params=params_form.validated,  # type: ignore[arg-type]
+                actor=request.user,
+                idempotency_key=f"form:{request.user.pk}:{form.cleaned_data['submission_token']}",
             )
         except services.ApplicationError as exc:
             form.add_error(None, exc.message)
         else:
             return redirect(release)
-    return render(request, "portal/release_form.html", {"mapping": mapping, "form": form, "params_form": params_form, "connector": connector_class, "has_uploads": uploads.exists()})
+    return render(
+        request,
+        "portal/release_form.html",
+        {
+            "mapping": mapping,
+            "form": form,
+            "params_form": params_form,
+            "connector": connector_class,
+            "has_uploads": uploads.exists(),
+        },
+    )
 
 
 def _release_context(release: Release) -> dict[str, Any]:
@@ -467,14 +567,21 @@ def _release_context(release: Release) -> dict[str, Any]:
 
 @login_required
 def release_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    release = get_for_user(request.user, Release.objects.select_related("mapping__connection", "dataset", "upload", "created_by"), VIEW, pk=pk)
+    release = get_for_user(
+        request.user,
+        Release.objects.select_related("mapping__connection", "dataset", "upload", "created_by"),
+        VIEW,
+        pk=pk,
+    )
     return render(request, "portal/release_detail.html", _release_context(release))
 
 
 @login_required
 def release_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The live part of the release page; polling stops (286) at a terminal state."""
-    release = get_for_user(request.user, Release.objects.select_related("mapping__connection", "dataset", "upload"), VIEW, pk=pk)
+    release = get_for_user(
+        request.user, Release.objects.select_related("mapping__connection", "dataset", "upload"), VIEW, pk=pk
+    )
     response = render(request, "portal/release_detail.html#release-status", _release_context(release))
     if release.is_terminal:
         response.status_code = HTMX_STOP_POLLING
@@ -529,8 +636,13 @@ def team_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         permissions.require(request.user, team.pk, MANAGE)
         if form.is_valid():
-            services.membership_set(team=team, user=form.cleaned_data["username"], role=form.cleaned_data["role"], actor=request.user)
-            messages.success(request, f"{form.cleaned_data['username'].get_username()} is now {form.cleaned_data['role']} of {team.name}.")
+            services.membership_set(
+                team=team, user=form.cleaned_data["username"], role=form.cleaned_data["role"], actor=request.user
+            )
+            messages.success(
+                request,
+                f"{form.cleaned_data['username'].get_username()} is now {form.cleaned_data['role']} of {team.name}.",
+            )
             return redirect("portal:team-detail", pk=team.pk)
     return render(
         request,
@@ -561,7 +673,9 @@ def member_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     else:
         form = RoleForm(request.POST)
         if form.is_valid():
-            services.membership_set(team=membership.team, user=membership.user, role=form.cleaned_data["role"], actor=request.user)
+            services.membership_set(
+                team=membership.team, user=membership.user, role=form.cleaned_data["role"], actor=request.user
+            )
             messages.success(request, "Role changed.")
     return redirect("portal:team-detail", pk=membership.team_id)
 

@@ -153,7 +153,9 @@ class Simulator:
                 headers={"Retry-After": str(int(fault.retry_after))},
             )
         if fault.mode in ("401", "403"):
-            return JSONResponse({"statusCode": int(fault.mode), "message": fault.message or "Unauthorized"}, status_code=int(fault.mode))
+            return JSONResponse(
+                {"statusCode": int(fault.mode), "message": fault.message or "Unauthorized"}, status_code=int(fault.mode)
+            )
         return JSONResponse({"message": fault.message or "Internal Server Error"}, status_code=int(fault.mode))
 
     async def _control_fail(self, request: Request) -> Response:

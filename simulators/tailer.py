@@ -52,18 +52,47 @@ S2S_JOB = f"storage-to-storage|000099|{S2S_ID}|DEV|stores-{{{{FD_DATE}}}}-{{{{FD
 def _configurations() -> dict[tuple[str, str, str, str], dict[str, Any]]:
     """Known configurations, keyed by identity as the API receives it (suffixed for table-to-table)."""
     seeds = [
-        ("000099", "DEV", "table-to-table", "000099_iowa_liquor_prepare_pda_DEV", "gbq-to-gbq|000099_iowa_liquor_prepare_pda_DEV"),
-        ("000099", "PROD", "table-to-table", "000099_iowa_liquor_prepare_pda_PROD", "gbq-to-gbq|000099_iowa_liquor_prepare_pda_PROD"),
-        ("000099", "DEV", "table-to-table", "000099_Load_PDA_f_traffic_ma_DEV", "gbq-to-gbq|000099_Load_PDA_f_traffic_ma_DEV"),
-        ("000099", "DEV", "table-to-storage", "000099-iowa-liquor-export-stores", "table-to-storage|000099-iowa-liquor-export-stores"),
+        (
+            "000099",
+            "DEV",
+            "table-to-table",
+            "000099_iowa_liquor_prepare_pda_DEV",
+            "gbq-to-gbq|000099_iowa_liquor_prepare_pda_DEV",
+        ),
+        (
+            "000099",
+            "PROD",
+            "table-to-table",
+            "000099_iowa_liquor_prepare_pda_PROD",
+            "gbq-to-gbq|000099_iowa_liquor_prepare_pda_PROD",
+        ),
+        (
+            "000099",
+            "DEV",
+            "table-to-table",
+            "000099_Load_PDA_f_traffic_ma_DEV",
+            "gbq-to-gbq|000099_Load_PDA_f_traffic_ma_DEV",
+        ),
+        (
+            "000099",
+            "DEV",
+            "table-to-storage",
+            "000099-iowa-liquor-export-stores",
+            "table-to-storage|000099-iowa-liquor-export-stores",
+        ),
         ("000099", "DEV", "storage-to-storage", S2S_ID, S2S_JOB),
         ("000099", "DEV", "workflow", "000099-iowa-liquor-load-pda", "workflow|000099-iowa-liquor-load-pda"),
     ]
     configs = {}
     for account, env, ctype, cid, job in seeds:
         configs[(account, env, ctype, cid)] = {
-            "account": account, "environment": env, "configuration_type": ctype, "configuration_id": cid,
-            "job_id": job, "activated": True, "archived": False,
+            "account": account,
+            "environment": env,
+            "configuration_type": ctype,
+            "configuration_id": cid,
+            "job_id": job,
+            "activated": True,
+            "archived": False,
         }
     configs[("000099", "DEV", "workflow", "000099-iowa-liquor-load-pda")].update(triggered_jobs=["JA", "JB"], resets=0)
     return configs
@@ -74,15 +103,41 @@ def _seeded_runs() -> list[dict[str, Any]]:
     t2t = ("000099", "DEV", "table-to-table", "000099_iowa_liquor_prepare_pda_DEV")
     s2s = ("000099", "DEV", "storage-to-storage", S2S_ID)
     rows = [
-        (t2t, "20201230-112837-0a795c70-2557-4a60-ba16-788aa2bea179", "2020-12-30T11:28:43.861340+00:00", "0:01:24.002519", "2020-12-30T11:30:07.960767+00:00"),
-        (t2t, "20201230-110907-47b31b2d-a54a-4a95-a3a6-b4fbc2168333", "2020-12-30T11:09:13.665798+00:00", "0:01:35.345232", "2020-12-30T11:10:49.097747+00:00"),
-        (t2t, "20201210-140612-19e547a1-de6a-47f0-b563-b8a3d5754118", "2020-12-10T14:06:17.415294+00:00", "0:01:39.201091", "2020-12-10T14:07:56.739284+00:00"),
+        (
+            t2t,
+            "20201230-112837-0a795c70-2557-4a60-ba16-788aa2bea179",
+            "2020-12-30T11:28:43.861340+00:00",
+            "0:01:24.002519",
+            "2020-12-30T11:30:07.960767+00:00",
+        ),
+        (
+            t2t,
+            "20201230-110907-47b31b2d-a54a-4a95-a3a6-b4fbc2168333",
+            "2020-12-30T11:09:13.665798+00:00",
+            "0:01:35.345232",
+            "2020-12-30T11:10:49.097747+00:00",
+        ),
+        (
+            t2t,
+            "20201210-140612-19e547a1-de6a-47f0-b563-b8a3d5754118",
+            "2020-12-10T14:06:17.415294+00:00",
+            "0:01:39.201091",
+            "2020-12-10T14:07:56.739284+00:00",
+        ),
         (s2s, "20201209-cf026ae9-c79c-4cf9-8ffb-0bb63ad39469", "2020-12-09T17:17:23+00:00", "0:00:03.885654", None),
         (s2s, "20201209-7b7b7a66-1cc0-4f09-a893-ce4a35adf09b", "2020-12-09T17:17:18+00:00", "0:00:04.373931", None),
         (s2s, "20201209-4d76a90a-b092-4c69-a87f-b0cd79305428", "2020-12-09T17:17:18+00:00", "0:00:04.295537", None),
     ]
     return [
-        {"key": key, "run_id": run_id, "start": start, "duration": duration, "last_update": last, "status": "SUCCESS", "started": None}
+        {
+            "key": key,
+            "run_id": run_id,
+            "start": start,
+            "duration": duration,
+            "last_update": last,
+            "status": "SUCCESS",
+            "started": None,
+        }
         for key, run_id, start, duration, last in rows
     ]
 
@@ -93,7 +148,9 @@ def error(status: int, message: str) -> JSONResponse:
 
 def google_error(message: str, status: int = 400) -> JSONResponse:
     """The shape of securetoken.googleapis.com's errors."""
-    return JSONResponse({"error": {"code": status, "message": message, "status": "INVALID_ARGUMENT"}}, status_code=status)
+    return JSONResponse(
+        {"error": {"code": status, "message": message, "status": "INVALID_ARGUMENT"}}, status_code=status
+    )
 
 
 class TailerSimulator(Simulator):
@@ -120,12 +177,22 @@ class TailerSimulator(Simulator):
                 {
                     "dataset": "Iowa liquor",
                     "name": "Iowa liquor PDA (DEV)",
-                    "target": {"account": "000099", "environment": "DEV", "configuration_type": "table-to-table", "configuration_id": "000099_iowa_liquor_prepare_pda"},
+                    "target": {
+                        "account": "000099",
+                        "environment": "DEV",
+                        "configuration_type": "table-to-table",
+                        "configuration_id": "000099_iowa_liquor_prepare_pda",
+                    },
                 },
                 {
                     "dataset": "Iowa liquor",
                     "name": "Iowa liquor load workflow (DEV)",
-                    "target": {"account": "000099", "environment": "DEV", "configuration_type": "workflow", "configuration_id": "000099-iowa-liquor-load-pda"},
+                    "target": {
+                        "account": "000099",
+                        "environment": "DEV",
+                        "configuration_type": "workflow",
+                        "configuration_id": "000099-iowa-liquor-load-pda",
+                    },
                 },
             ],
         }
@@ -188,9 +255,15 @@ class TailerSimulator(Simulator):
         now = int(time.time())
         exp = int(now + ttl)
         claims = {
-            "iss": f"https://securetoken.google.com/{PROJECT}", "aud": PROJECT, "auth_time": now,
-            "user_id": DEMO_USER["user_id"], "sub": DEMO_USER["user_id"], "iat": now, "exp": exp,
-            "email": DEMO_USER["email"], "email_verified": True,
+            "iss": f"https://securetoken.google.com/{PROJECT}",
+            "aud": PROJECT,
+            "auth_time": now,
+            "user_id": DEMO_USER["user_id"],
+            "sub": DEMO_USER["user_id"],
+            "iat": now,
+            "exp": exp,
+            "email": DEMO_USER["email"],
+            "email_verified": True,
             "firebase": {"identities": {"email": [DEMO_USER["email"]]}, "sign_in_provider": "password"},
         }
         return jwt.encode(claims, self._signing_key, algorithm="HS256"), exp
@@ -217,10 +290,17 @@ class TailerSimulator(Simulator):
         with self.lock:
             self.token_fetches += 1
         user = REFRESH_TOKENS[refresh]
-        return JSONResponse({
-            "access_token": token, "expires_in": str(int(self.token_ttl)), "token_type": "Bearer",
-            "refresh_token": refresh, "id_token": token, "user_id": user["user_id"], "project_id": PROJECT,
-        })
+        return JSONResponse(
+            {
+                "access_token": token,
+                "expires_in": str(int(self.token_ttl)),
+                "token_type": "Bearer",
+                "refresh_token": refresh,
+                "id_token": token,
+                "user_id": user["user_id"],
+                "project_id": PROJECT,
+            }
+        )
 
     def _authenticate(self, request: Request) -> Response | None:
         header = request.headers.get("authorization", "")
@@ -230,8 +310,12 @@ class TailerSimulator(Simulator):
         else:
             try:
                 jwt.decode(
-                    header[7:].strip(), self._signing_key, algorithms=["HS256"], audience=PROJECT,
-                    issuer=f"https://securetoken.google.com/{PROJECT}", options={"require": ["exp", "iat"]},
+                    header[7:].strip(),
+                    self._signing_key,
+                    algorithms=["HS256"],
+                    audience=PROJECT,
+                    issuer=f"https://securetoken.google.com/{PROJECT}",
+                    options={"require": ["exp", "iat"]},
                 )
             except jwt.ExpiredSignatureError:
                 denied = error(401, "Token expired")
@@ -260,7 +344,9 @@ class TailerSimulator(Simulator):
         with self.lock:
             # The route's own path, without the /tailer mount prefix.
             path = request.url.path.removeprefix(request.scope.get("root_path", ""))
-            self.requests.append({"path": path, **{k: v for k, v in body.items() if k != "action"}, "action": body["action"]})
+            self.requests.append(
+                {"path": path, **{k: v for k, v in body.items() if k != "action"}, "action": body["action"]}
+            )
         return body
 
     def _configuration(self, body: dict[str, Any]) -> dict[str, Any] | Response:
@@ -300,7 +386,9 @@ class TailerSimulator(Simulator):
         row = {
             "account": account,
             "configuration_id": cid,
-            "configuration_type": "gbq-to-gbq" if (ctype == "table-to-table" and action == "get_last_status") else ctype,
+            "configuration_type": "gbq-to-gbq"
+            if (ctype == "table-to-table" and action == "get_last_status")
+            else ctype,
             "duration": duration,
             "environment": env,
             "job_id": self.configurations.get(run["key"], {}).get("job_id", run.get("job_id")),
@@ -322,7 +410,10 @@ class TailerSimulator(Simulator):
             return config
         cid, ctype = config["configuration_id"], config["configuration_type"]
         if ctype not in LAUNCHABLE:
-            return error(400, f"{ctype} data operations cannot be launched through the API (only table-to-table and table-to-storage)")
+            return error(
+                400,
+                f"{ctype} data operations cannot be launched through the API (only table-to-table and table-to-storage)",
+            )
         if config["archived"]:
             return error(400, f"Configuration '{cid}' is archived: it cannot be launched")
         if not config["activated"]:
@@ -416,7 +507,9 @@ class TailerSimulator(Simulator):
             return error(400, "An archived configuration cannot be activated")
         if fault := self.take_fault("refuse_status_change", request):
             # Docs: "you get a response (OK, or KO)", with an HTTP 200.
-            return JSONResponse({"message": fault.message or "KO: the configuration is locked by a deployment in progress"})
+            return JSONResponse(
+                {"message": fault.message or "KO: the configuration is locked by a deployment in progress"}
+            )
         with self.lock:
             config["activated"], config["archived"] = activated, archived
         return JSONResponse({"message": "ok"})

@@ -329,7 +329,13 @@ class TonalyticaSimulator(Simulator):
                 {
                     "dataset": "Top wallets",
                     "name": "Top wallets on TONalytica",
-                    "target": {"query_id": 2, "query_name": "Top wallets by balance", "parameter_types": {"limit": "number"}, "parameter_defaults": {"limit": 10}, "max_age": 0},
+                    "target": {
+                        "query_id": 2,
+                        "query_name": "Top wallets by balance",
+                        "parameter_types": {"limit": "number"},
+                        "parameter_defaults": {"limit": 10},
+                        "max_age": 0,
+                    },
                 },
             ],
         }

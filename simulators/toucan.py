@@ -32,7 +32,10 @@ STAGES = ("staging", "production")
 #: small app's etl_config, as on the real backend.
 USERS = {"contributor@demo.example": "toucan-demo-password"}
 SMALL_APPS: dict[str, dict[str, Any]] = {
-    "demo-app": {"sources": ["sales.csv", "referential.csv", "targets.xlsx"], "domains": ["sales", "referential", "targets"]},
+    "demo-app": {
+        "sources": ["sales.csv", "referential.csv", "targets.xlsx"],
+        "domains": ["sales", "referential", "targets"],
+    },
     "retail-kpis": {"sources": ["stores.csv", "weekly_sales.csv"], "domains": ["stores", "weekly_sales"]},
 }
 DZ_FIELDS = ("dzuuid", "dztotalfilesize", "dztotalchunkcount", "dzchunkbyteoffset", "dzchunkindex")
@@ -53,7 +56,11 @@ class ToucanSimulator(Simulator):
             "name": "Toucan (simulator)",
             "credentials": {"login": login, "password": password},
             "mappings": [
-                {"dataset": "Sales", "name": "Sales on Toucan (staging)", "target": {"small_app": "demo-app", "data_source": "sales.csv", "stage": "staging"}},
+                {
+                    "dataset": "Sales",
+                    "name": "Sales on Toucan (staging)",
+                    "target": {"small_app": "demo-app", "data_source": "sales.csv", "stage": "staging"},
+                },
             ],
         }
 
@@ -69,7 +76,11 @@ class ToucanSimulator(Simulator):
         self.requests: list[dict[str, Any]] = []
 
     def state(self) -> dict[str, Any]:
-        return {"sources": self.sources, "operations": {k: self._describe(v) for k, v in self.operations.items()}, "requests": self.requests[-50:]}
+        return {
+            "sources": self.sources,
+            "operations": {k: self._describe(v) for k, v in self.operations.items()},
+            "requests": self.requests[-50:],
+        }
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -122,7 +133,14 @@ class ToucanSimulator(Simulator):
         if isinstance(found, Response):
             return found
         app, _stage = found
-        return JSONResponse({"DATA_SOURCES": [{"domain": d, "file": f} for d, f in zip(SMALL_APPS[app]["domains"], SMALL_APPS[app]["sources"], strict=False)]})
+        return JSONResponse(
+            {
+                "DATA_SOURCES": [
+                    {"domain": d, "file": f}
+                    for d, f in zip(SMALL_APPS[app]["domains"], SMALL_APPS[app]["sources"], strict=False)
+                ]
+            }
+        )
 
     # Upload
 
@@ -149,7 +167,9 @@ class ToucanSimulator(Simulator):
                 return error(400, f"Data source '{filename}' is not defined in the etl_config of '{app}'")
             present = [f for f in DZ_FIELDS if f in form]
             if present and len(present) != len(DZ_FIELDS):
-                return error(400, f"Incomplete chunk fields: missing {', '.join(f for f in DZ_FIELDS if f not in form)}")
+                return error(
+                    400, f"Incomplete chunk fields: missing {', '.join(f for f in DZ_FIELDS if f not in form)}"
+                )
             chunk_path = os.path.join(self._workdir, uuid.uuid4().hex)
             with open(chunk_path, "wb") as out:
                 while block := await upload.read(1024 * 1024):
@@ -164,11 +184,18 @@ class ToucanSimulator(Simulator):
 
     def _chunk(self, app: str, stage: str, filename: str, dz: dict[str, Any], chunk_path: str) -> Response:
         size = os.path.getsize(chunk_path)
-        index, count, offset, total = dz["dzchunkindex"], dz["dztotalchunkcount"], dz["dzchunkbyteoffset"], dz["dztotalfilesize"]
+        index, count, offset, total = (
+            dz["dzchunkindex"],
+            dz["dztotalchunkcount"],
+            dz["dzchunkbyteoffset"],
+            dz["dztotalfilesize"],
+        )
         if count < 1 or not 0 <= index < count:
             return error(400, f"dzchunkindex {index} out of range for {count} chunks")
         with self.lock:
-            progress = self.uploads.setdefault(dz["dzuuid"], {"chunks": {}, "count": count, "total": total, "chunk_size": None})
+            progress = self.uploads.setdefault(
+                dz["dzuuid"], {"chunks": {}, "count": count, "total": total, "chunk_size": None}
+            )
             if (progress["count"], progress["total"]) != (count, total):
                 return error(400, "Chunk fields disagree with earlier chunks of this dzuuid")
             if index > 0:
@@ -204,7 +231,11 @@ class ToucanSimulator(Simulator):
                 os.remove(path)
         size = os.path.getsize(final)
         with self.lock:
-            self.sources[f"{app}/{stage}/{filename}"] = {"size": size, "sha256": digest.hexdigest(), "chunks": len(paths)}
+            self.sources[f"{app}/{stage}/{filename}"] = {
+                "size": size,
+                "sha256": digest.hexdigest(),
+                "chunks": len(paths),
+            }
         return JSONResponse({"status": "uploaded", "filename": filename, "size": size, "sha256": digest.hexdigest()})
 
     # Operations
@@ -279,7 +310,9 @@ class ToucanSimulator(Simulator):
         }
         with self.lock:
             self.operations[operation_id] = record
-            self.requests.append({"path": request.url.path, "operations": operations, "query": str(request.query_params)})
+            self.requests.append(
+                {"path": request.url.path, "operations": operations, "query": str(request.query_params)}
+            )
         return JSONResponse(self._describe(record), status_code=202 if body.get("async", False) else 200)
 
     def _describe(self, record: dict[str, Any]) -> dict[str, Any]:

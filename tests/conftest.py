@@ -117,9 +117,31 @@ def celery_worker_process(django_db_setup, django_db_blocker, media_root):
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     log = open(media_root.parent / "celery-worker.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2", "--pool", "prefork", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
+            "--pool",
+            "prefork",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": url, "REDIS_URL": settings.CELERY_BROKER_URL, "PORTAL_MEDIA_ROOT": str(media_root)},
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": url,
+            "REDIS_URL": settings.CELERY_BROKER_URL,
+            "PORTAL_MEDIA_ROOT": str(media_root),
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
     )

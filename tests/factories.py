@@ -75,7 +75,9 @@ class UploadFactory(factory.django.DjangoModelFactory):
     original_name = "sales.csv"
     file = factory.LazyAttribute(lambda o: ContentFile(b"region,amount\nnorth,10\nsouth,20\n", name="upload"))
     size = 31
-    sha256 = factory.LazyFunction(lambda: __import__("hashlib").sha256(b"region,amount\nnorth,10\nsouth,20\n").hexdigest())
+    sha256 = factory.LazyFunction(
+        lambda: __import__("hashlib").sha256(b"region,amount\nnorth,10\nsouth,20\n").hexdigest()
+    )
 
 
 class ReleaseFactory(factory.django.DjangoModelFactory):

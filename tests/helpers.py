@@ -32,5 +32,7 @@ def drive_release(release, *, timeout: float = 15.0, on_tick=None):  # type: ign
         if release.is_terminal:
             return release
         time.sleep(0.1)
-        ReleaseStep.objects.filter(release=release, status__in=[StepStatus.WAITING, StepStatus.PENDING]).update(next_check_at=timezone.now())
+        ReleaseStep.objects.filter(release=release, status__in=[StepStatus.WAITING, StepStatus.PENDING]).update(
+            next_check_at=timezone.now()
+        )
     raise AssertionError(f"release still {release.status} after {timeout} s")

@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('portal', '0004_release_sets'),
+        ("portal", "0004_release_sets"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='release',
-            index=models.Index(fields=['-created_at', '-id'], name='release_history_all'),
+            model_name="release",
+            index=models.Index(fields=["-created_at", "-id"], name="release_history_all"),
         ),
     ]

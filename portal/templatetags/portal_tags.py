@@ -43,7 +43,16 @@ def filesize(value: int | None) -> str:
 @register.filter
 def with_status_index(table) -> dict:  # type: ignore[no-untyped-def]
     """A table (dict or connectors.base.Table) with the index of its status column."""
-    data = table if isinstance(table, dict) else {"title": table.title, "columns": list(table.columns), "rows": [list(r) for r in table.rows], "status_column": table.status_column}
+    data = (
+        table
+        if isinstance(table, dict)
+        else {
+            "title": table.title,
+            "columns": list(table.columns),
+            "rows": [list(r) for r in table.rows],
+            "status_column": table.status_column,
+        }
+    )
     columns = list(data["columns"])
     index = columns.index(data["status_column"]) if data.get("status_column") in columns else -1
     return {**data, "status_index": index}

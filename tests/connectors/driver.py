@@ -18,7 +18,9 @@ def file_payload(path: Path, name: str | None = None) -> FilePayload:
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
             digest.update(block)
-    return FilePayload(name=name or path.name, size=path.stat().st_size, sha256=digest.hexdigest(), open=lambda: open(path, "rb"))
+    return FilePayload(
+        name=name or path.name, size=path.stat().st_size, sha256=digest.hexdigest(), open=lambda: open(path, "rb")
+    )
 
 
 def run_release(
@@ -40,8 +42,14 @@ def run_release(
             time.sleep(0.1)
             checks += 1
             ctx = StepContext(
-                target=target, params=params, release_key=key, file=file, results=dict(results),
-                remote_ref=outcome.remote_ref, output=dict(outcome.output), checks=checks,
+                target=target,
+                params=params,
+                release_key=key,
+                file=file,
+                results=dict(results),
+                remote_ref=outcome.remote_ref,
+                output=dict(outcome.output),
+                checks=checks,
             )
             outcome = connector.check_step(step, ctx)
         finished.append((step.name, outcome))

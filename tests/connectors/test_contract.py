@@ -20,9 +20,15 @@ def test_the_connector_keeps_the_contract(slug):
         assert issubclass(schema, Schema), f"{schema} must derive from connectors.base.Schema"
         assert schema.model_config.get("hide_input_in_errors"), "validation errors must not echo input"
     # Planning and describing a target need no credentials and no network.
-    assert inspect.ismethod(cls.plan) and inspect.ismethod(cls.describe_target) and inspect.ismethod(cls.credential_warnings)
+    assert (
+        inspect.ismethod(cls.plan)
+        and inspect.ismethod(cls.describe_target)
+        and inspect.ismethod(cls.credential_warnings)
+    )
     for method in ("test_connection", "run_step", "check_step"):
-        assert getattr(cls, method) is not getattr(Connector, method) or method == "check_step", f"{slug} must implement {method}"
+        assert getattr(cls, method) is not getattr(Connector, method) or method == "check_step", (
+            f"{slug} must implement {method}"
+        )
 
 
 @pytest.mark.parametrize("slug", list(CONNECTORS))

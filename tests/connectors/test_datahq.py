@@ -455,7 +455,9 @@ def test_params_errors_are_on_the_spec_field(target):
     with pytest.raises(ValidationError) as info:
         params_for('{"meta": {"owner": "demo-team",}}', target)
     assert info.value.errors()[0]["loc"] == ("spec",)
-    assert "The spec is not valid JSON: Illegal trailing comma before end of object (line 1, column 31)" in str(info.value)
+    assert "The spec is not valid JSON: Illegal trailing comma before end of object (line 1, column 31)" in str(
+        info.value
+    )
 
 
 @pytest.mark.parametrize(
@@ -499,7 +501,10 @@ def test_params_store_the_spec_as_json(target):
 def test_the_mapping_owner_must_be_the_credentials_owner(connector, sim):
     other = DatahqTarget(owner="other-team", dataset="sales")
     spec = make_spec(owner="other-team")
-    with pytest.raises(PermanentError, match="The mapping is for owner 'other-team' but the connection's token is for owner 'demo-team'"):
+    with pytest.raises(
+        PermanentError,
+        match="The mapping is for owner 'other-team' but the connection's token is for owner 'demo-team'",
+    ):
         run_release(connector, other, params_for(spec, other))
     with pytest.raises(PermanentError, match="use a connection of 'other-team'"):
         connector.revisions(other)
@@ -522,7 +527,10 @@ def test_the_revisions_action_tables_the_latest_and_successful_revisions(connect
     assert list(table.columns) == ["Which", "Revision", "Flow id", "State", "Modified", "Pipelines", "Error"]
     latest, successful = (dict(zip(table.columns, row)) for row in table.rows)
     assert (latest["Which"], latest["Revision"], latest["Flow id"], latest["State"]) == (
-        "Latest", 2, "u-demo/sales/2", "FAILED"
+        "Latest",
+        2,
+        "u-demo/sales/2",
+        "FAILED",
     )
     assert latest["Pipelines"] == "3 pipelines: 3 failed (Creating CSV, Creating JSON, Creating ZIP)"
     assert latest["Error"] == "Pipeline failed: bad header"
@@ -552,7 +560,9 @@ def test_step_tables_show_the_live_pipelines_then_the_stats(connector, target):
     deadline = time.monotonic() + 10
     while isinstance(outcome, Waiting) and time.monotonic() < deadline:
         time.sleep(0.05)
-        outcome = connector.check_step(step, StepContext(target=target, params=params, release_key="k", remote_ref=outcome.remote_ref))
+        outcome = connector.check_step(
+            step, StepContext(target=target, params=params, release_key="k", remote_ref=outcome.remote_ref)
+        )
         tables = DatahqConnector.step_tables("upload", outcome.output)
         statuses |= {row[1] for row in tables[0].rows}
         if isinstance(outcome, Waiting):
@@ -580,4 +590,9 @@ def test_step_tables_of_a_failed_revision_show_each_error_log(connector, target,
 def test_step_tables_ignore_other_steps_and_empty_outputs():
     assert DatahqConnector.step_tables("upload", {}) == []
     assert DatahqConnector.step_tables("other", {"pipelines": []}) == []
-    assert DatahqConnector.step_tables("upload", {"pipelines": [], "stats": {"bytes": None, "count_of_rows": None, "hash": None}})[0].rows == []
+    assert (
+        DatahqConnector.step_tables(
+            "upload", {"pipelines": [], "stats": {"bytes": None, "count_of_rows": None, "hash": None}}
+        )[0].rows
+        == []
+    )

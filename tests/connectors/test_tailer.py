@@ -51,7 +51,9 @@ def minted_jwt(sim, ttl: float) -> str:
 
 def unsigned_jwt(exp: float) -> str:
     """A JWT whose payload only matters (credential checks never verify the signature)."""
-    return pyjwt.encode({"exp": int(exp), "iat": int(time.time())}, "not-the-simulator-key-" + "x" * 16, algorithm="HS256")
+    return pyjwt.encode(
+        {"exp": int(exp), "iat": int(time.time())}, "not-the-simulator-key-" + "x" * 16, algorithm="HS256"
+    )
 
 
 @pytest.fixture
@@ -62,14 +64,20 @@ def connector(tailer):
 @pytest.fixture
 def target():
     return TailerTarget(
-        account="000099", environment="DEV", configuration_type="table-to-table", configuration_id="000099_iowa_liquor_prepare_pda"
+        account="000099",
+        environment="DEV",
+        configuration_type="table-to-table",
+        configuration_id="000099_iowa_liquor_prepare_pda",
     )
 
 
 @pytest.fixture
 def workflow():
     return TailerTarget(
-        account="000099", environment="DEV", configuration_type="workflow", configuration_id="000099-iowa-liquor-load-pda"
+        account="000099",
+        environment="DEV",
+        configuration_type="workflow",
+        configuration_id="000099-iowa-liquor-load-pda",
     )
 
 
@@ -115,7 +123,9 @@ def test_a_cached_token_the_platform_refuses_is_renewed_once(connector, tailer, 
 
 def test_a_refused_refresh_token_is_an_authentication_error_without_secrets(tailer):
     bad = TailerConnector(
-        refresh_credentials(tailer, refresh_token="stolen-refresh-token-123"), base_url=tailer.url("tailer"), timeout=2.0
+        refresh_credentials(tailer, refresh_token="stolen-refresh-token-123"),
+        base_url=tailer.url("tailer"),
+        timeout=2.0,
     )
     with pytest.raises(AuthenticationError) as info:
         bad.test_connection()
@@ -126,7 +136,9 @@ def test_a_refused_refresh_token_is_an_authentication_error_without_secrets(tail
 
 
 def test_a_refused_api_key_is_an_authentication_error_without_the_key(tailer):
-    bad = TailerConnector(refresh_credentials(tailer, api_key="leaky-api-key-456"), base_url=tailer.url("tailer"), timeout=2.0)
+    bad = TailerConnector(
+        refresh_credentials(tailer, api_key="leaky-api-key-456"), base_url=tailer.url("tailer"), timeout=2.0
+    )
     with pytest.raises(AuthenticationError) as info:
         bad.test_connection()
     assert "API key not valid" in info.value.message
@@ -135,7 +147,9 @@ def test_a_refused_api_key_is_an_authentication_error_without_the_key(tailer):
 
 def test_a_pasted_jwt_works_until_it_expires(tailer, target):
     token = minted_jwt(tailer, 3600)
-    connector = TailerConnector(TailerCredentials(auth_mode="jwt", jwt=SecretStr(token)), base_url=tailer.url("tailer"), timeout=2.0)
+    connector = TailerConnector(
+        TailerCredentials(auth_mode="jwt", jwt=SecretStr(token)), base_url=tailer.url("tailer"), timeout=2.0
+    )
     assert "demo@tailer.example" in connector.test_connection()
     assert connector.last_runs(target, limit=1)[0]["status"] == "SUCCESS"
     assert tailer.state("tailer")["token_fetches"] == 0
@@ -143,7 +157,9 @@ def test_a_pasted_jwt_works_until_it_expires(tailer, target):
 
 def test_an_expired_pasted_jwt_fails_before_any_call(tailer, target):
     token = minted_jwt(tailer, -60)
-    connector = TailerConnector(TailerCredentials(auth_mode="jwt", jwt=SecretStr(token)), base_url=tailer.url("tailer"), timeout=2.0)
+    connector = TailerConnector(
+        TailerCredentials(auth_mode="jwt", jwt=SecretStr(token)), base_url=tailer.url("tailer"), timeout=2.0
+    )
     with pytest.raises(AuthenticationError, match="expired on") as info:
         connector.last_runs(target)
     assert token not in str(info.value)
@@ -154,11 +170,16 @@ def test_an_expired_pasted_jwt_fails_before_any_call(tailer, target):
 def test_a_tampered_pasted_jwt_is_refused_by_the_platform(tailer, target):
     header, payload, signature = minted_jwt(tailer, 3600).split(".")
     forged = pyjwt.encode(
-        {**pyjwt.decode(f"{header}.{payload}.{signature}", options={"verify_signature": False}), "email": "boss@tailer.example"},
+        {
+            **pyjwt.decode(f"{header}.{payload}.{signature}", options={"verify_signature": False}),
+            "email": "boss@tailer.example",
+        },
         "a-guessed-signing-key-" + "y" * 16,
         algorithm="HS256",
     )
-    connector = TailerConnector(TailerCredentials(auth_mode="jwt", jwt=SecretStr(forged)), base_url=tailer.url("tailer"), timeout=2.0)
+    connector = TailerConnector(
+        TailerCredentials(auth_mode="jwt", jwt=SecretStr(forged)), base_url=tailer.url("tailer"), timeout=2.0
+    )
     with pytest.raises(AuthenticationError, match="Invalid token") as info:
         connector.last_runs(target)
     assert forged not in str(info.value)
@@ -174,9 +195,12 @@ def test_credential_warnings_for_a_pasted_jwt():
     assert len(soon) == 1 and "expires in 3 h" in soon[0] and "UTC" in soon[0]
     assert "expired on" in warnings(now - 60)[0]
     assert warnings(now + 3 * 24 * 3600) == []
-    assert TailerConnector.credential_warnings(
-        TailerCredentials(api_key=SecretStr(API_KEY), refresh_token=SecretStr(REFRESH_TOKEN))
-    ) == []
+    assert (
+        TailerConnector.credential_warnings(
+            TailerCredentials(api_key=SecretStr(API_KEY), refresh_token=SecretStr(REFRESH_TOKEN))
+        )
+        == []
+    )
 
 
 def test_credentials_need_the_chosen_modes_fields_and_keep_secrets_out_of_errors():
@@ -190,7 +214,9 @@ def test_credentials_need_the_chosen_modes_fields_and_keep_secrets_out_of_errors
     with pytest.raises(ValidationError, match="no query string"):
         TailerCredentials(api_key=API_KEY, refresh_token=REFRESH_TOKEN, token_url="https://x.example/token?key=abc")
     # Only the chosen mode's secrets are kept, and none shows in a repr.
-    creds = TailerCredentials(auth_mode="refresh_token", api_key=API_KEY, refresh_token=REFRESH_TOKEN, jwt=unsigned_jwt(0))
+    creds = TailerCredentials(
+        auth_mode="refresh_token", api_key=API_KEY, refresh_token=REFRESH_TOKEN, jwt=unsigned_jwt(0)
+    )
     assert creds.jwt is None
     assert API_KEY not in repr(creds) and REFRESH_TOKEN not in repr(creds)
     assert set(TailerConnector.secret_fields()) == {"api_key", "refresh_token", "jwt"}
@@ -202,20 +228,25 @@ def test_credentials_need_the_chosen_modes_fields_and_keep_secrets_out_of_errors
 def test_table_to_table_ids_get_the_environment_suffix(target):
     assert target.api_configuration_id == "000099_iowa_liquor_prepare_pda_DEV"
     assert target.status_job_id == "gbq-to-gbq|000099_iowa_liquor_prepare_pda_DEV"
-    other = TailerTarget(account="000099", environment="DEV", configuration_type="storage-to-storage", configuration_id=S2S_ID)
+    other = TailerTarget(
+        account="000099", environment="DEV", configuration_type="storage-to-storage", configuration_id=S2S_ID
+    )
     assert other.api_configuration_id == S2S_ID and other.status_job_id is None
 
 
 def test_a_table_to_table_id_with_its_suffix_is_rejected():
     with pytest.raises(ValidationError, match="without its '_DEV' suffix"):
         TailerTarget(
-            account="000099", environment="DEV", configuration_type="table-to-table",
+            account="000099",
+            environment="DEV",
+            configuration_type="table-to-table",
             configuration_id="000099_iowa_liquor_prepare_pda_DEV",
         )
 
 
 @pytest.mark.parametrize(
-    ("environment", "message"), [("", "environment is required"), ("dev", "write 'DEV'"), ("DEV-1", "not a Tailer environment")]
+    ("environment", "message"),
+    [("", "environment is required"), ("dev", "write 'DEV'"), ("DEV-1", "not a Tailer environment")],
 )
 def test_a_bad_environment_is_rejected(environment, message):
     with pytest.raises(ValidationError, match=message):
@@ -254,7 +285,10 @@ def test_the_launch_returns_the_run_id_at_once_and_reports_running(connector, ta
     assert not step.idempotent
     waiting = connector.run_step(step, ctx)
     assert isinstance(waiting, Waiting) and RUN_ID.match(waiting.remote_ref)
-    check = connector.check_step(step, StepContext(target=target, params=TailerParams(), release_key="k", remote_ref=waiting.remote_ref, checks=1))
+    check = connector.check_step(
+        step,
+        StepContext(target=target, params=TailerParams(), release_key="k", remote_ref=waiting.remote_ref, checks=1),
+    )
     assert isinstance(check, Waiting) and check.remote_status == "RUNNING"
 
 
@@ -281,7 +315,9 @@ def test_an_unknown_status_keeps_the_step_waiting_below_the_limit(connector, tai
     step = connector.plan(target, TailerParams())[0]
     run_id = connector.run_step(step, StepContext(target=target, params=TailerParams(), release_key="k")).remote_ref
     time.sleep(0.3)  # past the RUNNING phase
-    outcome = connector.check_step(step, StepContext(target=target, params=TailerParams(), release_key="k", remote_ref=run_id, checks=1))
+    outcome = connector.check_step(
+        step, StepContext(target=target, params=TailerParams(), release_key="k", remote_ref=run_id, checks=1)
+    )
     assert isinstance(outcome, Waiting)
     assert outcome.remote_status == "CHECKED" and "CHECKED" in outcome.message
 
@@ -296,7 +332,9 @@ def test_launching_a_disabled_configuration_is_refused(connector, tailer, target
 
 
 def test_an_unknown_configuration_is_not_found(connector):
-    ghost = TailerTarget(account="000099", environment="DEV", configuration_type="table-to-table", configuration_id="nope")
+    ghost = TailerTarget(
+        account="000099", environment="DEV", configuration_type="table-to-table", configuration_id="nope"
+    )
     with pytest.raises(NotFound, match="'nope_DEV' not found"):
         run_release(connector, ghost, TailerParams())
 
@@ -305,7 +343,9 @@ def test_an_unknown_configuration_is_not_found(connector):
 
 
 def test_last_runs_with_the_documented_filters(connector):
-    s2s = TailerTarget(account="000099", environment="DEV", configuration_type="storage-to-storage", configuration_id=S2S_ID)
+    s2s = TailerTarget(
+        account="000099", environment="DEV", configuration_type="storage-to-storage", configuration_id=S2S_ID
+    )
     assert len(connector.last_runs(s2s)) == 3
     rows = connector.last_runs(s2s, execution_date="2020-12-09", status="success", limit=2)
     assert [r["run_id"] for r in rows] == [
@@ -347,7 +387,9 @@ def test_a_refused_workflow_reset_raises_the_platforms_message(connector, tailer
     assert tailer.state("tailer")["configurations"]["000099/DEV/workflow/000099-iowa-liquor-load-pda"]["resets"] == 0
 
 
-@pytest.mark.parametrize(("state", "flags"), [("disabled", (False, False)), ("archived", (False, True)), ("enabled", (True, False))])
+@pytest.mark.parametrize(
+    ("state", "flags"), [("disabled", (False, False)), ("archived", (False, True)), ("enabled", (True, False))]
+)
 def test_it_toggles_the_configuration_remotely(connector, tailer, target, state, flags):
     assert TailerConnector.remote_toggles
     assert connector.set_target_state(target, state) == "ok"

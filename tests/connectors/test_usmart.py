@@ -205,16 +205,21 @@ def _mocked(connector: UsmartConnector, body) -> UsmartConnector:
 
 
 def test_the_catalogue_is_read_in_json_ld_form_too(sim):
-    connector = _mocked(make_connector(sim), {
-        "@id": f"https://data.usmart.io/org/{ORG_GUID}/dcat/private",
-        "dcat:dataset": [
-            {"@id": f"https://data.usmart.io/org/{ORG_GUID}/dataset/{EMPTY_DATASET.upper()}",
-             "dct:title": {"@value": "Parking occupancy"}},
-            {"dct:identifier": f"urn:usmart:{DEMO_DATASET}", "dct:title": ["Air quality sensors"]},
-            {"dct:title": "No identifier: skipped"},
-            "not an object",
-        ],
-    })
+    connector = _mocked(
+        make_connector(sim),
+        {
+            "@id": f"https://data.usmart.io/org/{ORG_GUID}/dcat/private",
+            "dcat:dataset": [
+                {
+                    "@id": f"https://data.usmart.io/org/{ORG_GUID}/dataset/{EMPTY_DATASET.upper()}",
+                    "dct:title": {"@value": "Parking occupancy"},
+                },
+                {"dct:identifier": f"urn:usmart:{DEMO_DATASET}", "dct:title": ["Air quality sensors"]},
+                {"dct:title": "No identifier: skipped"},
+                "not an object",
+            ],
+        },
+    )
     assert [(d["guid"], d["title"]) for d in connector.list_datasets()] == [
         (DEMO_DATASET, "Air quality sensors"),
         (EMPTY_DATASET, "Parking occupancy"),
@@ -231,7 +236,10 @@ def test_browsing_datasets_fills_the_title_and_clears_the_previous_file(connecto
         (EMPTY_DATASET, "Parking occupancy"),
     ]
     assert choices[1].fill == {
-        "dataset_title": "Parking occupancy", "file_guid": "", "file_name": "", "pipeline_names": "",
+        "dataset_title": "Parking occupancy",
+        "file_guid": "",
+        "file_name": "",
+        "pipeline_names": "",
     }
     assert DEMO_DATASET in choices[0].detail
     # Text filters by name; a whole GUID (the field's current value) lists everything.

@@ -28,11 +28,16 @@ def mapping(team, alice, sim):
     """A DataHQ connection to the simulator and a mapping of "Sales" with one saved spec."""
     credentials = DatahqSimulator.demo(sim.url("datahq"))["credentials"]
     connection = ConnectionFactory(
-        team=team, platform="datahq", name="DataHQ sim", base_url=sim.url("datahq"),
+        team=team,
+        platform="datahq",
+        name="DataHQ sim",
+        base_url=sim.url("datahq"),
         credentials_encrypted=encrypt_json(credentials),
     )
     mapping = MappingFactory(
-        dataset=DatasetFactory(team=team, name="Sales"), connection=connection, name="Sales on DataHQ",
+        dataset=DatasetFactory(team=team, name="Sales"),
+        connection=connection,
+        name="Sales on DataHQ",
         target={"owner": "demo-team", "dataset": "sales"},
     )
     spec = demo_spec()

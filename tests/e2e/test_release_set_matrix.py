@@ -21,7 +21,9 @@ def test_a_dataset_goes_to_three_platforms_and_the_failed_cell_is_retried(page, 
     dataset = DatasetFactory(team=team, name="Sales")
     for slug in ("toucan", "tailer", "datahq"):
         demo_mapping(slug, team, dataset, sim)
-    services.upload_create(dataset=dataset, file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n"), actor=alice)
+    services.upload_create(
+        dataset=dataset, file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n"), actor=alice
+    )
     sim.fail("toucan", "operation_failed", message="Populate failed: basemap missing")
 
     login(page, "alice")

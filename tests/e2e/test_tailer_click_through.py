@@ -32,7 +32,9 @@ API_KEY, REFRESH_TOKEN = "tailer-demo-api-key", "tailer-demo-refresh-token"
 CONFIG_ID = "000099_iowa_liquor_prepare_pda"
 SENT_ID = f"{CONFIG_ID}_DEV"
 WORKFLOW = {
-    "account": "000099", "environment": "DEV", "configuration_type": "workflow",
+    "account": "000099",
+    "environment": "DEV",
+    "configuration_type": "workflow",
     "configuration_id": "000099-iowa-liquor-load-pda",
 }
 SHOTS = os.environ.get("TAILER_SCREENSHOTS", "")
@@ -43,7 +45,9 @@ def tailer_connection(team, sim):
     """A connection in the refresh-token mode, made without the UI."""
     base = sim.url("tailer")
     credentials = encrypt_json(TailerSimulator.demo(base)["credentials"])
-    return ConnectionFactory(team=team, platform="tailer", name="Tailer sim", base_url=base, credentials_encrypted=credentials)
+    return ConnectionFactory(
+        team=team, platform="tailer", name="Tailer sim", base_url=base, credentials_encrypted=credentials
+    )
 
 
 def shot(page, name: str) -> None:
@@ -63,7 +67,9 @@ def launch_elsewhere(sim) -> str:
     """Launch the operation on Tailer without the portal (as Tailer Studio would); its run id."""
     credentials = TailerCredentials(**TailerSimulator.demo(sim.url("tailer"))["credentials"])
     connector = TailerConnector(credentials, base_url=sim.url("tailer"), timeout=5)
-    target = TailerTarget(account="000099", environment="DEV", configuration_type="table-to-table", configuration_id=CONFIG_ID)
+    target = TailerTarget(
+        account="000099", environment="DEV", configuration_type="table-to-table", configuration_id=CONFIG_ID
+    )
     context = StepContext(target=target, params=TailerParams(), release_key="studio")
     return connector.run_step(StepSpec("launch", "Launch"), context).remote_ref
 
@@ -93,7 +99,9 @@ def test_a_team_member_launches_a_tailer_operation_and_flips_its_toggles(page, a
     page.fill("#id_cred-token_url", f"{sim.url('tailer')}/token")
     shot(page, "01-connection-form")
     page.click("text=Save and test")
-    expect(page.locator("[data-test-result=ok]")).to_contain_text("Tailer accepted the token of demo@tailer.example", timeout=20_000)
+    expect(page.locator("[data-test-result=ok]")).to_contain_text(
+        "Tailer accepted the token of demo@tailer.example", timeout=20_000
+    )
     expect(page.locator(".msg-warning")).to_have_count(0)  # fetched tokens renew themselves: nothing to warn about
     content = page.content()
     assert API_KEY not in content and REFRESH_TOKEN not in content
@@ -117,7 +125,9 @@ def test_a_team_member_launches_a_tailer_operation_and_flips_its_toggles(page, a
     suffix_error = f"without its '_DEV' suffix ('{CONFIG_ID}'): the connector adds it"
     expect(page.locator(".field.has-error")).to_contain_text(suffix_error)
     expect(page.locator(".field.has-error label")).to_contain_text("Configuration id")
-    expect(page.locator("#target-preview .error")).to_contain_text(f"Configuration id: enter the table-to-table configuration id {suffix_error}")
+    expect(page.locator("#target-preview .error")).to_contain_text(
+        f"Configuration id: enter the table-to-table configuration id {suffix_error}"
+    )
     shot(page, "03-mapping-form-suffix-error")
     assert not Mapping.objects.exists()
     page.fill("#id_target-configuration_id", CONFIG_ID)
@@ -174,7 +184,11 @@ def test_a_team_member_launches_a_tailer_operation_and_flips_its_toggles(page, a
     expect(cells.nth(3)).to_have_text(re.compile(r"^0:00:0\d"))
     expect(page.locator("#release-log")).to_contain_text("Release succeeded")
     launched = [r for r in sim.state("tailer")["requests"] if r["action"] == "launch_job"]
-    assert len(launched) == 1 and launched[0]["configuration_id"] == SENT_ID and launched[0]["execution_date"] == "2026-01-15"
+    assert (
+        len(launched) == 1
+        and launched[0]["configuration_id"] == SENT_ID
+        and launched[0]["execution_date"] == "2026-01-15"
+    )
     shot(page, "07-release-done")
 
     # 4. The mapping page lists the operation's last runs, newest first, with the documented
@@ -282,7 +296,9 @@ def test_a_pasted_jwt_about_to_lapse_is_warned_about(page, alice, sim):
     expect(page.locator(".field.has-error label")).to_contain_text("JWT")
     page.fill("#id_cred-jwt", token)
     page.click("text=Save and test")
-    expect(page.locator("[data-test-result=ok]")).to_contain_text("Tailer accepted the token of demo@tailer.example", timeout=20_000)
+    expect(page.locator("[data-test-result=ok]")).to_contain_text(
+        "Tailer accepted the token of demo@tailer.example", timeout=20_000
+    )
     warning = page.locator(".msg-warning")
     expect(warning).to_contain_text(re.compile(r"The pasted JWT expires in 1 h 5\d min"))
     assert token not in page.content()
@@ -298,7 +314,9 @@ def test_the_mapping_form_preview_follows_what_is_typed(page, alice, team, taile
     page.select_option("#id_target-configuration_type", "table-to-table")
     page.locator("#id_target-configuration_id").press_sequentially(SENT_ID)
     preview = page.locator("#target-preview")
-    expect(preview).to_contain_text("Configuration id: enter the table-to-table configuration id without its '_DEV' suffix")
+    expect(preview).to_contain_text(
+        "Configuration id: enter the table-to-table configuration id without its '_DEV' suffix"
+    )
     page.locator("#id_target-configuration_id").fill("")
     page.locator("#id_target-configuration_id").press_sequentially(CONFIG_ID)
     expect(preview).to_contain_text(f"Will be sent as: 000099 / DEV / table-to-table / {SENT_ID}")

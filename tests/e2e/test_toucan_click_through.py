@@ -18,8 +18,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.worker]
 CSV = "region,amount\nnorth,10\nsouth,20\n"
 
 
-
-
 def test_a_data_team_member_releases_a_csv_to_toucan(page, alice, sim):
     login(page, "alice")
 
@@ -57,7 +55,6 @@ def test_a_data_team_member_releases_a_csv_to_toucan(page, alice, sim):
     drop_file(page, "#dropzone", "sales-2026-11.csv", CSV)
     expect(page.locator("#upload-done")).to_contain_text("Uploaded sales-2026-11.csv")
     expect(page.locator("#upload-progress progress")).to_have_attribute("value", "100")
-
 
     # Release it and watch the steps live, on one page load.
     page.click("text=Back to the dataset")

@@ -22,8 +22,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.worker]
 CSV = "sensor,at,value\ns1,2026-11-01T00:00:00Z,12.5\ns2,2026-11-01T00:00:00Z,9.75\n"
 
 
-
-
 def browse(page, field: str, choice: str) -> None:
     """Click the Browse… button next to a target field, then the choice labelled ``choice``."""
     page.click(f"#id_target-{field} + button.browse-toggle")
@@ -33,7 +31,10 @@ def browse(page, field: str, choice: str) -> None:
 def test_a_team_member_maps_by_browsing_uploads_and_watches_the_pipelines(page, alice, team, sim):
     base = sim.url("usmart")
     ConnectionFactory(
-        team=team, platform="usmart", name="uSmart sim", base_url=base,
+        team=team,
+        platform="usmart",
+        name="uSmart sim",
+        base_url=base,
         credentials_encrypted=encrypt_json(UsmartSimulator.demo(base)["credentials"]),
     )
     dataset = DatasetFactory(team=team, name="Air quality")

@@ -18,16 +18,30 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 def demo_mapping(slug, team, dataset, sim, index=0):
     demo = simulator_class(slug).demo(sim.url(slug))
-    connection = ConnectionFactory(team=team, platform=slug, name=f"{slug} sim", base_url=sim.url(slug), credentials_encrypted=encrypt_json(demo["credentials"]))
+    connection = ConnectionFactory(
+        team=team,
+        platform=slug,
+        name=f"{slug} sim",
+        base_url=sim.url(slug),
+        credentials_encrypted=encrypt_json(demo["credentials"]),
+    )
     spec = demo["mappings"][index]
-    return MappingFactory(dataset=dataset, connection=connection, name=spec["name"], target=spec["target"], default_params=spec.get("default_params", {}))
+    return MappingFactory(
+        dataset=dataset,
+        connection=connection,
+        name=spec["name"],
+        target=spec["target"],
+        default_params=spec.get("default_params", {}),
+    )
 
 
 @pytest.fixture
 def four_platforms(celery_worker_process, team, alice, sim):
     dataset = DatasetFactory(team=team, name="Sales")
     mappings = {slug: demo_mapping(slug, team, dataset, sim) for slug in ("toucan", "tailer", "tonalytica", "datahq")}
-    upload = services.upload_create(dataset=dataset, file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n"), actor=alice)
+    upload = services.upload_create(
+        dataset=dataset, file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n"), actor=alice
+    )
     return dataset, mappings, upload
 
 
@@ -46,13 +60,23 @@ def test_a_set_runs_each_platform_independently_and_retries_only_the_failed_cell
     release_set = release_set_create(dataset=dataset, mappings=list(mappings.values()), upload=upload, actor=alice)
     wait_for(lambda: settled(release_set), timeout=45, message="every cell to end")
     first = current(release_set)
-    assert {p: r.status for p, r in first.items()} == {"toucan": "failed", "tailer": "succeeded", "tonalytica": "succeeded", "datahq": "succeeded"}
+    assert {p: r.status for p, r in first.items()} == {
+        "toucan": "failed",
+        "tailer": "succeeded",
+        "tonalytica": "succeeded",
+        "datahq": "succeeded",
+    }
     assert ReleaseSet.status_of(list(first.values())) == "partial"
     toucan = first["toucan"]
     failed_step = toucan.steps.get(status="failed")
     assert failed_step.error == "Populate failed: basemap missing"
     # The file was stored once; the releases that send it point at that one upload.
-    assert {p: r.upload_id for p, r in first.items()} == {"toucan": upload.pk, "tailer": None, "tonalytica": None, "datahq": None}
+    assert {p: r.upload_id for p, r in first.items()} == {
+        "toucan": upload.pk,
+        "tailer": None,
+        "tonalytica": None,
+        "datahq": None,
+    }
 
     retries = release_set_retry(release_set=release_set, actor=alice)
     assert [r.platform for r in retries] == ["toucan"], "only the failed cell runs again"
@@ -71,8 +95,14 @@ def test_cancel_stops_the_remote_job_where_the_platform_can(four_platforms, alic
     dataset, mappings, upload = four_platforms
     sim.config("tonalytica", delay=5)
     sim.config("tailer", delay=5)
-    release_set = release_set_create(dataset=dataset, mappings=[mappings["tonalytica"], mappings["tailer"]], upload=upload, actor=alice)
-    wait_for(lambda: all(r.steps.filter(status="waiting").exists() for r in current(release_set).values()), timeout=20, message="both jobs to be running remotely")
+    release_set = release_set_create(
+        dataset=dataset, mappings=[mappings["tonalytica"], mappings["tailer"]], upload=upload, actor=alice
+    )
+    wait_for(
+        lambda: all(r.steps.filter(status="waiting").exists() for r in current(release_set).values()),
+        timeout=20,
+        message="both jobs to be running remotely",
+    )
     assert release_set_cancel(release_set=release_set, actor=alice) == 2
     wait_for(lambda: settled(release_set), timeout=20, message="the cancel to land")
     cells = current(release_set)
@@ -80,7 +110,10 @@ def test_cancel_stops_the_remote_job_where_the_platform_can(four_platforms, alic
     tonalytica_step = cells["tonalytica"].steps.get(name="refresh")
     assert tonalytica_step.status == "cancelled" and "no longer followed" not in tonalytica_step.error
     jobs = sim.state("tonalytica")["jobs"]
-    assert any(job.get("status") == 4 and "cancelled" in (job.get("error") or "").lower() for job in (jobs.values() if isinstance(jobs, dict) else jobs))
+    assert any(
+        job.get("status") == 4 and "cancelled" in (job.get("error") or "").lower()
+        for job in (jobs.values() if isinstance(jobs, dict) else jobs)
+    )
     tailer_step = cells["tailer"].steps.get(name="launch")
     assert "no longer followed" in tailer_step.error, "Tailer has no cancel API: the reason is shown"
 

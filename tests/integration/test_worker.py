@@ -15,12 +15,18 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 @pytest.fixture
 def setup(celery_worker_process, toucan_mapping, alice):
-    upload = services.upload_create(dataset=toucan_mapping.dataset, file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n" * 50), actor=alice)
+    upload = services.upload_create(
+        dataset=toucan_mapping.dataset,
+        file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n" * 50),
+        actor=alice,
+    )
     return toucan_mapping, upload, alice
 
 
 def start(mapping, file, user, **params):
-    return services.release_create(mapping=mapping, upload=file, params=services.params_validate(mapping=mapping, data=params), actor=user)
+    return services.release_create(
+        mapping=mapping, upload=file, params=services.params_validate(mapping=mapping, data=params), actor=user
+    )
 
 
 def finished(release: Release):

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -29,10 +29,10 @@ def test_a_schedule_is_a_beat_task_with_a_next_run(toucan_mapping, alice):
     task = PeriodicTask.objects.get(pk=schedule.periodic_task_id)
     assert task.task == "portal.tasks.scheduled_release_task" and json.loads(task.args) == [toucan_mapping.pk]
     assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("30", "6", "1-5")
-    monday = datetime(2026, 11, 23, 5, 0, tzinfo=timezone.utc)
-    assert schedules.next_run(schedule, now=monday) == datetime(2026, 11, 23, 6, 30, tzinfo=timezone.utc)
-    friday_night = datetime(2026, 11, 27, 23, 0, tzinfo=timezone.utc)
-    assert schedules.next_run(schedule, now=friday_night) == datetime(2026, 11, 30, 6, 30, tzinfo=timezone.utc)
+    monday = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
+    assert schedules.next_run(schedule, now=monday) == datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
+    friday_night = datetime(2026, 11, 27, 23, 0, tzinfo=UTC)
+    assert schedules.next_run(schedule, now=friday_night) == datetime(2026, 11, 30, 6, 30, tzinfo=UTC)
     schedules.schedule_set(mapping=toucan_mapping, cron="30 6 * * 1-5", enabled=False, actor=alice)
     task.refresh_from_db()
     assert task.enabled is False
@@ -44,10 +44,16 @@ def test_a_bad_cron_is_refused_with_a_reason(cron):
         schedules.parse_cron(cron)
 
 
-def test_firing_a_schedule_releases_the_newest_upload_with_saved_params(toucan_mapping, csv_upload, alice, django_capture_on_commit_callbacks):
+def test_firing_a_schedule_releases_the_newest_upload_with_saved_params(
+    toucan_mapping, csv_upload, alice, django_capture_on_commit_callbacks
+):
     from portal.tasks import scheduled_release_task
 
-    services.params_version_save(mapping=toucan_mapping, params=services.params_validate(mapping=toucan_mapping, data={"operations": ["release"]}), actor=alice)
+    services.params_version_save(
+        mapping=toucan_mapping,
+        params=services.params_validate(mapping=toucan_mapping, data={"operations": ["release"]}),
+        actor=alice,
+    )
     schedule = schedules.schedule_set(mapping=toucan_mapping, cron="0 6 * * *", enabled=True, actor=alice)
     with django_capture_on_commit_callbacks():
         scheduled_release_task.run(toucan_mapping.pk)
@@ -80,7 +86,9 @@ def test_a_schedule_without_a_file_does_not_run_and_says_why(toucan_mapping, ali
 
 def test_the_schedule_form_refuses_bad_cron(client, alice, toucan_mapping):
     client.force_login(alice)
-    response = client.post(f"/mappings/{toucan_mapping.pk}/schedule/", {"cron": "whenever", "enabled": "on"}, follow=True)
+    response = client.post(
+        f"/mappings/{toucan_mapping.pk}/schedule/", {"cron": "whenever", "enabled": "on"}, follow=True
+    )
     assert "five fields" in response.content.decode()
     assert not PeriodicTask.objects.filter(task=schedules.TASK).exists()
 
@@ -116,7 +124,12 @@ def receiver():
 def failed_release(toucan_mapping, csv_upload, alice, monkeypatch, sim):
     monkeypatch.setattr(engine, "dispatch", lambda *a, **k: None)
     sim.fail("toucan", "operation_failed", message="Preprocess failed: column amount missing")
-    release = services.release_create(mapping=toucan_mapping, upload=csv_upload, params=services.params_validate(mapping=toucan_mapping, data={"operations": ["preprocess_data_sources"]}), actor=alice)
+    release = services.release_create(
+        mapping=toucan_mapping,
+        upload=csv_upload,
+        params=services.params_validate(mapping=toucan_mapping, data={"operations": ["preprocess_data_sources"]}),
+        actor=alice,
+    )
     from django.utils import timezone as tz
 
     from portal.models import ReleaseStep
@@ -153,13 +166,17 @@ def test_a_failure_is_posted_to_a_signed_webhook(failed_release, receiver, team,
     assert headers["X-Portal-Signature"] == expected
     data = json.loads(body)
     assert data["event"] == "release.failed" and data["dataset"] == "Sales" and data["platform"] == "Toucan Toco"
-    assert data["failed_step"] == "Preprocess data sources" and data["error"] == "Preprocess failed: column amount missing"
+    assert (
+        data["failed_step"] == "Preprocess data sources" and data["error"] == "Preprocess failed: column amount missing"
+    )
     assert data["url"].endswith(f"/releases/{failed_release.pk}/")
     delivery = NotificationDelivery.objects.get()
     assert delivery.status == "delivered" and delivery.response_code == 200
 
 
-def test_a_failing_receiver_is_retried_and_every_attempt_recorded(failed_release, receiver, team, django_capture_on_commit_callbacks, settings):
+def test_a_failing_receiver_is_retried_and_every_attempt_recorded(
+    failed_release, receiver, team, django_capture_on_commit_callbacks, settings
+):
     settings.PORTAL_WEBHOOK_MAX_ATTEMPTS = 3
     Receiver.answers = [500, 503]
     notifications.channel_create(team=team, kind="webhook", target=receiver, secret="s")
@@ -176,18 +193,27 @@ def test_a_failing_receiver_is_retried_and_every_attempt_recorded(failed_release
     assert len(Receiver.received) == 3
 
 
-def test_a_mapping_channel_replaces_the_teams_and_email_names_the_failure(failed_release, team, receiver, django_capture_on_commit_callbacks):
+def test_a_mapping_channel_replaces_the_teams_and_email_names_the_failure(
+    failed_release, team, receiver, django_capture_on_commit_callbacks
+):
     notifications.channel_create(team=team, kind="webhook", target=receiver)
     notifications.channel_create(team=team, mapping=failed_release.mapping, kind="email", target="oncall@example.com")
     deliver_all(django_capture_on_commit_callbacks, failed_release)
     assert Receiver.received == [], "the mapping's own channel replaces the team's"
     (message,) = mail.outbox
     assert "Sales" in message.subject and "failed" in message.subject
-    assert "Preprocess failed: column amount missing" in message.body and f"/releases/{failed_release.pk}/" in message.body
+    assert (
+        "Preprocess failed: column amount missing" in message.body and f"/releases/{failed_release.pk}/" in message.body
+    )
 
 
 def test_success_is_sent_only_when_asked(toucan_mapping, csv_upload, alice, team, django_capture_on_commit_callbacks):
-    release = services.release_create(mapping=toucan_mapping, upload=csv_upload, params=services.params_validate(mapping=toucan_mapping, data={}), actor=alice)
+    release = services.release_create(
+        mapping=toucan_mapping,
+        upload=csv_upload,
+        params=services.params_validate(mapping=toucan_mapping, data={}),
+        actor=alice,
+    )
     Release.objects.filter(pk=release.pk).update(status=ReleaseStatus.SUCCEEDED)
     release.refresh_from_db()
     notifications.channel_create(team=team, kind="email", target="a@example.com")
@@ -217,7 +243,20 @@ def test_release_file_exits_0_on_success(toucan_mapping, olivia, tmp_path, monke
         real_sleep(0.2)
 
     monkeypatch.setattr("portal.management.commands.release_file.time.sleep", advance_then_sleep)
-    call_command("release_file", "--mapping", str(toucan_mapping.pk), "--file", str(path), "--user", "olivia", "--param", 'operations=["release"]', "--timeout", "30", stdout=open("/dev/null", "w"))
+    call_command(
+        "release_file",
+        "--mapping",
+        str(toucan_mapping.pk),
+        "--file",
+        str(path),
+        "--user",
+        "olivia",
+        "--param",
+        'operations=["release"]',
+        "--timeout",
+        "30",
+        stdout=open("/dev/null", "w"),
+    )
     release = Release.objects.get()
     assert release.status == "succeeded" and release.trigger == "cli" and release.upload.original_name == "sales.csv"
 
@@ -229,7 +268,15 @@ def test_release_file_exits_non_zero_with_the_reason(toucan_mapping, olivia, bob
         call_command("release_file", "--mapping", str(toucan_mapping.pk), "--file", str(path), "--user", "bob")
     assert info.value.returncode == 2 and "may release" in str(info.value)
     with pytest.raises(CommandError) as info:
-        call_command("release_file", "--mapping", str(toucan_mapping.pk), "--file", str(tmp_path / "missing.csv"), "--user", "olivia")
+        call_command(
+            "release_file",
+            "--mapping",
+            str(toucan_mapping.pk),
+            "--file",
+            str(tmp_path / "missing.csv"),
+            "--user",
+            "olivia",
+        )
     assert info.value.returncode == 2 and "No file" in str(info.value)
     toucan_mapping.state = "disabled"
     toucan_mapping.save()
@@ -248,12 +295,26 @@ def test_release_file_reports_a_failed_release(toucan_mapping, olivia, tmp_path,
 
     monkeypatch.setattr("portal.management.commands.release_file.time.sleep", fail_it)
     with pytest.raises(CommandError) as info:
-        call_command("release_file", "--mapping", str(toucan_mapping.pk), "--file", str(path), "--user", "olivia", stdout=open("/dev/null", "w"))
+        call_command(
+            "release_file",
+            "--mapping",
+            str(toucan_mapping.pk),
+            "--file",
+            str(path),
+            "--user",
+            "olivia",
+            stdout=open("/dev/null", "w"),
+        )
     assert info.value.returncode == 1 and "401 Unauthorized" in str(info.value)
 
 
 def test_list_releases(toucan_mapping, csv_upload, olivia, capsys):
-    services.release_create(mapping=toucan_mapping, upload=csv_upload, params=services.params_validate(mapping=toucan_mapping, data={}), actor=olivia)
+    services.release_create(
+        mapping=toucan_mapping,
+        upload=csv_upload,
+        params=services.params_validate(mapping=toucan_mapping, data={}),
+        actor=olivia,
+    )
     from io import StringIO
 
     out = StringIO()
@@ -261,7 +322,9 @@ def test_list_releases(toucan_mapping, csv_upload, olivia, capsys):
     assert "queued\ttoucan\tSales → Sales on Toucan\tolivia" in out.getvalue()
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://10.1.2.3/hook", "http://localhost/hook", "ftp://example.com/x"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9/hook", "http://10.1.2.3/hook", "http://localhost/hook", "ftp://example.com/x"]
+)
 def test_webhooks_into_private_networks_are_refused(team, settings, url):
     from django.core.exceptions import ValidationError
 

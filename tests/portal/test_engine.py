@@ -26,10 +26,10 @@ def dispatched(monkeypatch):
 
 
 def make_release(mapping, upload, user, **params):
-    form_params = services.params_validate(mapping=mapping, data=params or {"operations": ["preprocess_data_sources", "release"]})
+    form_params = services.params_validate(
+        mapping=mapping, data=params or {"operations": ["preprocess_data_sources", "release"]}
+    )
     return services.release_create(mapping=mapping, upload=upload, params=form_params, actor=user)
-
-
 
 
 def test_it_runs_every_step_to_success(toucan_mapping, csv_upload, alice, dispatched, sim):
@@ -112,7 +112,9 @@ def test_a_remote_failure_shows_the_platforms_message(toucan_mapping, csv_upload
     sim.fail("toucan", "operation_failed", message="Preprocess failed: column amount missing")
     release = drive(make_release(toucan_mapping, csv_upload, alice, operations=["preprocess_data_sources", "release"]))
     assert release.status == ReleaseStatus.FAILED
-    assert release.steps.get(name="operation:preprocess_data_sources").error == "Preprocess failed: column amount missing"
+    assert (
+        release.steps.get(name="operation:preprocess_data_sources").error == "Preprocess failed: column amount missing"
+    )
     assert release.steps.get(name="operation:release").status == StepStatus.SKIPPED
     assert "column amount missing" in release.error
 
@@ -160,7 +162,9 @@ def test_the_sweeper_redispatches_overdue_releases_only(toucan_mapping, csv_uplo
     past = timezone.now() - timedelta(minutes=5)
     Release.objects.filter(pk__in=[overdue.pk, finished.pk]).update(created_at=past)
     ReleaseStep.objects.filter(release=overdue, name="upload").update(status=StepStatus.WAITING, next_check_at=past)
-    ReleaseStep.objects.filter(release=on_time, name="upload").update(status=StepStatus.WAITING, next_check_at=timezone.now() + timedelta(minutes=1))
+    ReleaseStep.objects.filter(release=on_time, name="upload").update(
+        status=StepStatus.WAITING, next_check_at=timezone.now() + timedelta(minutes=1)
+    )
     dispatched.clear()
     assert engine.release_sweep() == 1
     assert dispatched == [(overdue.pk, 0)]
@@ -175,7 +179,11 @@ def test_cancel_stops_pending_steps(toucan_mapping, csv_upload, alice, dispatche
     release.refresh_from_db()
     assert release.status == ReleaseStatus.CANCELLED
     statuses = dict(release.steps.values_list("name", "status"))
-    assert statuses == {"upload": "succeeded", "operation:preprocess_data_sources": "cancelled", "operation:release": "cancelled"}
+    assert statuses == {
+        "upload": "succeeded",
+        "operation:preprocess_data_sources": "cancelled",
+        "operation:release": "cancelled",
+    }
     waiting = release.steps.get(name="operation:preprocess_data_sources")
     assert "no longer followed" in waiting.error, "Toucan has no cancel API: the reason says so"
 
@@ -188,8 +196,13 @@ def test_backoff_is_capped_and_jittered():
 
 def test_a_target_that_no_longer_validates_fails_the_step_readably(toucan_mapping, csv_upload, alice, dispatched, sim):
     release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
-    type(toucan_mapping).objects.filter(pk=toucan_mapping.pk).update(target={"small_app": "demo app!", "data_source": "sales.csv"})
+    type(toucan_mapping).objects.filter(pk=toucan_mapping.pk).update(
+        target={"small_app": "demo app!", "data_source": "sales.csv"}
+    )
     release = drive(release)
     assert release.status == ReleaseStatus.FAILED
     error = release.steps.get(name="upload").error
-    assert error.startswith("The mapping's target or this release's parameters no longer validate") and "small_app" in error
+    assert (
+        error.startswith("The mapping's target or this release's parameters no longer validate")
+        and "small_app" in error
+    )

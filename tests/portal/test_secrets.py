@@ -26,19 +26,30 @@ def leaky_release(client, alice, team, sim, monkeypatch, django_capture_on_commi
     monkeypatch.setattr(tasks.connection_test_task, "delay", lambda *a, **kw: sent.append((a, kw)))
     client.force_login(alice)
     with django_capture_on_commit_callbacks(execute=True):
-        client.post(reverse("portal:connection-add") + "?platform=toucan", {
-            "platform": "toucan", "team": team.pk, "name": "Leaky", "base_url": sim.url("toucan"),
-            "cred-login": "contributor@demo.example", "cred-password": CANARY,
-        })
+        client.post(
+            reverse("portal:connection-add") + "?platform=toucan",
+            {
+                "platform": "toucan",
+                "team": team.pk,
+                "name": "Leaky",
+                "base_url": sim.url("toucan"),
+                "cred-login": "contributor@demo.example",
+                "cred-password": CANARY,
+            },
+        )
     connection = Connection.objects.get(name="Leaky")
     dataset = services.dataset_create(team=team, name="Canary data", actor=alice)
     target = services.target_validate(connection=connection, data={"small_app": "demo-app", "data_source": "sales.csv"})
-    mapping = services.mapping_create(dataset=dataset, connection=connection, name="Canary map", target=target, actor=alice)
+    mapping = services.mapping_create(
+        dataset=dataset, connection=connection, name="Canary map", target=target, actor=alice
+    )
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     upload = services.upload_create(dataset=dataset, file=SimpleUploadedFile("sales.csv", b"a,b\n1,2\n"), actor=alice)
     with django_capture_on_commit_callbacks(execute=True):
-        release = services.release_create(mapping=mapping, upload=upload, params=services.params_validate(mapping=mapping, data={}), actor=alice)
+        release = services.release_create(
+            mapping=mapping, upload=upload, params=services.params_validate(mapping=mapping, data={}), actor=alice
+        )
     services.connection_test(connection=connection)
     engine.release_advance(release.pk)  # the password is wrong for Toucan: the upload fails with 401
     release.refresh_from_db()
@@ -57,11 +68,19 @@ def test_no_page_shows_the_canary(client, alice, leaky_release):
     alice.save()
     release, connection, mapping = leaky_release["release"], leaky_release["connection"], leaky_release["mapping"]
     urls = [
-        connection.get_absolute_url(), reverse("portal:connection-edit", args=[connection.pk]), reverse("portal:connection-list"),
-        reverse("portal:connection-test-status", args=[connection.pk]), release.get_absolute_url(), mapping.get_absolute_url(),
-        reverse("portal:history"), reverse("portal:dashboard"), reverse("portal:team-detail", args=[connection.team_id]),
-        reverse("admin:portal_connection_change", args=[connection.pk]), reverse("admin:portal_connection_changelist"),
-        reverse("admin:portal_auditevent_changelist"), reverse("admin:portal_releaseevent_changelist"),
+        connection.get_absolute_url(),
+        reverse("portal:connection-edit", args=[connection.pk]),
+        reverse("portal:connection-list"),
+        reverse("portal:connection-test-status", args=[connection.pk]),
+        release.get_absolute_url(),
+        mapping.get_absolute_url(),
+        reverse("portal:history"),
+        reverse("portal:dashboard"),
+        reverse("portal:team-detail", args=[connection.team_id]),
+        reverse("admin:portal_connection_change", args=[connection.pk]),
+        reverse("admin:portal_connection_changelist"),
+        reverse("admin:portal_auditevent_changelist"),
+        reverse("admin:portal_releaseevent_changelist"),
     ]
     for url in urls:
         response = client.get(url)

@@ -19,7 +19,11 @@ def test_it_creates_the_demo_team_once_and_prints_the_password_once(django_captu
     assert "admin / " in out.getvalue()
     password = out.getvalue().split("admin / ")[1].split()[0]
     assert get_user_model().objects.get(username="admin").check_password(password)
-    assert set(Membership.objects.values_list("user__username", "role")) == {("admin", "admin"), ("operator", "operator"), ("viewer", "viewer")}
+    assert set(Membership.objects.values_list("user__username", "role")) == {
+        ("admin", "admin"),
+        ("operator", "operator"),
+        ("viewer", "viewer"),
+    }
     assert set(Connection.objects.values_list("platform", flat=True)) == set(CONNECTORS)
     assert Mapping.objects.count() >= len(CONNECTORS)
     assert all(c.test_requested_at for c in Connection.objects.all())

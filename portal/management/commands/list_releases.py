@@ -26,4 +26,6 @@ class Command(BaseCommand):
             self.stdout.write("No releases.")
         for r in rows:
             who = r.created_by.get_username() if r.created_by else r.trigger
-            self.stdout.write(f"#{r.pk}\t{r.created_at:%Y-%m-%d %H:%M:%S}\t{r.status}\t{r.platform}\t{r.dataset.name} → {r.mapping.name}\t{who}\t{r.error[:80]}")
+            self.stdout.write(
+                f"#{r.pk}\t{r.created_at:%Y-%m-%d %H:%M:%S}\t{r.status}\t{r.platform}\t{r.dataset.name} → {r.mapping.name}\t{who}\t{r.error[:80]}"
+            )

@@ -29,7 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--mapping", type=int, required=True, help="mapping id")
         parser.add_argument("--file", help="file to upload first (the platforms that need one)")
         parser.add_argument("--user", required=True, help="acting user (needs the operator role)")
-        parser.add_argument("--param", action="append", default=[], help="release parameter name=value (value may be JSON)")
+        parser.add_argument(
+            "--param", action="append", default=[], help="release parameter name=value (value may be JSON)"
+        )
         parser.add_argument("--no-wait", action="store_true", help="return once the release is queued")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
 
@@ -58,9 +60,17 @@ class Command(BaseCommand):
                 if not path.is_file():
                     raise CommandError(f"No file at {path}", returncode=2)
                 with path.open("rb") as handle:
-                    upload = services.upload_create(dataset=mapping.dataset, file=File(handle, name=path.name), actor=user)
+                    upload = services.upload_create(
+                        dataset=mapping.dataset, file=File(handle, name=path.name), actor=user
+                    )
                 self.stdout.write(f"Uploaded {upload.original_name} ({upload.size} bytes) as upload {upload.pk}")
-            release = services.release_create(mapping=mapping, upload=upload, params=services.params_validate(mapping=mapping, data=params), actor=user, trigger="cli")
+            release = services.release_create(
+                mapping=mapping,
+                upload=upload,
+                params=services.params_validate(mapping=mapping, data=params),
+                actor=user,
+                trigger="cli",
+            )
         except (services.ApplicationError, ValidationError, SchemaError) as exc:
             raise CommandError(f"Not released: {getattr(exc, 'message', exc)}", returncode=2) from None
         self.stdout.write(f"Release {release.pk} queued")
@@ -75,7 +85,9 @@ class Command(BaseCommand):
             # the platform work itself runs in the workers, which never sleep.
             time.sleep(1)
         else:
-            raise CommandError(f"Release {release.pk} still {release.status} after {options['timeout']:.0f} s", returncode=3)
+            raise CommandError(
+                f"Release {release.pk} still {release.status} after {options['timeout']:.0f} s", returncode=3
+            )
         for step in release.steps.all():
             self.stdout.write(f"  {step.label}: {step.status}{' — ' + step.error if step.error else ''}")
         if release.status != "succeeded":

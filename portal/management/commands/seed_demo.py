@@ -44,21 +44,30 @@ class Command(BaseCommand):
             if not demo:
                 continue
             connection = services.connection_create(
-                team=team, platform=slug, name=demo["name"], base_url=f"{base}/{slug}", credentials=demo["credentials"], actor=admin
+                team=team,
+                platform=slug,
+                name=demo["name"],
+                base_url=f"{base}/{slug}",
+                credentials=demo["credentials"],
+                actor=admin,
             )
             # Queued now, run as soon as the worker starts: the dashboard shows health at once.
             services.connection_request_test(connection=connection, actor=admin)
             for spec in demo.get("mappings", []):
                 dataset, _ = Dataset.objects.get_or_create(team=team, name=spec["dataset"])
                 target = services.target_validate(connection=connection, data=spec["target"])
-                mapping = services.mapping_create(dataset=dataset, connection=connection, name=spec["name"], target=target, actor=admin)
+                mapping = services.mapping_create(
+                    dataset=dataset, connection=connection, name=spec["name"], target=target, actor=admin
+                )
                 if spec.get("default_params"):
                     mapping.default_params = spec["default_params"]
                     mapping.save(update_fields=["default_params"])
 
         line = "=" * 64
-        self.stdout.write(self.style.SUCCESS(
-            f"\n{line}\nDemo team created. Log in at http://127.0.0.1:8000/ with\n"
-            f"  admin / {password}      (also: operator, viewer — same password)\n"
-            f"This password is shown only this once.\n{line}\n"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\n{line}\nDemo team created. Log in at http://127.0.0.1:8000/ with\n"
+                f"  admin / {password}      (also: operator, viewer — same password)\n"
+                f"This password is shown only this once.\n{line}\n"
+            )
+        )

@@ -57,10 +57,16 @@ def test_another_users_token_cannot_be_revoked_from_the_page(client, alice, bob)
 
 def test_connections_take_secrets_and_never_return_them(api, alice, team, sim):
     api.as_user(alice)
-    response = api.post("/api/v1/connections/", {
-        "platform": "toucan", "name": "Toucan API", "base_url": sim.url("toucan"),
-        "credentials": {"login": "contributor@demo.example", "password": CANARY},
-    }, format="json")
+    response = api.post(
+        "/api/v1/connections/",
+        {
+            "platform": "toucan",
+            "name": "Toucan API",
+            "base_url": sim.url("toucan"),
+            "credentials": {"login": "contributor@demo.example", "password": CANARY},
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["credentials"] == {"login": "contributor@demo.example"} and body["secrets_set"] == ["password"]
@@ -73,13 +79,21 @@ def test_connections_take_secrets_and_never_return_them(api, alice, team, sim):
 
 def test_bad_input_gets_readable_4xx_and_saves_nothing(api, alice, team, sim):
     api.as_user(alice)
-    unknown = api.post("/api/v1/connections/", {"platform": "toucan", "name": "x", "base_url": sim.url("toucan"), "credentials": {}, "colour": "red"}, format="json")
+    unknown = api.post(
+        "/api/v1/connections/",
+        {"platform": "toucan", "name": "x", "base_url": sim.url("toucan"), "credentials": {}, "colour": "red"},
+        format="json",
+    )
     assert unknown.status_code == 400 and unknown.json()["errors"]["colour"] == ["Unknown field."]
     wrong_type = api.post("/api/v1/datasets/", {"name": ["not", "a", "string"]}, format="json")
     assert wrong_type.status_code == 400 and "name" in wrong_type.json()["errors"]
     malformed = api.generic("POST", "/api/v1/datasets/", "{not json", content_type="application/json")
     assert malformed.status_code == 400 and "JSON" in malformed.json()["detail"]
-    bad_creds = api.post("/api/v1/connections/", {"platform": "toucan", "name": "x", "base_url": sim.url("toucan"), "credentials": {"login": "a"}}, format="json")
+    bad_creds = api.post(
+        "/api/v1/connections/",
+        {"platform": "toucan", "name": "x", "base_url": sim.url("toucan"), "credentials": {"login": "a"}},
+        format="json",
+    )
     assert bad_creds.status_code == 400 and "password" in bad_creds.json()["errors"]
     assert not Connection.objects.exists()
 
@@ -90,11 +104,27 @@ def test_bad_input_gets_readable_4xx_and_saves_nothing(api, alice, team, sim):
 def test_roles_are_enforced_as_in_the_ui(api, bob, olivia, toucan_mapping, csv_upload):
     api.as_user(bob)
     assert api.get(f"/api/v1/mappings/{toucan_mapping.pk}/").status_code == 200
-    assert api.post("/api/v1/releases/", {"mapping": toucan_mapping.pk, "upload": csv_upload.pk}, format="json").status_code == 403
-    assert api.post(f"/api/v1/mappings/{toucan_mapping.pk}/state/", {"state": "disabled"}, format="json").status_code == 403
+    assert (
+        api.post(
+            "/api/v1/releases/", {"mapping": toucan_mapping.pk, "upload": csv_upload.pk}, format="json"
+        ).status_code
+        == 403
+    )
+    assert (
+        api.post(f"/api/v1/mappings/{toucan_mapping.pk}/state/", {"state": "disabled"}, format="json").status_code
+        == 403
+    )
     api.as_user(olivia)
-    assert api.post(f"/api/v1/mappings/{toucan_mapping.pk}/state/", {"state": "disabled"}, format="json").status_code == 403
-    assert api.post("/api/v1/releases/", {"mapping": toucan_mapping.pk, "upload": csv_upload.pk}, format="json").status_code == 201
+    assert (
+        api.post(f"/api/v1/mappings/{toucan_mapping.pk}/state/", {"state": "disabled"}, format="json").status_code
+        == 403
+    )
+    assert (
+        api.post(
+            "/api/v1/releases/", {"mapping": toucan_mapping.pk, "upload": csv_upload.pk}, format="json"
+        ).status_code
+        == 201
+    )
 
 
 def test_another_teams_objects_are_404(api, charlie, toucan_mapping, csv_upload):
@@ -131,7 +161,11 @@ def test_triggering_is_idempotent_with_a_key(api, olivia, toucan_mapping, csv_up
 
 def test_release_params_are_validated_by_the_connector(api, olivia, toucan_mapping, csv_upload):
     api.as_user(olivia)
-    response = api.post("/api/v1/releases/", {"mapping": toucan_mapping.pk, "upload": csv_upload.pk, "params": {"operations": ["explode"]}}, format="json")
+    response = api.post(
+        "/api/v1/releases/",
+        {"mapping": toucan_mapping.pk, "upload": csv_upload.pk, "params": {"operations": ["explode"]}},
+        format="json",
+    )
     assert response.status_code == 400 and "operations.0" in response.json()["errors"]
 
 
@@ -139,7 +173,12 @@ def test_history_is_cursor_paginated_and_filtered(api, bob, toucan_mapping, csv_
     from portal import services
 
     for _ in range(5):
-        services.release_create(mapping=toucan_mapping, upload=csv_upload, params=services.params_validate(mapping=toucan_mapping, data={}), actor=olivia)
+        services.release_create(
+            mapping=toucan_mapping,
+            upload=csv_upload,
+            params=services.params_validate(mapping=toucan_mapping, data={}),
+            actor=olivia,
+        )
     Release.objects.filter(pk=Release.objects.order_by("pk").first().pk).update(status="failed")
     api.as_user(bob)
     page = api.get("/api/v1/releases/", {"page_size": 2}).json()
@@ -156,7 +195,9 @@ def test_history_is_cursor_paginated_and_filtered(api, bob, toucan_mapping, csv_
 
 def test_cancel_and_retry(api, olivia, toucan_mapping, csv_upload):
     api.as_user(olivia)
-    release = api.post("/api/v1/releases/", {"mapping": toucan_mapping.pk, "upload": csv_upload.pk}, format="json").json()
+    release = api.post(
+        "/api/v1/releases/", {"mapping": toucan_mapping.pk, "upload": csv_upload.pk}, format="json"
+    ).json()
     assert api.post(f"/api/v1/releases/{release['id']}/retry/", {}, format="json").status_code == 409, "still running"
     cancelled = api.post(f"/api/v1/releases/{release['id']}/cancel/")
     assert cancelled.status_code == 202
@@ -173,7 +214,11 @@ def test_cancel_and_retry(api, olivia, toucan_mapping, csv_upload):
 
 def test_a_simple_upload(api, olivia, toucan_mapping):
     api.as_user(olivia)
-    response = api.post("/api/v1/uploads/", {"dataset": toucan_mapping.dataset_id, "file": SimpleUploadedFile("s.csv", b"a,b\n")}, format="multipart")
+    response = api.post(
+        "/api/v1/uploads/",
+        {"dataset": toucan_mapping.dataset_id, "file": SimpleUploadedFile("s.csv", b"a,b\n")},
+        format="multipart",
+    )
     assert response.status_code == 201 and response.json()["size"] == 4
 
 
@@ -182,12 +227,22 @@ def test_a_chunked_upload_resumes_after_a_cut(api, olivia, toucan_mapping):
 
     content = b"".join(f"row-{i:06d},value\n".encode() for i in range(20000))  # ~340 KB
     api.as_user(olivia)
-    start = api.post("/api/v1/uploads/chunked/", {"dataset": toucan_mapping.dataset_id, "filename": "big.csv", "size": len(content)}, format="json").json()
+    start = api.post(
+        "/api/v1/uploads/chunked/",
+        {"dataset": toucan_mapping.dataset_id, "filename": "big.csv", "size": len(content)},
+        format="json",
+    ).json()
     url = f"/api/v1/uploads/chunked/{start['id']}/"
     piece = 100_000
 
     def send(offset):
-        return api.put(url, content[offset:offset + piece], content_type="application/octet-stream", HTTP_UPLOAD_OFFSET=str(offset), HTTP_CONTENT_DISPOSITION="attachment; filename=piece")
+        return api.put(
+            url,
+            content[offset : offset + piece],
+            content_type="application/octet-stream",
+            HTTP_UPLOAD_OFFSET=str(offset),
+            HTTP_CONTENT_DISPOSITION="attachment; filename=piece",
+        )
 
     assert send(0).json()["offset"] == piece
     # The connection drops; the client asks what the server has and sends the rest.
@@ -208,7 +263,11 @@ def test_a_chunked_upload_resumes_after_a_cut(api, olivia, toucan_mapping):
 
 def test_an_incomplete_chunked_upload_cannot_complete(api, olivia, toucan_mapping):
     api.as_user(olivia)
-    start = api.post("/api/v1/uploads/chunked/", {"dataset": toucan_mapping.dataset_id, "filename": "big.csv", "size": 10}, format="json").json()
+    start = api.post(
+        "/api/v1/uploads/chunked/",
+        {"dataset": toucan_mapping.dataset_id, "filename": "big.csv", "size": 10},
+        format="json",
+    ).json()
     response = api.post(f"/api/v1/uploads/chunked/{start['id']}/complete/")
     assert response.status_code == 409 and "Only 0 of 10 bytes" in response.json()["detail"]
     assert not Upload.objects.exists()

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def seeded_api(live_server, alice, team):
     """A live server with a few objects of every kind, and a token of an admin."""
     dataset = DatasetFactory(team=team, name="Sales")
-    mapping = MappingFactory(dataset=dataset, connection=ConnectionFactory(team=team, base_url="http://127.0.0.1:9/toucan"))
+    mapping = MappingFactory(
+        dataset=dataset, connection=ConnectionFactory(team=team, base_url="http://127.0.0.1:9/toucan")
+    )
     UploadFactory(dataset=dataset)
     ReleaseFactory(mapping=mapping)
     _token, key = tokens.token_create(user=alice, name="schemathesis")

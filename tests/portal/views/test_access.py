@@ -16,7 +16,12 @@ def objects(toucan_mapping, csv_upload, alice):
 
     params = services.params_validate(mapping=toucan_mapping, data={})
     release = services.release_create(mapping=toucan_mapping, upload=csv_upload, params=params, actor=alice)
-    return {"mapping": toucan_mapping, "connection": toucan_mapping.connection, "dataset": toucan_mapping.dataset, "release": release}
+    return {
+        "mapping": toucan_mapping,
+        "connection": toucan_mapping.connection,
+        "dataset": toucan_mapping.dataset,
+        "release": release,
+    }
 
 
 READ_PAGES = [

@@ -13,8 +13,13 @@ CANARY = "CANARY-s3cr3t-7f9a"
 
 def add(client, team, sim, **overrides):
     data = {
-        "platform": "toucan", "team": team.pk, "name": "Toucan prod", "base_url": sim.url("toucan"),
-        "cred-login": "contributor@demo.example", "cred-password": CANARY, **overrides,
+        "platform": "toucan",
+        "team": team.pk,
+        "name": "Toucan prod",
+        "base_url": sim.url("toucan"),
+        "cred-login": "contributor@demo.example",
+        "cred-password": CANARY,
+        **overrides,
     }
     return client.post(reverse("portal:connection-add") + "?platform=toucan", data)
 
@@ -35,7 +40,11 @@ def test_the_secret_is_never_shown_back(client, alice, team, sim):
     client.force_login(alice)
     add(client, team, sim)
     connection = Connection.objects.get(name="Toucan prod")
-    for url in (connection.get_absolute_url(), reverse("portal:connection-edit", args=[connection.pk]), reverse("portal:connection-list")):
+    for url in (
+        connection.get_absolute_url(),
+        reverse("portal:connection-edit", args=[connection.pk]),
+        reverse("portal:connection-list"),
+    ):
         body = client.get(url).content.decode()
         assert CANARY not in body
     edit = client.get(reverse("portal:connection-edit", args=[connection.pk])).content.decode()

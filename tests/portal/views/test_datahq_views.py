@@ -45,7 +45,10 @@ def token(credentials) -> str:
 @pytest.fixture
 def datahq(team, sim, credentials):
     return ConnectionFactory(
-        team=team, platform="datahq", name="DataHQ sim", base_url=sim.url("datahq"),
+        team=team,
+        platform="datahq",
+        name="DataHQ sim",
+        base_url=sim.url("datahq"),
         credentials_encrypted=encrypt_json(credentials),
     )
 
@@ -53,7 +56,9 @@ def datahq(team, sim, credentials):
 @pytest.fixture
 def mapping(datahq, team):
     return MappingFactory(
-        dataset=DatasetFactory(team=team, name="Sales"), connection=datahq, name="Sales on DataHQ",
+        dataset=DatasetFactory(team=team, name="Sales"),
+        connection=datahq,
+        name="Sales on DataHQ",
         target={"owner": OWNER, "dataset": "sales"},
     )
 
@@ -93,7 +98,11 @@ def release_from_form(client, mapping) -> Release:
 def drive(client, release: Release, *, timeout: float = 15.0) -> tuple[Release, list[str]]:
     """Advance until terminal as a worker would; returns the release and every live status fragment seen."""
     fragments: list[str] = []
-    release = drive_release(release, timeout=timeout, on_tick=lambda r: fragments.append(client.get(reverse("portal:release-status", args=[r.pk])).content.decode()))
+    release = drive_release(
+        release,
+        timeout=timeout,
+        on_tick=lambda r: fragments.append(client.get(reverse("portal:release-status", args=[r.pk])).content.decode()),
+    )
     return release, fragments
 
 
@@ -110,17 +119,36 @@ def test_the_spec_editor_is_a_json_textarea_with_help(client, alice, mapping):
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ('{"meta": {"owner": "demo-team",', "Not valid JSON: Expecting property name enclosed in double quotes (line 1, column 32)"),
+        (
+            '{"meta": {"owner": "demo-team",',
+            "Not valid JSON: Expecting property name enclosed in double quotes (line 1, column 32)",
+        ),
         ("[]", "The spec must be a JSON object"),
-        (json.dumps(sales_spec()).replace('"version": 1', '"version": NaN'), "spec.meta.version is nan, which is not a JSON number"),
+        (
+            json.dumps(sales_spec()).replace('"version": 1', '"version": NaN'),
+            "spec.meta.version is nan, which is not a JSON number",
+        ),
         ({"meta": {"ownerid": USERID, "dataset": "sales"}}, "meta.owner is required"),
         ({"meta": {"owner": OWNER, "ownerid": USERID}}, "meta.dataset is required"),
         (sales_spec(schedule="every 30s"), "schedule 'every 30s' is under one minute"),
         (sales_spec(schedule="hourly"), "schedule 'hourly' must look like 'every 30m'"),
-        ({**sales_spec(), "meta": {**sales_spec()["meta"], "owner": "other-team"}}, "meta.owner is 'other-team' but the mapping's owner is 'demo-team'"),
+        (
+            {**sales_spec(), "meta": {**sales_spec()["meta"], "owner": "other-team"}},
+            "meta.owner is 'other-team' but the mapping's owner is 'demo-team'",
+        ),
         (demo_spec(), "meta.dataset is 'demo-dataset' but the mapping's dataset is 'sales'"),
     ],
-    ids=["invalid-json", "not-an-object", "nan", "no-owner", "no-dataset", "schedule-30s", "schedule-hourly", "other-owner", "other-dataset"],
+    ids=[
+        "invalid-json",
+        "not-an-object",
+        "nan",
+        "no-owner",
+        "no-dataset",
+        "schedule-30s",
+        "schedule-hourly",
+        "other-owner",
+        "other-dataset",
+    ],
 )
 def test_the_spec_editor_refuses_a_bad_spec_on_the_spec_field(client, alice, mapping, spec, expected):
     client.force_login(alice)
@@ -200,7 +228,9 @@ def test_a_failed_revision_lists_each_pipeline_error(client, alice, mapping, dis
     sim.fail("datahq", "pipeline_failed", message="Pipeline failed: row 3 has 2 values")
     release, _ = drive(client, release_from_form(client, mapping))
     assert release.status == ReleaseStatus.FAILED
-    assert release.error.startswith("Upload the spec of demo-team/sales and run its pipelines: Revision 1 failed. Creating CSV: Pipeline failed: row 3 has 2 values")
+    assert release.error.startswith(
+        "Upload the spec of demo-team/sales and run its pipelines: Revision 1 failed. Creating CSV: Pipeline failed: row 3 has 2 values"
+    )
     page = html.unescape(client.get(release.get_absolute_url()).content.decode())
     assert page.count('class="badge status-failed">FAILED') == 3
     assert 'Dependency unsuccessful. Cannot run until dependency "u-demo/sales/1:csv"' in page
@@ -215,7 +245,10 @@ def test_a_refusal_fails_the_step_with_the_platform_errors(client, alice, mappin
     assert (release.status, step.status) == (ReleaseStatus.FAILED, StepStatus.FAILED)
     assert step.error == "The spec store refused the spec: Validation failed for contents"
     assert step.remote_ref == "", "no revision was made"
-    assert "The spec store refused the spec: Validation failed for contents" in client.get(release.get_absolute_url()).content.decode()
+    assert (
+        "The spec store refused the spec: Validation failed for contents"
+        in client.get(release.get_absolute_url()).content.decode()
+    )
 
 
 def test_a_token_for_another_owner_fails_clearly_without_a_call(client, alice, mapping, dispatched, sim, credentials):
@@ -230,7 +263,9 @@ def test_a_token_for_another_owner_fails_clearly_without_a_call(client, alice, m
     release, _ = drive(client, release_from_form(client, mapping))
     assert release.status == ReleaseStatus.FAILED
     error = release.steps.get().error
-    assert error.startswith("The token belongs to user id 'u-other', not to the owner id 'u-demo'") and error.endswith("Nothing was sent.")
+    assert error.startswith("The token belongs to user id 'u-other', not to the owner id 'u-demo'") and error.endswith(
+        "Nothing was sent."
+    )
     assert sim.state("datahq")["requests"] == [], "the token never left"
     assert other not in client.get(release.get_absolute_url()).content.decode()
 
@@ -256,7 +291,10 @@ def test_a_revision_the_platform_lost_becomes_a_readable_error(client, alice, ma
 
 def test_the_mapping_page_shows_the_latest_and_successful_revisions(client, bob, mapping, datahq, team, dispatched):
     demo = MappingFactory(
-        dataset=mapping.dataset, connection=datahq, name="Demo on DataHQ", target={"owner": OWNER, "dataset": "demo-dataset"}
+        dataset=mapping.dataset,
+        connection=datahq,
+        name="Demo on DataHQ",
+        target={"owner": OWNER, "dataset": "demo-dataset"},
     )
     client.force_login(bob)
     page = client.get(demo.get_absolute_url()).content.decode()

@@ -19,8 +19,20 @@ def releases(team, alice, olivia):
     now = timezone.now()
     made = []
     for i in range(7):
-        made.append(ReleaseFactory(mapping=sales, status=ReleaseStatus.SUCCEEDED, created_by=alice, created_at=now - timedelta(hours=i)))
-    made.append(ReleaseFactory(mapping=stock, status=ReleaseStatus.FAILED, created_by=olivia, created_at=now - timedelta(days=3), error="boom: column missing"))
+        made.append(
+            ReleaseFactory(
+                mapping=sales, status=ReleaseStatus.SUCCEEDED, created_by=alice, created_at=now - timedelta(hours=i)
+            )
+        )
+    made.append(
+        ReleaseFactory(
+            mapping=stock,
+            status=ReleaseStatus.FAILED,
+            created_by=olivia,
+            created_at=now - timedelta(days=3),
+            error="boom: column missing",
+        )
+    )
     return made
 
 
@@ -36,7 +48,13 @@ def test_it_lists_newest_first(client, bob, releases):
 
 @pytest.mark.parametrize(
     ("query", "expected"),
-    [({"status": "failed"}, 1), ({"q": "Stock"}, 1), ({"q": "column missing"}, 1), ({"platform": "toucan"}, 8), ({"user": "olivia"}, 1)],
+    [
+        ({"status": "failed"}, 1),
+        ({"q": "Stock"}, 1),
+        ({"q": "column missing"}, 1),
+        ({"platform": "toucan"}, 8),
+        ({"user": "olivia"}, 1),
+    ],
 )
 def test_it_filters(client, bob, releases, query, expected, olivia):
     if "user" in query:

@@ -16,15 +16,27 @@ from tests.factories import ConnectionFactory, DatasetFactory, MappingFactory
 
 pytestmark = pytest.mark.django_db
 
-T2T = {"account": "000099", "environment": "DEV", "configuration_type": "table-to-table", "configuration_id": "000099_iowa_liquor_prepare_pda"}
-WORKFLOW = {"account": "000099", "environment": "DEV", "configuration_type": "workflow", "configuration_id": "000099-iowa-liquor-load-pda"}
+T2T = {
+    "account": "000099",
+    "environment": "DEV",
+    "configuration_type": "table-to-table",
+    "configuration_id": "000099_iowa_liquor_prepare_pda",
+}
+WORKFLOW = {
+    "account": "000099",
+    "environment": "DEV",
+    "configuration_type": "workflow",
+    "configuration_id": "000099-iowa-liquor-load-pda",
+}
 
 
 @pytest.fixture
 def tailer(team, sim):
     base = sim.url("tailer")
     credentials = TailerSimulator.demo(base)["credentials"]
-    return ConnectionFactory(team=team, platform="tailer", name="Tailer sim", base_url=base, credentials_encrypted=encrypt_json(credentials))
+    return ConnectionFactory(
+        team=team, platform="tailer", name="Tailer sim", base_url=base, credentials_encrypted=encrypt_json(credentials)
+    )
 
 
 @pytest.fixture
@@ -48,11 +60,15 @@ def test_a_read_action_runs_now_and_renders_a_table(client, bob, t2t):
 
 def test_a_read_action_shows_bad_filters_as_errors(client, bob, t2t):
     client.force_login(bob)
-    body = client.get(reverse("portal:mapping-action", args=[t2t.pk, "last_runs"]), {"a-last_runs-execution_date": "30/12/2020"}).content.decode()
+    body = client.get(
+        reverse("portal:mapping-action", args=[t2t.pk, "last_runs"]), {"a-last_runs-execution_date": "30/12/2020"}
+    ).content.decode()
     assert 'class="error"' in body and "YYYY-MM-DD" in body
 
 
-def test_a_mutating_action_goes_through_a_worker_and_is_recorded(client, bob, olivia, workflow, django_capture_on_commit_callbacks):
+def test_a_mutating_action_goes_through_a_worker_and_is_recorded(
+    client, bob, olivia, workflow, django_capture_on_commit_callbacks
+):
     url = reverse("portal:mapping-action", args=[workflow.pk, "reset_workflow"])
     client.force_login(bob)
     assert client.post(url).status_code == 403

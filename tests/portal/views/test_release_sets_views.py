@@ -8,7 +8,9 @@ from portal.models import Release, ReleaseSet
 pytestmark = pytest.mark.django_db
 
 
-def test_the_preview_then_confirm_creates_one_set(client, olivia, toucan_mapping, csv_upload, django_capture_on_commit_callbacks):
+def test_the_preview_then_confirm_creates_one_set(
+    client, olivia, toucan_mapping, csv_upload, django_capture_on_commit_callbacks
+):
     client.force_login(olivia)
     url = reverse("portal:release-set-new", args=[toucan_mapping.dataset_id])
     data = {"mappings": [toucan_mapping.pk], "upload": csv_upload.pk, "token": "tok"}
@@ -25,7 +27,10 @@ def test_a_disabled_mapping_is_refused_by_name(client, olivia, toucan_mapping, c
     toucan_mapping.state = "disabled"
     toucan_mapping.save()
     client.force_login(olivia)
-    body = client.post(reverse("portal:release-set-new", args=[toucan_mapping.dataset_id]), {"mappings": [toucan_mapping.pk], "upload": csv_upload.pk, "confirm": "1"}).content.decode()
+    body = client.post(
+        reverse("portal:release-set-new", args=[toucan_mapping.dataset_id]),
+        {"mappings": [toucan_mapping.pk], "upload": csv_upload.pk, "confirm": "1"},
+    ).content.decode()
     assert "Nothing was started" in body and "Sales on Toucan: The mapping Sales on Toucan is disabled" in body
     assert not Release.objects.exists()
 
@@ -33,7 +38,9 @@ def test_a_disabled_mapping_is_refused_by_name(client, olivia, toucan_mapping, c
 def test_viewers_watch_but_cannot_start_or_retry(client, bob, olivia, toucan_mapping, csv_upload):
     from portal.release_sets import release_set_create
 
-    release_set = release_set_create(dataset=toucan_mapping.dataset, mappings=[toucan_mapping], upload=csv_upload, actor=olivia)
+    release_set = release_set_create(
+        dataset=toucan_mapping.dataset, mappings=[toucan_mapping], upload=csv_upload, actor=olivia
+    )
     client.force_login(bob)
     assert client.get(reverse("portal:release-set-new", args=[toucan_mapping.dataset_id])).status_code == 403
     assert client.post(reverse("portal:release-set-retry", args=[release_set.pk])).status_code == 403

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.django_db
 
 API_KEY, REFRESH_TOKEN = "tailer-demo-api-key", "tailer-demo-refresh-token"
 T2T = {
-    "account": "000099", "environment": "DEV", "configuration_type": "table-to-table",
+    "account": "000099",
+    "environment": "DEV",
+    "configuration_type": "table-to-table",
     "configuration_id": "000099_iowa_liquor_prepare_pda",
 }
 GOOGLE_TOKEN_URL = "https://securetoken.googleapis.com/v1/token"
@@ -47,14 +49,20 @@ def add_connection(client, team, sim, **credentials):
 def refresh_connection(team, sim):
     credentials = TailerSimulator.demo(sim.url("tailer"))["credentials"]
     return ConnectionFactory(
-        team=team, platform="tailer", name="Tailer sim", base_url=sim.url("tailer"),
+        team=team,
+        platform="tailer",
+        name="Tailer sim",
+        base_url=sim.url("tailer"),
         credentials_encrypted=encrypt_json(credentials),
     )
 
 
 def jwt_connection(team, sim, token: str) -> Connection:
     return ConnectionFactory(
-        team=team, platform="tailer", name="Tailer pasted token", base_url=sim.url("tailer"),
+        team=team,
+        platform="tailer",
+        name="Tailer pasted token",
+        base_url=sim.url("tailer"),
         credentials_encrypted=encrypt_json({"auth_mode": "jwt", "jwt": token, "token_url": GOOGLE_TOKEN_URL}),
     )
 
@@ -78,7 +86,9 @@ def test_the_jwt_mode_without_a_jwt_gets_an_error_under_the_jwt_field(client, al
     response = add_connection(client, team, sim, auth_mode="jwt", token_url=GOOGLE_TOKEN_URL)
     assert response.status_code == 200
     cred_form = response.context["cred_form"]
-    assert list(cred_form.errors) == ["jwt"], "the error sits on the JWT field, the other mode's fields are not asked for"
+    assert list(cred_form.errors) == ["jwt"], (
+        "the error sits on the JWT field, the other mode's fields are not asked for"
+    )
     assert "the JWT mode needs the JWT" in cred_form.errors["jwt"][0]
     assert 'class="field has-error"' in response.content.decode()
     assert not Connection.objects.exists()
@@ -98,7 +108,9 @@ def test_the_refresh_token_mode_names_each_missing_secret_under_its_field(client
 
 def test_an_unreadable_jwt_is_refused_without_being_shown(client, alice, team, sim):
     client.force_login(alice)
-    response = add_connection(client, team, sim, auth_mode="jwt", jwt="not-a-jwt-but-a-secret-anyway", token_url=GOOGLE_TOKEN_URL)
+    response = add_connection(
+        client, team, sim, auth_mode="jwt", jwt="not-a-jwt-but-a-secret-anyway", token_url=GOOGLE_TOKEN_URL
+    )
     assert "not a JWT" in response.context["cred_form"].errors["jwt"][0]
     assert "not-a-jwt-but-a-secret-anyway" not in response.content.decode()
     assert not Connection.objects.exists()
@@ -108,8 +120,14 @@ def test_a_refresh_token_connection_stores_only_its_modes_secrets_and_never_show
     stale = minted_jwt(sim, 3600)
     client.force_login(alice)
     response = add_connection(
-        client, team, sim, auth_mode="refresh_token", api_key=API_KEY, refresh_token=REFRESH_TOKEN,
-        token_url=f"{sim.url('tailer')}/token", jwt=stale,
+        client,
+        team,
+        sim,
+        auth_mode="refresh_token",
+        api_key=API_KEY,
+        refresh_token=REFRESH_TOKEN,
+        token_url=f"{sim.url('tailer')}/token",
+        jwt=stale,
     )
     connection = Connection.objects.get()
     assert response.status_code == 302
@@ -118,7 +136,11 @@ def test_a_refresh_token_connection_stores_only_its_modes_secrets_and_never_show
     assert (stored["api_key"], stored["refresh_token"]) == (API_KEY, REFRESH_TOKEN)
     services.connection_test(connection=connection)  # what the worker does
     assert connection.last_test_ok and "demo@tailer.example" in connection.last_test_message
-    pages = (connection.get_absolute_url(), reverse("portal:connection-edit", args=[connection.pk]), reverse("portal:connection-list"))
+    pages = (
+        connection.get_absolute_url(),
+        reverse("portal:connection-edit", args=[connection.pk]),
+        reverse("portal:connection-list"),
+    )
     for url in pages:
         body = client.get(url).content.decode()
         assert API_KEY not in body and REFRESH_TOKEN not in body and stale not in body, url
@@ -129,7 +151,12 @@ def test_switching_a_connection_to_the_jwt_mode_drops_the_refresh_token(client, 
     token = minted_jwt(sim, 3600)
     client.force_login(alice)
     url = reverse("portal:connection-edit", args=[refresh_connection.pk])
-    data = {"name": "Tailer sim", "base_url": sim.url("tailer"), "cred-auth_mode": "jwt", "cred-token_url": GOOGLE_TOKEN_URL}
+    data = {
+        "name": "Tailer sim",
+        "base_url": sim.url("tailer"),
+        "cred-auth_mode": "jwt",
+        "cred-token_url": GOOGLE_TOKEN_URL,
+    }
     refused = client.post(url, data)
     assert "the JWT mode needs the JWT" in refused.context["cred_form"].errors["jwt"][0]
     assert client.post(url, {**data, "cred-jwt": token}).status_code == 302
@@ -203,12 +230,17 @@ def test_a_suffixed_table_to_table_id_is_refused_under_its_field(client, alice, 
     response = client.post(url, map_form(refresh_connection, configuration_id="000099_iowa_liquor_prepare_pda_DEV"))
     errors = response.context["target_form"].errors
     assert list(errors) == ["configuration_id"]
-    assert "without its '_DEV' suffix ('000099_iowa_liquor_prepare_pda'): the connector adds it" in errors["configuration_id"][0]
+    assert (
+        "without its '_DEV' suffix ('000099_iowa_liquor_prepare_pda'): the connector adds it"
+        in errors["configuration_id"][0]
+    )
     assert not Mapping.objects.exists()
     # The same id is fine for other types (no suffix is added to them), and for another environment.
     other_type = map_form(refresh_connection, configuration_type="table-to-storage", configuration_id="x_DEV")
     assert client.post(url, other_type).status_code == 302
-    assert "000099 / PROD / table-to-table / 000099_iowa_liquor_prepare_pda_PROD" in preview(client, refresh_connection, environment="PROD")
+    assert "000099 / PROD / table-to-table / 000099_iowa_liquor_prepare_pda_PROD" in preview(
+        client, refresh_connection, environment="PROD"
+    )
     assert "Configuration id: enter the table-to-table configuration id without its '_DEV' suffix" in preview(
         client, refresh_connection, configuration_id="000099_iowa_liquor_prepare_pda_DEV"
     )
@@ -222,10 +254,14 @@ def test_a_suffixed_table_to_table_id_is_refused_under_its_field(client, alice, 
         ("", "This field is required"),
     ],
 )
-def test_a_malformed_environment_is_refused_before_any_call(client, alice, team, sim, refresh_connection, environment, message):
+def test_a_malformed_environment_is_refused_before_any_call(
+    client, alice, team, sim, refresh_connection, environment, message
+):
     dataset = DatasetFactory(team=team, name="Iowa")
     client.force_login(alice)
-    response = client.post(reverse("portal:mapping-add", args=[dataset.pk]), map_form(refresh_connection, environment=environment))
+    response = client.post(
+        reverse("portal:mapping-add", args=[dataset.pk]), map_form(refresh_connection, environment=environment)
+    )
     errors = response.context["target_form"].errors
     assert list(errors) == ["environment"] and message in errors["environment"][0]
     assert f"Environment: {message}" in preview(client, refresh_connection, environment=environment)
@@ -238,7 +274,9 @@ def test_an_environment_tailer_does_not_have_gets_tailers_answer(client, bob, te
     client.force_login(bob)
     body = html.unescape(client.get(reverse("portal:mapping-action", args=[mapping.pk, "last_runs"])).content.decode())
     assert 'class="error"' in body
-    expected = "Configuration '000099_iowa_liquor_prepare_pda_STAGING' not found in account 000099 (STAGING, table-to-table)"
+    expected = (
+        "Configuration '000099_iowa_liquor_prepare_pda_STAGING' not found in account 000099 (STAGING, table-to-table)"
+    )
     assert expected in body
 
 
@@ -252,7 +290,9 @@ def test_an_environment_tailer_does_not_have_gets_tailers_answer(client, bob, te
         ("2026-02-30", "'2026-02-30' is not a real calendar date"),
     ],
 )
-def test_a_bad_execution_date_is_refused_before_any_launch(client, olivia, team, sim, refresh_connection, value, message):
+def test_a_bad_execution_date_is_refused_before_any_launch(
+    client, olivia, team, sim, refresh_connection, value, message
+):
     mapping = tailer_mapping(team, refresh_connection)
     client.force_login(olivia)
     url = reverse("portal:release-create", args=[mapping.pk])
@@ -267,15 +307,21 @@ def test_a_release_sends_the_suffixed_id_and_stores_the_run_id_at_once(client, o
     mapping = tailer_mapping(team, refresh_connection)
     client.force_login(olivia)
     url = reverse("portal:release-create", args=[mapping.pk])
-    assert "000099_iowa_liquor_prepare_pda_DEV" in client.get(url).content.decode(), "the form shows the id that will be sent"
+    assert "000099_iowa_liquor_prepare_pda_DEV" in client.get(url).content.decode(), (
+        "the form shows the id that will be sent"
+    )
     client.post(url, {"submission_token": "t-1", "params-execution_date": "2026-01-15"})
     release = Release.objects.get()
     engine.release_advance(release.pk)  # the launch, as the worker runs it
     step = release.steps.get()
     assert step.status == "waiting" and step.remote_ref, "the run id is stored as soon as Tailer answers"
     (launch,) = [r for r in tailer_requests(sim) if r["action"] == "launch_job"]
-    assert launch["configuration_id"] == "000099_iowa_liquor_prepare_pda_DEV" and launch["execution_date"] == "2026-01-15"
-    page = client.get(reverse("portal:release-status", args=[release.pk]), headers={"HX-Request": "true"}).content.decode()
+    assert (
+        launch["configuration_id"] == "000099_iowa_liquor_prepare_pda_DEV" and launch["execution_date"] == "2026-01-15"
+    )
+    page = client.get(
+        reverse("portal:release-status", args=[release.pk]), headers={"HX-Request": "true"}
+    ).content.decode()
     assert step.remote_ref in page and "Launched run" in page
 
 

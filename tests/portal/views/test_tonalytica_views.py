@@ -55,8 +55,6 @@ def wallets(tonalytica, team, sim):
     )
 
 
-
-
 def release(mapping: Mapping, user, **params) -> Release:
     return services.release_create(
         mapping=mapping, upload=None, params=services.params_validate(mapping=mapping, data=params), actor=user

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.django_db
 
 def upload(client, dataset, name, content, json=True):
     headers = {"Accept": "application/json"} if json else {}
-    return client.post(reverse("portal:upload-create", args=[dataset.pk]), {"file": SimpleUploadedFile(name, content)}, headers=headers)
+    return client.post(
+        reverse("portal:upload-create", args=[dataset.pk]), {"file": SimpleUploadedFile(name, content)}, headers=headers
+    )
 
 
 def test_an_upload_is_stored_under_a_server_name_with_its_hash(client, olivia, toucan_mapping):
@@ -54,12 +56,20 @@ def test_the_plain_form_works_without_javascript(client, olivia, toucan_mapping)
 
 
 def release_form(mapping, upload, token="tok-1", **params):
-    data = {"upload": upload.pk if upload else "", "submission_token": token, "params-mode": "operations", "params-partial_kind": "preprocess", "params-upload": "on"}
+    data = {
+        "upload": upload.pk if upload else "",
+        "submission_token": token,
+        "params-mode": "operations",
+        "params-partial_kind": "preprocess",
+        "params-upload": "on",
+    }
     data.update({f"params-{k}": v for k, v in params.items()})
     return data
 
 
-def test_submitting_the_release_form_twice_creates_one_release(client, olivia, toucan_mapping, csv_upload, django_capture_on_commit_callbacks):
+def test_submitting_the_release_form_twice_creates_one_release(
+    client, olivia, toucan_mapping, csv_upload, django_capture_on_commit_callbacks
+):
     client.force_login(olivia)
     url = reverse("portal:release-create", args=[toucan_mapping.pk])
     data = release_form(toucan_mapping, csv_upload, operations=["preprocess_data_sources", "release"])
@@ -70,13 +80,20 @@ def test_submitting_the_release_form_twice_creates_one_release(client, olivia, t
     release = Release.objects.get()
     assert first["Location"] == second["Location"] == release.get_absolute_url()
     assert len(callbacks) == 1, "the engine task is enqueued once, after commit"
-    assert list(release.steps.values_list("name", flat=True)) == ["upload", "operation:preprocess_data_sources", "operation:release"]
+    assert list(release.steps.values_list("name", flat=True)) == [
+        "upload",
+        "operation:preprocess_data_sources",
+        "operation:release",
+    ]
     assert release.created_by == olivia and release.params["operations"] == ["preprocess_data_sources", "release"]
 
 
 def test_release_params_are_validated_by_the_connector(client, olivia, toucan_mapping, csv_upload):
     client.force_login(olivia)
-    response = client.post(reverse("portal:release-create", args=[toucan_mapping.pk]), release_form(toucan_mapping, csv_upload, mode="partial", input_domains=""))
+    response = client.post(
+        reverse("portal:release-create", args=[toucan_mapping.pk]),
+        release_form(toucan_mapping, csv_upload, mode="partial", input_domains=""),
+    )
     assert response.status_code == 200
     assert "input domain" in str(response.context["params_form"].errors)
     assert not Release.objects.exists()
@@ -86,7 +103,9 @@ def test_a_disabled_mapping_cannot_be_released(client, olivia, toucan_mapping, c
     toucan_mapping.state = "disabled"
     toucan_mapping.save()
     client.force_login(olivia)
-    response = client.post(reverse("portal:release-create", args=[toucan_mapping.pk]), release_form(toucan_mapping, csv_upload))
+    response = client.post(
+        reverse("portal:release-create", args=[toucan_mapping.pk]), release_form(toucan_mapping, csv_upload)
+    )
     assert "is disabled" in response.content.decode()
     assert not Release.objects.exists()
 
@@ -96,7 +115,9 @@ def test_a_file_of_the_wrong_type_for_the_platform_is_refused(client, olivia, to
 
     archive = UploadFactory(dataset=toucan_mapping.dataset, original_name="bundle.zip")
     client.force_login(olivia)
-    response = client.post(reverse("portal:release-create", args=[toucan_mapping.pk]), release_form(toucan_mapping, archive))
+    response = client.post(
+        reverse("portal:release-create", args=[toucan_mapping.pk]), release_form(toucan_mapping, archive)
+    )
     assert "not .zip" in response.content.decode()
 
 
@@ -126,13 +147,18 @@ def test_a_viewer_sees_no_cancel_button(client, bob, olivia, toucan_mapping, csv
     client.force_login(bob)
     assert b"release-cancel" not in client.get(release.get_absolute_url()).content
     client.force_login(olivia)
-    assert reverse("portal:release-cancel", args=[release.pk]).encode() in client.get(release.get_absolute_url()).content
+    assert (
+        reverse("portal:release-cancel", args=[release.pk]).encode() in client.get(release.get_absolute_url()).content
+    )
 
 
 def test_pages_name_the_platform(client, olivia, toucan_mapping, csv_upload):
     """Templates receive connector classes: they must read them, not call them."""
     client.force_login(olivia)
-    assert "Release Sales to Toucan Toco" in client.get(reverse("portal:release-create", args=[toucan_mapping.pk])).content.decode()
+    assert (
+        "Release Sales to Toucan Toco"
+        in client.get(reverse("portal:release-create", args=[toucan_mapping.pk])).content.decode()
+    )
 
 
 def test_a_release_whose_plan_sends_a_file_needs_one(client, olivia, toucan_mapping):
@@ -149,7 +175,13 @@ def test_a_release_whose_plan_sends_a_file_needs_one(client, olivia, toucan_mapp
 def test_the_edit_form_shows_stored_lists_one_per_line(client, alice, toucan_mapping):
     from portal import services
 
-    services.params_version_save(mapping=toucan_mapping, params=services.params_validate(mapping=toucan_mapping, data={"mode": "partial", "input_domains": ["sales", "referential"]}), actor=alice)
+    services.params_version_save(
+        mapping=toucan_mapping,
+        params=services.params_validate(
+            mapping=toucan_mapping, data={"mode": "partial", "input_domains": ["sales", "referential"]}
+        ),
+        actor=alice,
+    )
     client.force_login(alice)
     page = client.get(reverse("portal:params-edit", args=[toucan_mapping.pk])).content.decode()
     assert "sales\nreferential</textarea>" in page

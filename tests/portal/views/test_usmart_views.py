@@ -69,11 +69,13 @@ def readings(usmart, team):
 @pytest.fixture
 def upload(readings, alice):
     return UploadFactory(
-        dataset=readings.dataset, uploaded_by=alice, original_name="readings-2026.csv",
-        file=ContentFile(CSV, name="upload"), size=len(CSV), sha256=hashlib.sha256(CSV).hexdigest(),
+        dataset=readings.dataset,
+        uploaded_by=alice,
+        original_name="readings-2026.csv",
+        file=ContentFile(CSV, name="upload"),
+        size=len(CSV),
+        sha256=hashlib.sha256(CSV).hexdigest(),
     )
-
-
 
 
 def release(mapping: Mapping, upload: Upload | None, user) -> Release:  # type: ignore[no-untyped-def]
@@ -118,7 +120,8 @@ def test_browse_offers_datasets_files_and_pipelines_by_name(client, alice, usmar
         client, url("pipeline_guids"), **{"target-dataset_guid": DEMO_DATASET, "target-pipeline_guids": CSV_PIPELINE}
     )
     assert fills(pipelines)[1] == {
-        "pipeline_guids": API_PIPELINE, "pipeline_names": f"{CSV_PIPELINE}: CSV download\n{API_PIPELINE}: Data API",
+        "pipeline_guids": API_PIPELINE,
+        "pipeline_names": f"{CSV_PIPELINE}: CSV download\n{API_PIPELINE}: Data API",
     }
 
     early = page(client, url("file_guid"), **{"target-dataset_guid": ""})
@@ -220,8 +223,11 @@ def test_adding_a_pipeline_needs_manage_and_runs_as_a_recorded_action(
     # A second one of the same kind: the platform's reason, recorded on the run.
     action = readings.connection.connector_class.action("create_pipeline")
     again = services.action_request(
-        connection=readings.connection, mapping=readings, action=action,
-        params=action.params(pipeline_id="geojson"), actor=alice,
+        connection=readings.connection,
+        mapping=readings,
+        action=action,
+        params=action.params(pipeline_id="geojson"),
+        actor=alice,
     )
     services.action_perform(run=again)
     assert again.status == ActionRun.Status.FAILED
