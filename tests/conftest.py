@@ -14,6 +14,17 @@ from .simulator import ROOT, SimulatorProcess
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Start every run from empty tables. ``--reuse-db`` keeps the test database between runs,
+    and a run killed during a transactional test (or a worker that wrote after its flush)
+    would otherwise hand its rows to the next run, which then fails on unique personas."""
+    from django.core.management import call_command
+
+    with django_db_blocker.unblock():
+        call_command("flush", interactive=False, verbosity=0)
+
+
+@pytest.fixture(scope="session")
 def simulators():
     """The platform simulators, one process for the whole run (0.2 s per remote job state)."""
     process = SimulatorProcess(delay=0.2)
