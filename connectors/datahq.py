@@ -352,7 +352,7 @@ def _error_message(response: httpx.Response) -> str:
     return default_error_message(response)
 
 
-class DatahqConnector(Connector):
+class DatahqConnector(Connector[DatahqCredentials, DatahqTarget, DatahqParams]):
     slug = "datahq"
     label = "DataHQ spec store"
     Credentials = DatahqCredentials
@@ -378,7 +378,7 @@ class DatahqConnector(Connector):
     def __init__(self, credentials: DatahqCredentials, *, base_url: str, timeout: float = 30.0):
         super().__init__(credentials, base_url=base_url, timeout=timeout)
         # The token goes only on the upload, the one call that needs it.
-        self.http = HttpClient(self.base_url, timeout=timeout, error_parser=_error_message)
+        self.http = self._own(HttpClient(self.base_url, timeout=timeout, error_parser=_error_message))
 
     # Connection
 
@@ -441,7 +441,7 @@ class DatahqConnector(Connector):
         # One upload makes one new revision: never sent twice blindly.
         return [StepSpec("upload", f"Upload the spec of {target.owner}/{target.dataset} and run its pipelines")]
 
-    def run_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def run_step(self, step: StepSpec, ctx: StepContext[DatahqTarget, DatahqParams]) -> StepOutcome:
         """Upload the spec (one call), then wait on the revision it made.
 
         Refused before sending, with a message and no call: a mapping of another owner than
@@ -485,7 +485,7 @@ class DatahqConnector(Connector):
                 hints = token_problems(token, self.credentials.ownerid)
                 raise AuthenticationError(message + "".join(f". {h}" for h in hints))
             raise PermanentError(message)
-        flow_id = answer.get("flow_id")
+        flow_id = str(answer.get("flow_id") or "")
         revision = self._revision_number(flow_id)
         return Waiting(
             remote_ref=flow_id,
@@ -494,7 +494,7 @@ class DatahqConnector(Connector):
             output={"flow_id": flow_id, "dataset_id": answer.get("dataset_id"), "revision": revision, "pipelines": []},
         )
 
-    def check_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def check_step(self, step: StepSpec, ctx: StepContext[DatahqTarget, DatahqParams]) -> StepOutcome:
         target: DatahqTarget = ctx.target
         revision = self._revision_number(ctx.remote_ref)
         try:
@@ -652,7 +652,9 @@ class DatahqConnector(Connector):
 
     @staticmethod
     def _stats(status: dict[str, Any]) -> dict[str, Any]:
-        stats = status.get("stats") if isinstance(status.get("stats"), dict) else {}
+        stats = status.get("stats")
+        if not isinstance(stats, dict):
+            stats = {}
         return {key: stats.get(key) for key in ("bytes", "count_of_rows", "hash")}
 
     def _outcome(self, status: dict[str, Any], flow_id: str, revision: int) -> StepOutcome:

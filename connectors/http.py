@@ -201,7 +201,9 @@ class HttpClient:
         self.close()
 
 
-def iter_file(stream: Any, *, start: int = 0, length: int | None = None, chunk_size: int = 1024 * 1024):
+def iter_file(
+    stream: Any, *, start: int = 0, length: int | None = None, chunk_size: int = 1024 * 1024
+) -> Iterator[bytes]:
     """Yield ``length`` bytes of a binary stream from ``start``, a chunk at a time."""
     if start:
         stream.seek(start)

@@ -378,7 +378,7 @@ def _error_message(response: Any) -> str:
 # THE CONNECTOR
 
 
-class TailerConnector(Connector):
+class TailerConnector(Connector[TailerCredentials, TailerTarget, TailerParams]):
     slug = "tailer"
     label = "Tailer"
     Credentials = TailerCredentials
@@ -413,7 +413,7 @@ class TailerConnector(Connector):
 
     def __init__(self, credentials: TailerCredentials, *, base_url: str, timeout: float = 30.0):
         super().__init__(credentials, base_url=base_url, timeout=timeout)
-        self.http = HttpClient(self.base_url, timeout=timeout, error_parser=_error_message)
+        self.http = self._own(HttpClient(self.base_url, timeout=timeout, error_parser=_error_message))
         # The fetched JWT and when to renew it: in memory only, never stored or logged.
         self._jwt: SecretStr | None = None
         self._renew_at = 0.0
@@ -425,7 +425,7 @@ class TailerConnector(Connector):
 
         Raises AuthenticationError for an expired pasted JWT, before anything is sent.
         """
-        creds: TailerCredentials = self.credentials
+        creds = self.credentials
         if creds.auth_mode == "jwt":
             assert creds.jwt is not None  # the model validator guarantees it
             token = creds.jwt.get_secret_value()
@@ -445,7 +445,7 @@ class TailerConnector(Connector):
 
     def _fetch_token(self) -> str:
         """Exchange the refresh token for a JWT, as ``tailer auth get-token`` does."""
-        creds: TailerCredentials = self.credentials
+        creds = self.credentials
         assert creds.api_key is not None and creds.refresh_token is not None
         self._jwt = None
         try:
@@ -707,7 +707,7 @@ class TailerConnector(Connector):
         # Not idempotent: a second launch_job starts a second run.
         return [StepSpec("launch", f"Launch {target.api_configuration_id}")]
 
-    def run_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def run_step(self, step: StepSpec, ctx: StepContext[TailerTarget, TailerParams]) -> StepOutcome:
         """launch_job, then wait on the run id it answers."""
         target: TailerTarget = ctx.target
         params: TailerParams = ctx.params
@@ -722,7 +722,7 @@ class TailerConnector(Connector):
             raise InvalidResponse("Tailer's launch_job answered without a run_id")
         return Waiting(remote_ref=run_id, message=f"Launched run {run_id}", output={"run_id": run_id})
 
-    def check_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def check_step(self, step: StepSpec, ctx: StepContext[TailerTarget, TailerParams]) -> StepOutcome:
         """check_run_status until SUCCESS or a failure; unknown statuses wait a while."""
         target: TailerTarget = ctx.target
         run_id = ctx.remote_ref

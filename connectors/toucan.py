@@ -26,16 +26,16 @@ from .base import (
 )
 from .http import HttpClient, iter_file
 
-OPERATIONS: tuple[str, ...] = (
+Operation = Literal[
+    "preprocess_data_sources", "populate_basemaps", "populate_reports", "populate_dashboards", "release"
+]
+OPERATIONS: tuple[Operation, ...] = (
     "preprocess_data_sources",
     "populate_basemaps",
     "populate_reports",
     "populate_dashboards",
     "release",
 )
-Operation = Literal[
-    "preprocess_data_sources", "populate_basemaps", "populate_reports", "populate_dashboards", "release"
-]
 Stage = Literal["staging", "production"]
 #: Dropzone's default chunk size (CONTRACTS.md): each chunk is one POST.
 CHUNK_SIZE = 2_000_000
@@ -103,7 +103,7 @@ class ToucanParams(Schema):
         return self
 
 
-class ToucanConnector(Connector):
+class ToucanConnector(Connector[ToucanCredentials, ToucanTarget, ToucanParams]):
     slug = "toucan"
     label = "Toucan Toco"
     Credentials = ToucanCredentials
@@ -114,10 +114,12 @@ class ToucanConnector(Connector):
 
     def __init__(self, credentials: ToucanCredentials, *, base_url: str, timeout: float = 30.0):
         super().__init__(credentials, base_url=base_url, timeout=timeout)
-        self.http = HttpClient(
-            self.base_url,
-            timeout=timeout,
-            auth=(credentials.login, credentials.password.get_secret_value()),
+        self.http = self._own(
+            HttpClient(
+                self.base_url,
+                timeout=timeout,
+                auth=(credentials.login, credentials.password.get_secret_value()),
+            )
         )
 
     # Connection
@@ -150,7 +152,7 @@ class ToucanConnector(Connector):
             steps += [StepSpec(f"operation:{op}", op.replace("_", " ").capitalize()) for op in params.operations]
         return steps
 
-    def run_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def run_step(self, step: StepSpec, ctx: StepContext[ToucanTarget, ToucanParams]) -> StepOutcome:
         target: ToucanTarget = ctx.target
         params: ToucanParams = ctx.params
         stage = params.stage or target.stage
@@ -174,7 +176,7 @@ class ToucanConnector(Connector):
         operation = self.http.json("POST", f"{path}?{query_string}", json=body)
         return self._outcome(operation)
 
-    def check_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def check_step(self, step: StepSpec, ctx: StepContext[ToucanTarget, ToucanParams]) -> StepOutcome:
         target: ToucanTarget = ctx.target
         stage = ctx.params.stage or target.stage
         operation = self.http.json("GET", f"/{target.small_app}/operations/{ctx.remote_ref}", params={"stage": stage})
@@ -196,7 +198,7 @@ class ToucanConnector(Connector):
         message = f"{status}: {current}" if current else status
         return Waiting(remote_ref=ref, message=message, remote_status=status, output=output)
 
-    def _upload(self, target: ToucanTarget, stage: str, ctx: StepContext) -> StepOutcome:
+    def _upload(self, target: ToucanTarget, stage: str, ctx: StepContext[ToucanTarget, ToucanParams]) -> StepOutcome:
         payload = ctx.file
         if payload is None:
             from .base import PermanentError

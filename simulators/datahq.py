@@ -242,8 +242,9 @@ class DatahqSimulator(Simulator):
                 return html_error(400)  # Flask's get_json on a broken body
         elif mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             async with request.form() as form:
-                if not token and isinstance(form.get("jwt"), str):
-                    token, auth = form["jwt"], "form"
+                form_jwt = form.get("jwt")
+                if not token and isinstance(form_jwt, str):
+                    token, auth = form_jwt, "form"
         # Old Flask's get_json() gives None for any other content type.
         answer = self._upload(request, token, contents)
         with self.lock:
@@ -272,7 +273,9 @@ class DatahqSimulator(Simulator):
         errors: list[str] = []
         dataset_id = flow_id = None
         meta = contents.get("meta") if isinstance(contents, dict) else None
-        ownerid = meta.get("ownerid") if isinstance(meta, dict) else None
+        if not isinstance(meta, dict):
+            meta = {}
+        ownerid = meta.get("ownerid")
         claims = self._claims(token)
         if contents is None:
             errors.append(EMPTY)

@@ -43,7 +43,8 @@ NOT_FOUND = (
 DATA_SOURCE_ID = 1
 ONE_YEAR = 31557600
 
-Rows = Callable[[dict[str, Any], random.Random], tuple[list[dict[str, str]], list[dict[str, Any]]]]
+RowsResult = tuple[list[dict[str, str]], list[dict[str, Any]]]
+Rows = Callable[[dict[str, Any], random.Random], RowsResult]
 
 
 def col(name: str, type_: str) -> dict[str, str]:
@@ -78,7 +79,7 @@ def days(start: str, end: str, limit: int = 366) -> list[dt.date]:
 # Result generators: deterministic rows from the parameter values (seeded by the query text).
 
 
-def summary_rows(values: dict[str, Any], rng: random.Random):
+def summary_rows(values: dict[str, Any], rng: random.Random) -> RowsResult:
     metrics = [
         ("blocks_24h", 95_120),
         ("transactions_24h", 4_312_877),
@@ -88,7 +89,7 @@ def summary_rows(values: dict[str, Any], rng: random.Random):
     return [col("metric", "string"), col("value", "integer")], [{"metric": m, "value": v} for m, v in metrics]
 
 
-def top_wallet_rows(values: dict[str, Any], rng: random.Random):
+def top_wallet_rows(values: dict[str, Any], rng: random.Random) -> RowsResult:
     limit = max(0, min(1000, int(float(values["limit"]))))
     balance = 50_000_000.0
     rows = []
@@ -98,7 +99,7 @@ def top_wallet_rows(values: dict[str, Any], rng: random.Random):
     return [col("rank", "integer"), col("address", "string"), col("balance_ton", "float")], rows
 
 
-def wallet_tx_rows(values: dict[str, Any], rng: random.Random):
+def wallet_tx_rows(values: dict[str, Any], rng: random.Random) -> RowsResult:
     start = dt.datetime(2024, 3, 1, 8, 0)
     rows = [
         {
@@ -120,7 +121,7 @@ def wallet_tx_rows(values: dict[str, Any], rng: random.Random):
     return columns, rows
 
 
-def daily_tx_rows(values: dict[str, Any], rng: random.Random):
+def daily_tx_rows(values: dict[str, Any], rng: random.Random) -> RowsResult:
     period = values["period"]
     rows = [
         {"day": d.isoformat(), "tx_count": rng.randint(2_000_000, 6_000_000)}
@@ -129,7 +130,7 @@ def daily_tx_rows(values: dict[str, Any], rng: random.Random):
     return [col("day", "date"), col("tx_count", "integer")], rows
 
 
-def block_rows(values: dict[str, Any], rng: random.Random):
+def block_rows(values: dict[str, Any], rng: random.Random) -> RowsResult:
     day = dt.date.fromisoformat(values["day"])
     per_hour = 1_800 if values["workchain"] == "masterchain" else 3_400
     rows = [
@@ -143,7 +144,7 @@ def block_rows(values: dict[str, Any], rng: random.Random):
     return [col("hour", "datetime"), col("workchain", "string"), col("blocks", "integer")], rows
 
 
-def large_transfer_rows(values: dict[str, Any], rng: random.Random):
+def large_transfer_rows(values: dict[str, Any], rng: random.Random) -> RowsResult:
     minimum = float(values["min_amount"])
     start = dt.datetime.fromisoformat(values["window"]["start"])
     rows = [

@@ -66,10 +66,11 @@ class ToucanSimulator(Simulator):
 
     def reset(self) -> None:
         super().reset()
-        if getattr(self, "_workdir", None):
-            shutil.rmtree(self._workdir, ignore_errors=True)
+        workdir: str | None = getattr(self, "_workdir", None)
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
         # Chunks and assembled files live on disk, never in memory.
-        self._workdir = tempfile.mkdtemp(prefix="toucan-sim-")
+        self._workdir: str = tempfile.mkdtemp(prefix="toucan-sim-")
         self.uploads: dict[str, dict[str, Any]] = {}  # dzuuid -> progress
         self.sources: dict[str, dict[str, Any]] = {}  # "app/stage/filename" -> stored file
         self.operations: dict[str, dict[str, Any]] = {}
@@ -113,7 +114,7 @@ class ToucanSimulator(Simulator):
             body = await request.json()
         except ValueError:
             return error(400, "The body must be JSON")
-        if not isinstance(body, dict) or USERS.get(body.get("username")) != body.get("password"):
+        if not isinstance(body, dict) or USERS.get(str(body.get("username"))) != body.get("password"):
             return PlainTextResponse("Login failed. Invalid username or password", status_code=401)
         return JSONResponse({"token": uuid.uuid4().hex})
 

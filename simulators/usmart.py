@@ -559,6 +559,7 @@ class UsmartSimulator(Simulator):
             except ClientDisconnect:
                 pass
             return refusal
+        assert upload is not None  # a missing upload was refused above
         declared = int(request.headers["content-length"])
         out = tempfile.TemporaryFile(prefix="usmart-sim-")
         digest = hashlib.md5(usedforsecurity=False)

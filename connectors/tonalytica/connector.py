@@ -1,38 +1,15 @@
-"""TONalytica (a Redash fork): run a saved query with parameters, then fetch its result.
+"""The TONalytica connector: browse, actions, downloads and the release steps.
 
-Docs: shared/platforms/tonalytica.txt (Redash's "as of V9" docs) and CONTRACTS.md
-section 4, which says where the real server differs from them:
-
-- every path starts with ``/api/``;
-- a missing or refused API key answers **404** ``Couldn't find resource. Please login
-  and try again.``, not 401: we report it as AuthenticationError;
-- job statuses are 1 queued, 2 started, 3 finished, 4 failed (a cancelled job is 4 too,
-  with ``Query cancelled by user.``); 5 "cancelled" exists in some versions: 4 and 5 are
-  both terminal;
-- an unknown or expired job id answers **500** (Redash does not handle NoSuchJobError).
-
-A release is two steps: "refresh" (POST ``/api/queries/<id>/results``: a cached result
-completes it at once, else it waits on the job) and "fetch" (read the result, keep a
-preview). Beyond releases the portal gets: ``browse`` of the saved queries for the mapping
-form (filling the parameter declarations), the actions ``query_info``, ``dashboards`` and
-``archive_query``, step tables (the job, the result preview) and CSV/JSON downloads of the
-fetched result streamed through the portal. docs/platforms/tonalytica.md explains the choices.
+See the package's docstring for the platform's quirks, and docs/platforms/tonalytica.md.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import re
 import time
-import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
-import httpx
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
-
-from .base import (
+from ..base import (
     Action,
     ActionResult,
     AuthenticationError,
@@ -45,7 +22,6 @@ from .base import (
     NotFound,
     NotSupported,
     PermanentError,
-    Schema,
     ServerError,
     StepContext,
     StepOutcome,
@@ -53,10 +29,25 @@ from .base import (
     Table,
     Waiting,
 )
-from .http import HttpClient, default_error_message, safe_url
+from .client import (
+    TonalyticaHttp,
+    check_page,
+    dashboard_summary,
+    query_summary,
+    read_page,
+    redash_error_message,
+)
+from .parameters import coerce_parameter, is_blank
+from .presentation import (
+    DOWNLOAD_FORMATS,
+    job_tables,
+    parameter_summary,
+    preview_tables,
+    result_filename,
+    show_value,
+)
+from .schemas import DashboardFilter, TonalyticaCredentials, TonalyticaParams, TonalyticaTarget, resolve_parameters
 
-#: What Redash answers, with a 404, to a missing, unknown or disabled API key.
-LOGIN_REFUSED = "Couldn't find resource. Please login and try again."
 #: Redash forgets a job this long after it ends (REDASH_JOB_EXPIRY_TIME's default).
 JOB_EXPIRY_SECONDS = 12 * 3600
 #: How many 500s in a row the job endpoint may answer before we call the job lost.
@@ -65,397 +56,14 @@ MAX_JOB_SERVER_ERRORS = 3
 PREVIEW_ROWS = 50
 #: Saved queries offered by one Browse… (Redash's default page size): a search narrows them.
 BROWSE_LIMIT = 25
-#: Longest cell text shown in a preview table (a JSON column can hold kilobytes).
-PREVIEW_CELL_CHARS = 200
-#: format -> (button label, Content-Type) of the fetched result's downloads.
-DOWNLOAD_FORMATS: dict[str, tuple[str, str]] = {
-    "csv": ("CSV", "text/csv; charset=utf-8"),
-    "json": ("JSON", "application/json"),
-}
 CANCELLED_MESSAGE = "Query cancelled by user."
 
 JOB_QUEUED, JOB_STARTED, JOB_FINISHED, JOB_FAILED, JOB_CANCELLED = 1, 2, 3, 4, 5
 #: RQ-era statuses of Redash HEAD (deferred, scheduled): the job has not run yet.
 JOB_WAITING_STATUSES = {JOB_QUEUED: "queued", JOB_STARTED: "started", 6: "deferred", 7: "scheduled"}
 
-# PARAMETERS
 
-ParameterType = Literal[
-    "text",
-    "number",
-    "enum",
-    "query",
-    "date",
-    "datetime-local",
-    "datetime-with-seconds",
-    "date-range",
-    "datetime-range",
-    "datetime-range-with-seconds",
-]
-#: The exact formats the Redash UI sends (its ``_is_date`` is laxer: we are stricter on purpose,
-#: so a typo is caught in the form instead of running a query on a misread date).
-DATE_FORMATS: dict[str, tuple[str, str]] = {
-    # type -> (strptime format, what users are told)
-    "date": ("%Y-%m-%d", "YYYY-MM-DD"),
-    "datetime-local": ("%Y-%m-%d %H:%M", "YYYY-MM-DD HH:MM"),
-    "datetime-with-seconds": ("%Y-%m-%d %H:%M:%S", "YYYY-MM-DD HH:MM:SS"),
-}
-RANGE_TYPES = {
-    "date-range": "date",
-    "datetime-range": "datetime-local",
-    "datetime-range-with-seconds": "datetime-with-seconds",
-}
-
-
-def _parse_date(name: str, kind: str, value: Any) -> tuple[str, dt.datetime]:
-    """A date or datetime parameter value as Redash wants it, and its parsed value."""
-    fmt, shown = DATE_FORMATS[kind]
-    if isinstance(value, dt.datetime):
-        value = value.strftime(fmt)
-    elif isinstance(value, dt.date):
-        value = value.isoformat() if kind == "date" else dt.datetime.combine(value, dt.time()).strftime(fmt)
-    if not isinstance(value, str):
-        raise ValueError(f"parameter '{name}' must be a {kind} written {shown}, got {value!r}")
-    text = value.strip().replace("T", " ")
-    try:
-        # strptime alone accepts "2024-1-5": the length check keeps the format exact.
-        parsed = dt.datetime.strptime(text, fmt)
-        if len(text) != len(parsed.strftime(fmt)):
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"parameter '{name}' must be a {kind} written {shown}, got {value!r}") from None
-    return text, parsed
-
-
-def coerce_parameter(name: str, kind: str, value: Any, options: Iterable[str] = ()) -> Any:
-    """``value`` in the JSON shape Redash expects for a parameter of type ``kind``.
-
-    Raises ValueError with a message naming the parameter. Numbers become int or float,
-    dates stay strings in their exact format, ranges become ``{"start", "end"}`` with the
-    end not before the start.
-    """
-    if kind == "number":
-        if isinstance(value, bool):
-            raise ValueError(f"parameter '{name}' must be a number, got {value!r}")
-        if isinstance(value, int | float):
-            return value
-        try:
-            number = float(str(value).strip())
-        except ValueError:
-            raise ValueError(f"parameter '{name}' must be a number, got {value!r}") from None
-        if number != number or number in (float("inf"), float("-inf")):
-            raise ValueError(f"parameter '{name}' must be a finite number, got {value!r}")
-        return int(number) if number.is_integer() and "." not in str(value) else number
-    if kind == "text":
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        if not isinstance(value, str):
-            raise ValueError(f"parameter '{name}' must be text, got {value!r}")
-        return value
-    if kind in ("enum", "query"):
-        allowed = list(options)
-        values = value if isinstance(value, list) else [value]
-        if not values or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
-            raise ValueError(f"parameter '{name}' must be one of its options, got {value!r}")
-        if kind == "enum" and allowed:
-            wrong = [str(v) for v in values if str(v) not in allowed]
-            if wrong:
-                raise ValueError(f"parameter '{name}' must be one of {', '.join(allowed)}; got {', '.join(wrong)}")
-        return value
-    if kind in DATE_FORMATS:
-        return _parse_date(name, kind, value)[0]
-    if kind in RANGE_TYPES:
-        if not isinstance(value, Mapping) or set(value) != {"start", "end"}:
-            raise ValueError(f"parameter '{name}' must be a range with a start and an end, got {value!r}")
-        start, start_at = _parse_date(f"{name}.start", RANGE_TYPES[kind], value["start"])
-        end, end_at = _parse_date(f"{name}.end", RANGE_TYPES[kind], value["end"])
-        if end_at < start_at:
-            raise ValueError(f"parameter '{name}' ends ({end}) before it starts ({start})")
-        return {"start": start, "end": end}
-    raise ValueError(f"parameter '{name}' has an unknown type {kind!r}")
-
-
-def _is_blank(kind: str, value: Any) -> bool:
-    # A form sends "" for an empty field: only a text parameter can mean an empty string.
-    return value is None or (value == "" and kind != "text")
-
-
-def resolve_parameters(target: TonalyticaTarget, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Every declared parameter's value for a run: the override, else the mapping's default.
-
-    Raises ValueError listing every problem: unknown names, values of the wrong type,
-    and declared parameters left without a value (Redash would refuse the run).
-    """
-    problems: list[str] = []
-    declared = target.parameter_types
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:
-        known = ", ".join(declared) or "none"
-        problems.append(
-            f"unknown parameter {', '.join(repr(n) for n in unknown)} (query #{target.query_id} declares: {known})"
-        )
-    values: dict[str, Any] = {}
-    missing: list[str] = []
-    for name, kind in declared.items():
-        raw = overrides.get(name)
-        if _is_blank(kind, raw):
-            raw = target.parameter_defaults.get(name)
-        if _is_blank(kind, raw):
-            missing.append(name)
-            continue
-        try:
-            values[name] = coerce_parameter(name, kind, raw, target.parameter_options.get(name, ()))
-        except ValueError as exc:
-            problems.append(str(exc))
-    if missing:
-        problems.append(f"no value for the required parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-    if problems:
-        raise ValueError("; ".join(problems))
-    return values
-
-
-def parameter_declarations(query: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A Redash query's ``options.parameters`` as plain declarations.
-
-    Each is ``{"name", "title", "type", "value", "enum_options", "multiple"}``; ``value``
-    is the query's saved default as Redash stores it (possibly a dynamic date like
-    ``"d_last_7_days"``, which only the Redash UI resolves).
-    """
-    options = query.get("options") or {}
-    declared = []
-    for p in options.get("parameters") or []:
-        if not isinstance(p, Mapping) or not p.get("name"):
-            continue
-        enum = p.get("enumOptions") or ""
-        declared.append(
-            {
-                "name": p["name"],
-                "title": p.get("title") or p["name"],
-                "type": p.get("type") or "text",
-                "value": p.get("value"),
-                "enum_options": [o for o in enum.splitlines() if o] if isinstance(enum, str) else [],
-                "multiple": bool(p.get("multiValuesOptions")),
-            }
-        )
-    return declared
-
-
-# SCHEMAS
-
-
-class TonalyticaCredentials(Schema):
-    api_key: SecretStr = Field(
-        title="User API key",
-        description="From your TONalytica profile page. Sent as 'Authorization: Key ...', never in a URL.",
-    )
-
-
-class TonalyticaTarget(Schema):
-    """A saved query, with its parameter declarations copied when the mapping was made.
-
-    ``TonalyticaConnector.target_for_query`` builds one from the live query.
-    """
-
-    # Both fields have a Browse… button (``browse``): a choice fills every field below from
-    # the live query. query_name is browsable too because the portal renders an int field as
-    # a number input, where no search text can be typed.
-    query_id: int = Field(
-        gt=0,
-        title="Query id",
-        description="Browse… lists the saved queries; with an id typed in, it looks that query up",
-        json_schema_extra={"browse": True},
-    )
-    query_name: str = Field(
-        default="",
-        max_length=255,
-        title="Query name",
-        description="For display only. Type part of a name and Browse… to search the saved queries",
-        json_schema_extra={"browse": True},
-    )
-    parameter_types: dict[str, ParameterType] = Field(
-        default_factory=dict, title="Parameter types", description="name -> type, as declared by the query"
-    )
-    parameter_defaults: dict[str, Any] = Field(
-        default_factory=dict,
-        title="Default parameter values",
-        description="name -> value used when a release gives none",
-    )
-    parameter_options: dict[str, list[str]] = Field(
-        default_factory=dict,
-        title="Dropdown options",
-        description="name -> allowed values of a dropdown (enum) parameter",
-    )
-    max_age: int = Field(
-        default=-1,
-        ge=-1,
-        title="Accept a cached result up to (seconds)",
-        description="-1 accepts any cached result, 0 always runs the query",
-    )
-
-    @model_validator(mode="after")
-    def _typed_defaults(self) -> TonalyticaTarget:
-        problems = [
-            f"default for undeclared parameter '{n}'" for n in self.parameter_defaults if n not in self.parameter_types
-        ]
-        problems += [
-            f"options for undeclared parameter '{n}'" for n in self.parameter_options if n not in self.parameter_types
-        ]
-        typed = {}
-        for name, value in self.parameter_defaults.items():
-            kind = self.parameter_types.get(name)
-            if kind is None:
-                continue
-            if _is_blank(kind, value):
-                continue  # no default: the parameter is required at release time
-            try:
-                typed[name] = coerce_parameter(name, kind, value, self.parameter_options.get(name, ()))
-            except ValueError as exc:
-                problems.append(f"default: {exc}")
-        if problems:
-            raise ValueError("; ".join(problems))
-        object.__setattr__(self, "parameter_defaults", typed)
-        return self
-
-
-class TonalyticaParams(Schema):
-    """What one release asks for. With the target in the validation context (as the portal
-    validates), every value is checked against the declared types and required parameters."""
-
-    # The portal's form renders this dict as a JSON textarea, the bool as a checkbox and the
-    # optional int as an optional number field; errors about values land under "Parameters".
-    parameters: dict[str, Any] = Field(
-        default_factory=dict,
-        # Validated even when absent: a declared parameter without a default must be given.
-        validate_default=True,
-        title="Parameters",
-        description=(
-            'A JSON object of name -> value, e.g. {"limit": 60}; it overrides the mapping\'s defaults. '
-            'Dates as "YYYY-MM-DD", ranges as {"start": ..., "end": ...}; a blank value uses the default.'
-        ),
-    )
-    force_refresh: bool = Field(
-        default=False,
-        title="Force a fresh run",
-        description="Run the query now (max_age 0) instead of accepting a cached result",
-    )
-    max_age: int | None = Field(
-        default=None, ge=-1, title="Accept a cached result up to (seconds)", description="Defaults to the mapping's"
-    )
-
-    @field_validator("parameters")
-    @classmethod
-    def _against_target(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        """Names stripped; with the target in the context, values checked and typed as declared.
-
-        A field validator (not a model one) so that the portal shows the problems under the
-        Parameters field, next to what the user typed.
-        """
-        value = {str(k).strip(): v for k, v in value.items()}
-        target = (info.context or {}).get("target")
-        if not isinstance(target, TonalyticaTarget):
-            return value
-        resolved = resolve_parameters(target, value)
-        # Keep the real overrides only (a blank field means "the default"), in the shape
-        # Redash wants (numbers as numbers...): a later change of a default still applies.
-        return {k: resolved[k] for k, v in value.items() if not _is_blank(target.parameter_types[k], v)}
-
-    def effective_max_age(self, target: TonalyticaTarget) -> int:
-        if self.force_refresh:
-            return 0
-        return target.max_age if self.max_age is None else self.max_age
-
-
-class DashboardFilter(Schema):
-    """The filters of the ``dashboards`` action: Redash's own list parameters."""
-
-    search: str = Field(default="", max_length=100, title="Search", description="Part of a dashboard's name")
-    page: int = Field(default=1, ge=1, le=10_000, title="Page")
-
-
-# WHAT THE PORTAL SHOWS
-
-
-def show_value(value: Any) -> str | None:
-    """A parameter value as one short line: a range as ``start → end``, a list joined."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, Mapping) and set(value) == {"start", "end"}:
-        return f"{value['start']} → {value['end']}"
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    return str(value)
-
-
-def parameter_summary(declared: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any]) -> str:
-    """One line describing a query's parameters for a browse choice.
-
-    ``defaults`` are the usable (typed) ones from ``TonalyticaConnector.target_data``: a
-    declared value missing there could not be used, so the parameter is said required.
-    """
-    parts = []
-    for p in declared:
-        kind = "dropdown of " + ", ".join(p["enum_options"]) if p["type"] == "enum" and p["enum_options"] else p["type"]
-        if p["name"] in defaults:
-            value = f"default {show_value(defaults[p['name']])}"
-        elif not _is_blank(p["type"], p["value"]):
-            value = f"required: its saved default {show_value(p['value'])!r} cannot be used"
-        else:
-            value = "required"
-        parts.append(f"{p['name']} ({kind}, {value})")
-    return "parameters: " + "; ".join(parts) if parts else "no parameters"
-
-
-def preview_cell(value: Any) -> Any:
-    """A result cell as the preview table shows it: short, JSON for nested values."""
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= PREVIEW_CELL_CHARS else text[: PREVIEW_CELL_CHARS - 1] + "…"
-
-
-def result_filename(query_name: str, query_id: Any, result_id: int, fmt: str) -> str:
-    """``<query name>_<result id>.<fmt>``, in ASCII letters, digits, ``.``, ``_`` and ``-`` only.
-
-    The portal puts it in a quoted Content-Disposition header: no quote, slash or non-ASCII
-    character may reach it. A name with nothing left falls back to ``query_<id>``.
-    """
-    ascii_name = unicodedata.normalize("NFKD", query_name or "").encode("ascii", "ignore").decode()
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_name).strip("._-")[:100]
-    if not stem:
-        stem = f"query_{int(query_id)}" if str(query_id or "").isdigit() else "query_result"
-    return f"{stem}_{int(result_id)}.{fmt}"
-
-
-# HTTP
-
-
-def redash_error_message(response: httpx.Response) -> str:
-    """Redash says why in ``{"message"}`` or, when a run is refused, ``{"job": {"error"}}``."""
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("job"), dict) and body["job"].get("error"):
-        return str(body["job"]["error"])[:500]
-    return default_error_message(response)
-
-
-class TonalyticaHttp(HttpClient):
-    """HttpClient with Redash's way of refusing a key (a 404)."""
-
-    def raise_for_response(self, method: str, url: str, response: httpx.Response) -> None:
-        if response.status_code == 404 and redash_error_message(response) == LOGIN_REFUSED:
-            raise AuthenticationError(
-                f"TONalytica refused the API key ({method} {safe_url(url)} answered 404: {LOGIN_REFUSED})",
-                status_code=404,
-            )
-        super().raise_for_response(method, url, response)
-
-
-# THE CONNECTOR
-
-
-class TonalyticaConnector(Connector):
+class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, TonalyticaParams]):
     slug = "tonalytica"
     label = "TONalytica"
     Credentials = TonalyticaCredentials
@@ -498,12 +106,14 @@ class TonalyticaConnector(Connector):
         # Paths carry /api/ themselves: accept a base URL pasted with it.
         if self.base_url.endswith("/api"):
             self.base_url = self.base_url[: -len("/api")]
-        self.http = TonalyticaHttp(
-            self.base_url,
-            timeout=timeout,
-            # A header, never ?api_key=: URLs end up in logs and messages.
-            headers={"Authorization": f"Key {credentials.api_key.get_secret_value()}"},
-            error_parser=redash_error_message,
+        self.http = self._own(
+            TonalyticaHttp(
+                self.base_url,
+                timeout=timeout,
+                # A header, never ?api_key=: URLs end up in logs and messages.
+                headers={"Authorization": f"Key {credentials.api_key.get_secret_value()}"},
+                error_parser=redash_error_message,
+            )
         )
 
     # Connection
@@ -538,12 +148,12 @@ class TonalyticaConnector(Connector):
         Each result is ``{"id", "name", "description", "tags", "updated_at", "parameters"}``
         (parameters as ``parameter_declarations``). ``page_size`` is 1..250 (Redash's limit).
         """
-        self._check_page(page, page_size)
+        check_page(page, page_size)
         query: dict[str, Any] = {"page": page, "page_size": page_size}
         if search.strip():
             query["q"] = search.strip()
         answer = self.http.json("GET", "/api/queries", params=query, ok=(200,))
-        return self._page(answer, self._query_summary)
+        return read_page(answer, query_summary)
 
     def get_query(self, query_id: int) -> dict[str, Any]:
         """One query with its declared parameters. The query's own API key is left out.
@@ -557,7 +167,7 @@ class TonalyticaConnector(Connector):
         if not isinstance(query, dict) or "id" not in query:
             raise InvalidResponse("TONalytica answered a query without an id")
         return {
-            **self._query_summary(query),
+            **query_summary(query),
             "query": query.get("query", ""),
             "data_source_id": query.get("data_source_id"),
             "is_archived": bool(query.get("is_archived")),
@@ -565,14 +175,6 @@ class TonalyticaConnector(Connector):
             "latest_query_data_id": query.get("latest_query_data_id"),
             "schedule": query.get("schedule"),
         }
-
-    def target_for_query(self, query_id: int, *, max_age: int = -1) -> dict[str, Any]:
-        """Target data for a mapping, copied from the live query's declarations.
-
-        A saved default that does not validate (a dynamic date such as ``d_last_7_days``,
-        which only the Redash UI resolves) is left out: the parameter becomes required.
-        """
-        return self.target_data(self.get_query(query_id), max_age=max_age)
 
     @staticmethod
     def target_data(query: Mapping[str, Any], *, max_age: int = -1) -> dict[str, Any]:
@@ -586,7 +188,7 @@ class TonalyticaConnector(Connector):
         }
         defaults = {}
         for p in query["parameters"]:
-            if _is_blank(p["type"], p["value"]):
+            if is_blank(p["type"], p["value"]):
                 continue
             try:
                 defaults[p["name"]] = coerce_parameter(p["name"], p["type"], p["value"], options.get(p["name"], ()))
@@ -611,12 +213,12 @@ class TonalyticaConnector(Connector):
 
         Each result is ``{"id", "slug", "name", "tags", "is_archived", "is_draft", "updated_at"}``.
         """
-        self._check_page(page, page_size)
+        check_page(page, page_size)
         query: dict[str, Any] = {"page": page, "page_size": page_size}
         if search.strip():
             query["q"] = search.strip()
         answer = self.http.json("GET", "/api/dashboards", params=query, ok=(200,))
-        return self._page(answer, self._dashboard_summary)
+        return read_page(answer, dashboard_summary)
 
     def get_dashboard(self, dashboard_id: int) -> dict[str, Any]:
         """One dashboard by id (Redash v10+; v9 addressed them by slug), with the ids of its queries."""
@@ -628,7 +230,7 @@ class TonalyticaConnector(Connector):
             query = ((widget or {}).get("visualization") or {}).get("query") or {}
             if query.get("id") is not None and query["id"] not in query_ids:
                 query_ids.append(query["id"])
-        return {**self._dashboard_summary(dashboard), "query_ids": query_ids}
+        return {**dashboard_summary(dashboard), "query_ids": query_ids}
 
     def fetch_result(self, result_id: int) -> dict[str, Any]:
         """A query result as JSON: ``{"id", "columns", "rows", "retrieved_at", "runtime"}``.
@@ -638,7 +240,7 @@ class TonalyticaConnector(Connector):
         answer = self.http.json("GET", f"/api/query_results/{int(result_id)}", ok=(200,))
         result = answer.get("query_result") if isinstance(answer, dict) else None
         data = result.get("data") if isinstance(result, dict) else None
-        if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        if not isinstance(result, dict) or not isinstance(data, dict) or not isinstance(data.get("rows"), list):
             raise InvalidResponse(f"TONalytica answered query result {int(result_id)} without data rows")
         return {
             "id": result.get("id", int(result_id)),
@@ -647,13 +249,6 @@ class TonalyticaConnector(Connector):
             "retrieved_at": result.get("retrieved_at"),
             "runtime": result.get("runtime"),
         }
-
-    def stream_result_csv(self, result_id: int, *, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
-        """A query result as CSV bytes, chunk by chunk (UTF-8, Redash's own CSV rendering).
-
-        Errors (refused key, unknown result) raise here, before any byte is returned.
-        """
-        return self.http.stream(f"/api/query_results/{int(result_id)}.csv", chunk_size=chunk_size)
 
     # Browse, actions, step tables and downloads (what the portal shows beyond steps)
 
@@ -753,47 +348,10 @@ class TonalyticaConnector(Connector):
     def step_tables(cls, step_name: str, output: Mapping[str, Any]) -> list[Table]:
         """Under "refresh": the query job (or the cached result); under "fetch": the first rows."""
         if step_name == "refresh":
-            return cls._job_tables(output)
+            return job_tables(output)
         if step_name == "fetch":
-            return cls._preview_tables(output)
+            return preview_tables(output)
         return []
-
-    @staticmethod
-    def _job_tables(output: Mapping[str, Any]) -> list[Table]:
-        result_id = output.get("query_result_id")
-        if output.get("cached"):
-            return [Table("Cached result", ["Query result", "Retrieved at"], [[result_id, output.get("retrieved_at")]])]
-        if not output.get("job_id"):
-            return []
-        started = output.get("job_started_at")
-        started_text = (
-            dt.datetime.fromtimestamp(float(started), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if started else None
-        )
-        status = output.get("job_status") or ("finished" if result_id is not None else None)
-        return [
-            Table(
-                "Query job",
-                ["Job", "Status", "Started", "Query result"],
-                [[output["job_id"], status, started_text, result_id]],
-                status_column="Status",
-            )
-        ]
-
-    @staticmethod
-    def _preview_tables(output: Mapping[str, Any]) -> list[Table]:
-        preview = output.get("preview")
-        if not isinstance(preview, list):
-            return []
-        rows = [row for row in preview if isinstance(row, Mapping)]
-        columns = [str(c) for c in output.get("columns") or (list(rows[0]) if rows else [])]
-        total = output.get("row_count", len(rows))
-        if not rows:
-            title = "The query returned no rows"
-        elif len(rows) >= total:
-            title = f"Result: all {total} row{'s' if total != 1 else ''}"
-        else:
-            title = f"Preview: the first {len(rows)} of {total} rows"
-        return [Table(title, columns, [[preview_cell(row.get(c)) for c in columns] for row in rows])]
 
     @classmethod
     def downloads(cls, step_name: str, output: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -840,14 +398,14 @@ class TonalyticaConnector(Connector):
             StepSpec("fetch", "Fetch the result", idempotent=True),
         ]
 
-    def run_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def run_step(self, step: StepSpec, ctx: StepContext[TonalyticaTarget, TonalyticaParams]) -> StepOutcome:
         if step.name == "refresh":
             return self._refresh(ctx.target, ctx.params)
         if step.name == "fetch":
             return self._fetch(ctx)
         raise PermanentError(f"Unknown TONalytica step {step.name!r}")
 
-    def check_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def check_step(self, step: StepSpec, ctx: StepContext[TonalyticaTarget, TonalyticaParams]) -> StepOutcome:
         """Follow the job with GET /api/jobs/<id>.
 
         A 500 there is ambiguous: Redash answers it for a job it no longer knows (expired
@@ -887,7 +445,7 @@ class TonalyticaConnector(Connector):
         output.pop("job_server_errors", None)
         return self._job_outcome(answer, output)
 
-    def cancel_step(self, step: StepSpec, ctx: StepContext) -> Failed:
+    def cancel_step(self, step: StepSpec, ctx: StepContext[TonalyticaTarget, TonalyticaParams]) -> Failed:
         """DELETE /api/jobs/<id>; the job then reports status 4 ``Query cancelled by user.``,
         which the step's job table shows at once."""
         if step.name != "refresh" or not ctx.remote_ref:
@@ -971,7 +529,7 @@ class TonalyticaConnector(Connector):
             )
         raise InvalidResponse(f"TONalytica's job {job_id} has an unknown status {status!r}")
 
-    def _fetch(self, ctx: StepContext) -> StepOutcome:
+    def _fetch(self, ctx: StepContext[TonalyticaTarget, TonalyticaParams]) -> StepOutcome:
         result_id = (ctx.results.get("refresh") or {}).get("query_result_id")
         if result_id is None:
             raise PermanentError("No query result to fetch: the refresh step gave none")
@@ -1003,44 +561,3 @@ class TonalyticaConnector(Connector):
             f"TONalytica has no query #{int(query_id)} (it was deleted, or this API key cannot see it)",
             status_code=404,
         )
-
-    @staticmethod
-    def _check_page(page: int, page_size: int) -> None:
-        if page < 1:
-            raise PermanentError("page must be 1 or more")
-        if not 1 <= page_size <= 250:
-            raise PermanentError("page_size must be between 1 and 250 (TONalytica's limit)")
-
-    @staticmethod
-    def _page(answer: Any, summary: Any) -> dict[str, Any]:
-        if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
-            raise InvalidResponse("TONalytica answered a page without results")
-        return {
-            "count": answer.get("count", len(answer["results"])),
-            "page": answer.get("page"),
-            "page_size": answer.get("page_size"),
-            "results": [summary(item) for item in answer["results"] if isinstance(item, dict)],
-        }
-
-    @staticmethod
-    def _query_summary(query: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "id": query.get("id"),
-            "name": query.get("name") or "",
-            "description": query.get("description") or "",
-            "tags": list(query.get("tags") or []),
-            "updated_at": query.get("updated_at"),
-            "parameters": parameter_declarations(query),
-        }
-
-    @staticmethod
-    def _dashboard_summary(dashboard: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "id": dashboard.get("id"),
-            "slug": dashboard.get("slug"),
-            "name": dashboard.get("name") or "",
-            "tags": list(dashboard.get("tags") or []),
-            "is_archived": bool(dashboard.get("is_archived")),
-            "is_draft": bool(dashboard.get("is_draft")),
-            "updated_at": dashboard.get("updated_at"),
-        }
