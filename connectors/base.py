@@ -183,6 +183,8 @@ class Waiting:
 
     ``remote_ref`` identifies the remote job (run id, operation id...). ``check_after``
     asks for a delay before the next check (seconds); None lets the engine back off.
+    ``warning`` is set when the answer is odd (a status the connector does not know):
+    the portal records it as a warning event.
     """
 
     remote_ref: str
@@ -190,6 +192,7 @@ class Waiting:
     remote_status: str = ""
     output: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     check_after: float | None = None
+    warning: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

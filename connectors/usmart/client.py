@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from ..errortext import error_sentence
 from .parameters import PIPELINE_IDS
 
 #: The organisation's catalogue of all its datasets, public and private.
@@ -49,8 +50,12 @@ def pipeline(container: dict[str, Any]) -> dict[str, Any]:
         "guid": container.get("resourceContainerGUID"),
         "name": container.get("name") or PIPELINE_IDS.get(pipeline_id) or pipeline_id,
         "pipeline_id": pipeline_id,
-        "status": str(container.get("status") or "").lower(),
-        "status_message": container.get("statusMessage") or "",
+        "status": " ".join(str(container.get("status") or "").lower().split()),
+        "raw_status": str(container.get("status") or ""),
+        # The pipeline's own words: its message, else its error or error log.
+        "status_message": error_sentence(
+            [container.get(k) for k in ("statusMessage", "errorMessage", "error", "errorLog", "errors")]
+        ),
         "process_id": container.get("processId") or "",
         "processed_at": container.get("processedAt") or "",
     }

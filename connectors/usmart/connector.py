@@ -22,6 +22,7 @@ from ..base import (
     InvalidResponse,
     NoParams,
     NotFound,
+    NotSupported,
     PermanentError,
     StepContext,
     StepOutcome,
@@ -30,6 +31,7 @@ from ..base import (
     Waiting,
 )
 from ..http import HttpClient, iter_file
+from ..statuses import unknown_status
 from .client import DCAT, DCAT_PATH, READS, first, pipeline, s3_error_message, text
 from .parameters import (
     GUID_RE,
@@ -47,8 +49,12 @@ from .schemas import CreatePipelineParams, UsmartCredentials, UsmartTarget
 #: replaced by a fresh one, at most twice.
 PUT_ATTEMPTS = 3
 #: Pipeline run states, as the platform (our simulator) reports them.
-PIPELINE_DONE = {"processed"}
-PIPELINE_FAILED = {"failed", "error"}
+#: The docs name no final status: "processed" is the simulator's, and the plausible synonyms
+#: a real server may answer are accepted too (docs/platforms/usmart.md). Any other word is
+#: unknown: shown as it came, and failed after MAX_UNKNOWN_STATUSES answers in a row.
+PIPELINE_DONE = {"processed", "complete", "completed", "success", "succeeded", "done"}
+PIPELINE_FAILED = {"failed", "failure", "error", "errored"}
+PIPELINE_RUNNING = {"queued", "pending", "waiting", "started", "running", "processing", "in progress", "in_progress"}
 
 
 class _ExpiredUrl(Exception):
@@ -167,11 +173,19 @@ class UsmartConnector(Connector[UsmartCredentials, UsmartTarget, NoParams]):
         try:
             answer = self._call("GET", DCAT_PATH, DCAT)
         except NotFound as exc:
-            raise NotFound(
-                f"uSmart has no DCAT catalogue for organisation {self.credentials.organisation_guid}"
-                f" (uSmart said: {self._platform_says(exc)}): check the connection's Organisation GUID",
-                status_code=404,
-            ) from None
+            said = self._platform_says(exc)
+            if re.search(r"organi[sz]ation", said, re.I):
+                # The platform itself blames the organisation: then the GUID is the thing to check.
+                raise NotFound(
+                    f"uSmart has no DCAT catalogue for organisation {self.credentials.organisation_guid}"
+                    f" (uSmart said: {said}): check the connection's Organisation GUID",
+                    status_code=404,
+                ) from None
+            raise self._no_listing(404) from None
+        except PermanentError as exc:
+            if exc.status_code != 405:
+                raise
+            raise self._no_listing(405) from None
         entries = None
         if isinstance(answer, dict):
             entries = next((answer[k] for k in ("dataset", "dcat:dataset") if k in answer), None)
@@ -201,6 +215,13 @@ class UsmartConnector(Connector[UsmartCredentials, UsmartTarget, NoParams]):
                 }
             )
         return sorted(datasets, key=lambda d: d["title"].casefold())
+
+    def _no_listing(self, status: int) -> NotSupported:
+        return NotSupported(
+            f"This uSmart server does not offer a dataset listing (GET …/org/<GUID>{DCAT_PATH} answered {status}):"
+            " type the dataset GUID instead (it is in the dataset's page address on uSmart)",
+            status_code=status,
+        )
 
     def view_dataset(self, dataset_guid: str) -> dict[str, Any]:
         """The dataset's title, files and output pipelines, normalised::
@@ -489,9 +510,11 @@ class UsmartConnector(Connector[UsmartCredentials, UsmartTarget, NoParams]):
                 f"Output pipeline {ctx.target.pipeline_label(guid)} is no longer in dataset"
                 f" '{dataset['title'] or ctx.target.dataset_guid}'"
             )
-        return self._pipeline_outcome(pipeline, ctx.remote_ref)
+        return self._pipeline_outcome(pipeline, ctx.remote_ref, ctx.output)
 
-    def _pipeline_outcome(self, pipeline: dict[str, Any], ref: str) -> StepOutcome:
+    def _pipeline_outcome(
+        self, pipeline: dict[str, Any], ref: str, previous: Mapping[str, Any] | None = None
+    ) -> StepOutcome:
         status = pipeline["status"]
         message = status
         if pipeline["process_id"] and ref not in (pipeline["process_id"], pipeline["guid"]):
@@ -508,13 +531,22 @@ class UsmartConnector(Connector[UsmartCredentials, UsmartTarget, NoParams]):
         if status in PIPELINE_DONE:
             return Done(message=f"{pipeline['name']} processed", remote_ref=ref, remote_status=status, output=output)
         if status in PIPELINE_FAILED:
+            # The pipeline's own words (its message or error log), else a plain sentence.
             return Failed(
                 pipeline["status_message"] or f"{pipeline['name']} failed",
                 remote_ref=ref,
                 remote_status=status,
                 output=output,
             )
-        return Waiting(remote_ref=ref, message=message, remote_status=status, output=output)
+        if status in PIPELINE_RUNNING:
+            return Waiting(remote_ref=ref, message=message, remote_status=status, output=output)
+        return unknown_status(
+            platform="uSmart",
+            word=pipeline["raw_status"],
+            what=f"output pipeline {pipeline['name']}",
+            remote_ref=ref,
+            output={**(previous or {}), **output},
+        )
 
     # Upload
 
