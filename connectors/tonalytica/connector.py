@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from ..base import (
     Action,
@@ -29,6 +30,7 @@ from ..base import (
     Table,
     Waiting,
 )
+from ..statuses import known_status, unknown_status
 from .client import (
     TonalyticaHttp,
     check_page,
@@ -46,7 +48,14 @@ from .presentation import (
     result_filename,
     show_value,
 )
-from .schemas import DashboardFilter, TonalyticaCredentials, TonalyticaParams, TonalyticaTarget, resolve_parameters
+from .schemas import (
+    DashboardFilter,
+    DashboardRef,
+    TonalyticaCredentials,
+    TonalyticaParams,
+    TonalyticaTarget,
+    resolve_parameters,
+)
 
 #: Redash forgets a job this long after it ends (REDASH_JOB_EXPIRY_TIME's default).
 JOB_EXPIRY_SECONDS = 12 * 3600
@@ -57,6 +66,8 @@ PREVIEW_ROWS = 50
 #: Saved queries offered by one Browse… (Redash's default page size): a search narrows them.
 BROWSE_LIMIT = 25
 CANCELLED_MESSAGE = "Query cancelled by user."
+#: Pages of 250 dashboards searched for the other key of a dashboard (slug or id).
+DASHBOARD_PAGES = 4
 
 JOB_QUEUED, JOB_STARTED, JOB_FINISHED, JOB_FAILED, JOB_CANCELLED = 1, 2, 3, 4, 5
 #: RQ-era statuses of Redash HEAD (deferred, scheduled): the job has not run yet.
@@ -83,6 +94,13 @@ class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, Ton
             auto=True,
             params=DashboardFilter,
             description="The dashboards this API key can see on TONalytica, 25 a page, refreshed every 10 s.",
+        ),
+        Action(
+            "dashboard",
+            "A dashboard's queries",
+            scope="connection",
+            params=DashboardRef,
+            description="One dashboard by slug (or id) and the saved queries its widgets show.",
         ),
         Action(
             "archive_query",
@@ -220,9 +238,42 @@ class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, Ton
         answer = self.http.json("GET", "/api/dashboards", params=query, ok=(200,))
         return read_page(answer, dashboard_summary)
 
-    def get_dashboard(self, dashboard_id: int) -> dict[str, Any]:
-        """One dashboard by id (Redash v10+; v9 addressed them by slug), with the ids of its queries."""
-        dashboard = self.http.json("GET", f"/api/dashboards/{int(dashboard_id)}", ok=(200,))
+    def get_dashboard(self, dashboard: int | str) -> dict[str, Any]:
+        """One dashboard, by slug (V9, as the docs say) or by id (Redash v10+), with the ids of its queries.
+
+        The server's own convention is unknown (CONTRACTS.md section 6), so a 404 for one form
+        is tried again in the other, found in the dashboard list. Raises NotFound when neither answers.
+        """
+        ident = str(dashboard).strip()
+        try:
+            answer = self.http.json("GET", f"/api/dashboards/{quote(ident, safe='')}", ok=(200,))
+        except NotFound:
+            other = self._other_dashboard_key(ident)
+            if other is None:
+                raise NotFound(f"TONalytica has no dashboard {ident!r} (by slug or by id)", status_code=404) from None
+            try:
+                answer = self.http.json("GET", f"/api/dashboards/{quote(other, safe='')}", ok=(200,))
+            except NotFound:
+                raise NotFound(
+                    f"TONalytica lists dashboard {ident!r} but answers 404 for its slug and its id", status_code=404
+                ) from None
+        return self._dashboard_with_queries(answer)
+
+    def _other_dashboard_key(self, ident: str) -> str | None:
+        """The id of a dashboard known by slug, or the slug of one known by id, from the list."""
+        for page_number in range(1, DASHBOARD_PAGES + 1):
+            page = self.list_dashboards(page=page_number, page_size=250)
+            for d in page["results"]:
+                if ident.isdigit() and str(d["id"]) == ident and d["slug"]:
+                    return str(d["slug"])
+                if not ident.isdigit() and d["slug"] == ident and d["id"] is not None:
+                    return str(d["id"])
+            if page_number * 250 >= (page["count"] if isinstance(page["count"], int) else 0):
+                return None
+        return None
+
+    @staticmethod
+    def _dashboard_with_queries(dashboard: Any) -> dict[str, Any]:
         if not isinstance(dashboard, dict):
             raise InvalidResponse("TONalytica answered a dashboard that is not an object")
         query_ids = []
@@ -269,7 +320,16 @@ class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, Ton
         if wanted.isdigit() and (field == "query_id" or text.startswith("#")):
             found, count = [self.get_query(int(wanted))], 1
         else:
-            page = self.list_queries(search=text, page_size=BROWSE_LIMIT)
+            try:
+                page = self.list_queries(search=text, page_size=BROWSE_LIMIT)
+            except (NotFound, PermanentError) as exc:
+                if exc.status_code not in (404, 405) or isinstance(exc, AuthenticationError):
+                    raise
+                raise NotSupported(
+                    f"This TONalytica server does not offer a query listing (GET /api/queries answered "
+                    f"{exc.status_code}): type the query id in Query id and Browse… looks that one query up",
+                    status_code=exc.status_code,
+                ) from None
             found, count = page["results"], page["count"]
         choices = [self._choice(field, q) for q in found if q.get("id") is not None]
         if choices and isinstance(count, int) and count > len(choices):
@@ -339,6 +399,19 @@ class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, Ton
         first = (params.page - 1) * BROWSE_LIMIT + 1
         title = f"Dashboards {first}–{first + len(rows) - 1} of {count}" if rows else "Dashboards"
         return ActionResult(tables=[Table(title, ["Id", "Name", "Slug", "Tags", "Updated"], rows)])
+
+    def action_dashboard(self, *, target: None, params: DashboardRef) -> ActionResult:
+        """The dashboard's name and the ids of the queries it shows (each can be mapped and released)."""
+        found = self.get_dashboard(params.dashboard)
+        state = " (archived)" if found["is_archived"] else (" (draft)" if found["is_draft"] else "")
+        count = len(found["query_ids"])
+        message = (
+            f"Dashboard “{found['name']}”{state}, slug {found['slug']}, id {found['id']}: "
+            f"{count} saved quer{'ies' if count != 1 else 'y'}."
+        )
+        return ActionResult(
+            message=message, tables=[Table("Queries on the dashboard", ["Query id"], [[q] for q in found["query_ids"]])]
+        )
 
     def action_archive_query(self, *, target: TonalyticaTarget, params: None) -> ActionResult:
         """Archive the mapping's query (run by the portal in a worker, recorded)."""
@@ -446,8 +519,8 @@ class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, Ton
         return self._job_outcome(answer, output)
 
     def cancel_step(self, step: StepSpec, ctx: StepContext[TonalyticaTarget, TonalyticaParams]) -> Failed:
-        """DELETE /api/jobs/<id>; the job then reports status 4 ``Query cancelled by user.``,
-        which the step's job table shows at once."""
+        """DELETE /api/jobs/<id>, then GET it back to confirm: a cancelled job reports status 4
+        ``Query cancelled by user.`` (or 5), which the step's job table shows at once."""
         if step.name != "refresh" or not ctx.remote_ref:
             raise NotSupported("Only a running TONalytica query job can be cancelled")
         try:
@@ -459,9 +532,31 @@ class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, Ton
                     status_code=500,
                 ) from None
             raise
+        return self._confirm_cancel(ctx.remote_ref)
+
+    def _confirm_cancel(self, job_id: str) -> Failed:
+        """Read the job back after DELETE: the message says what TONalytica reports now."""
+        requested = f"Cancellation of query job {job_id} requested on TONalytica"
+        try:
+            answer = self.http.json("GET", f"/api/jobs/{job_id}", ok=(200,))
+        except ServerError:
+            answer = None  # a 500: the job is gone (expired), which ends it all the same
+        job = answer.get("job") if isinstance(answer, dict) else None
+        status = job.get("status") if isinstance(job, dict) else None
+        error = str(job.get("error") or "").strip() if isinstance(job, dict) else ""
+        if status == JOB_CANCELLED or (status == JOB_FAILED and error == CANCELLED_MESSAGE):
+            confirmed = f"{requested} and confirmed: the job reports “{error or 'cancelled'}”"
+            return Failed(confirmed, remote_ref=job_id, remote_status="cancelled", output={"job_status": "cancelled"})
+        if status == JOB_FINISHED:
+            why = f"{requested}, but the query had already finished: its result stays on TONalytica"
+            return Failed(why, remote_ref=job_id, remote_status="finished", output={"job_status": "finished"})
+        if status == JOB_FAILED:
+            why = f"{requested}, but the query had already failed: {error or 'no reason given'}"
+            return Failed(why, remote_ref=job_id, remote_status="failed", output={"job_status": "failed"})
+        shown = JOB_WAITING_STATUSES.get(status, str(status)) if status is not None else "no longer known"
         return Failed(
-            f"Cancellation of query job {ctx.remote_ref} requested on TONalytica",
-            remote_ref=ctx.remote_ref,
+            f"{requested}; TONalytica still reports the job {shown}",
+            remote_ref=job_id,
             remote_status="cancelled",
             output={"job_status": "cancelled"},
         )
@@ -498,6 +593,7 @@ class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, Ton
         job_id, status = str(job["id"]), job.get("status")
         output = {**output, "job_id": job_id}
         if status in JOB_WAITING_STATUSES:
+            output = known_status(output)
             return Waiting(
                 remote_ref=job_id,
                 message=f"Query job {JOB_WAITING_STATUSES[status]}",
@@ -527,7 +623,9 @@ class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, Ton
                 remote_status="cancelled" if cancelled else "failed",
                 output={**output, "job_status": "cancelled" if cancelled else "failed"},
             )
-        raise InvalidResponse(f"TONalytica's job {job_id} has an unknown status {status!r}")
+        return unknown_status(
+            platform="TONalytica", word=str(status), what=f"query job {job_id}", remote_ref=job_id, output=output
+        )
 
     def _fetch(self, ctx: StepContext[TonalyticaTarget, TonalyticaParams]) -> StepOutcome:
         result_id = (ctx.results.get("refresh") or {}).get("query_result_id")

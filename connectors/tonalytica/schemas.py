@@ -140,6 +140,17 @@ class DashboardFilter(Schema):
     page: int = Field(default=1, ge=1, le=10_000, title="Page")
 
 
+class DashboardRef(Schema):
+    """The ``dashboard`` action's parameter: a dashboard's slug or id, as the dashboards table shows them."""
+
+    dashboard: str = Field(
+        min_length=1,
+        max_length=140,
+        title="Dashboard",
+        description="Its slug (e.g. wallet-activity) or its id, from the Dashboards table",
+    )
+
+
 def resolve_parameters(target: TonalyticaTarget, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Every declared parameter's value for a run: the override, else the mapping's default.
 
