@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -24,8 +25,14 @@ from .base import (
     StepSpec,
     Waiting,
 )
+from .errortext import error_sentence
 from .http import HttpClient, iter_file
+from .statuses import unknown_status
 
+#: Operation statuses (undocumented: the simulator's words, and plausible synonyms). Others are unknown.
+OPERATION_DONE = {"success", "succeeded", "done", "complete", "completed"}
+OPERATION_FAILED = {"failed", "failure", "error"}
+OPERATION_RUNNING = {"pending", "queued", "started", "running", "in progress"}
 Operation = Literal[
     "preprocess_data_sources", "populate_basemaps", "populate_reports", "populate_dashboards", "release"
 ]
@@ -180,23 +187,30 @@ class ToucanConnector(Connector[ToucanCredentials, ToucanTarget, ToucanParams]):
         target: ToucanTarget = ctx.target
         stage = ctx.params.stage or target.stage
         operation = self.http.json("GET", f"/{target.small_app}/operations/{ctx.remote_ref}", params={"stage": stage})
-        return self._outcome(operation)
+        return self._outcome(operation, ctx.output)
 
-    def _outcome(self, operation: Any) -> StepOutcome:
+    def _outcome(self, operation: Any, previous: Mapping[str, Any] | None = None) -> StepOutcome:
+        """Done, Failed or Waiting from an operation; a status word not known here is ``unknown_status``."""
+        previous = previous or {}
         if not isinstance(operation, dict) or not operation.get("operation_id"):
             raise InvalidResponse("Toucan answered an operation without an operation_id")
         ref = str(operation["operation_id"])
-        status = str(operation.get("status", "")).lower()
+        word = str(operation.get("status") or "")
+        status = " ".join(word.lower().split())
         output = {"operations": operation.get("operations", [])}
-        if status == "success":
+        if status in OPERATION_DONE:
             return Done(message="Operation succeeded", remote_ref=ref, remote_status=status, output=output)
-        if status == "failed":
-            return Failed(
-                operation.get("error") or "The operation failed", remote_ref=ref, remote_status=status, output=output
-            )
-        current = operation.get("current_operation")
-        message = f"{status}: {current}" if current else status
-        return Waiting(remote_ref=ref, message=message, remote_status=status, output=output)
+        if status in OPERATION_FAILED:
+            # The platform's words, however it nests them: never a Python repr of its JSON.
+            reason = error_sentence(operation.get("error")) or "The operation failed"
+            return Failed(reason, remote_ref=ref, remote_status=status, output=output)
+        if status in OPERATION_RUNNING:
+            current = operation.get("current_operation")
+            message = f"{status}: {current}" if current else status
+            return Waiting(remote_ref=ref, message=message, remote_status=status, output=output)
+        return unknown_status(
+            platform="Toucan", word=word, what=f"operation {ref}", remote_ref=ref, output={**previous, **output}
+        )
 
     def _upload(self, target: ToucanTarget, stage: str, ctx: StepContext[ToucanTarget, ToucanParams]) -> StepOutcome:
         payload = ctx.file

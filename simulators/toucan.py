@@ -75,6 +75,14 @@ class ToucanSimulator(Simulator):
         self.sources: dict[str, dict[str, Any]] = {}  # "app/stage/filename" -> stored file
         self.operations: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
+        self.final_status = "success"  # /_sim/config final_status: another server's word for it
+
+    async def _control_config(self, request: Request) -> Response:
+        """The base options plus ``final_status``, the word a finished operation reports."""
+        body = await request.json()  # Starlette caches it: the base class reads it again
+        if "final_status" in body:
+            self.final_status = str(body["final_status"])
+        return await super()._control_config(request)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -325,7 +333,7 @@ class ToucanSimulator(Simulator):
         elif stage <= count:
             status, current = "running", record["operations"][stage - 1]
         else:
-            status, current = ("failed" if record["fail"] else "success"), None
+            status, current = ("failed" if record["fail"] else self.final_status), None
         steps = []
         for i, name in enumerate(record["operations"], start=1):
             if stage > i:
