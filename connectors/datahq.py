@@ -51,6 +51,7 @@ from .base import (
     Waiting,
 )
 from .http import HttpClient, default_error_message, safe_url
+from .statuses import known_status, unknown_status
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 _SLUG = re.compile(SLUG_PATTERN)
@@ -503,7 +504,7 @@ class DatahqConnector(Connector[DatahqCredentials, DatahqTarget, DatahqParams]):
             raise NotFound(
                 f"revision {revision} of {target.owner}/{target.dataset} is unknown to the spec store", status_code=404
             ) from None
-        return self._outcome(status, ctx.remote_ref, revision)
+        return self._outcome(status, ctx.remote_ref, revision, ctx.output)
 
     # What the portal shows beyond steps
 
@@ -621,8 +622,9 @@ class DatahqConnector(Connector[DatahqCredentials, DatahqTarget, DatahqParams]):
         """GET a revision's status; NotFound on the server's 404 page."""
         path = "/source/" + "/".join(quote(part, safe="") for part in flow_path.split("/"))
         status = self.http.json("GET", path, ok=(200,))
-        if not isinstance(status, dict) or status.get("state") not in STATES:
-            raise InvalidResponse("The spec store answered a revision without a known state")
+        # A state this connector does not know is kept as it came: the release step calls it unknown.
+        if not isinstance(status, dict) or not isinstance(status.get("state"), str) or not status["state"].strip():
+            raise InvalidResponse("The spec store answered a revision without a state")
         return status
 
     @staticmethod
@@ -657,7 +659,10 @@ class DatahqConnector(Connector[DatahqCredentials, DatahqTarget, DatahqParams]):
             stats = {}
         return {key: stats.get(key) for key in ("bytes", "count_of_rows", "hash")}
 
-    def _outcome(self, status: dict[str, Any], flow_id: str, revision: int) -> StepOutcome:
+    def _outcome(
+        self, status: dict[str, Any], flow_id: str, revision: int, previous: Mapping[str, Any] | None = None
+    ) -> StepOutcome:
+        """Done, Failed or Waiting by the flow's state; any state but the four of STATES is ``unknown_status``."""
         state = status["state"]
         pipelines = self._pipelines(status)
         output: dict[str, Any] = {"flow_id": flow_id, "revision": revision, "state": state, "pipelines": pipelines}
@@ -674,6 +679,15 @@ class DatahqConnector(Connector[DatahqCredentials, DatahqTarget, DatahqParams]):
             return Failed(
                 self._failure(status, pipelines, revision), remote_ref=flow_id, remote_status=state, output=output
             )
+        if state not in STATES:
+            return unknown_status(
+                platform="The spec store",
+                word=state,
+                what=f"revision {revision}",
+                remote_ref=flow_id,
+                output={**(previous or {}), **output},
+            )
+        output = known_status({**(previous or {}), **output})
         done = sum(1 for p in pipelines if p["status"] in ("SUCCEEDED", "FAILED"))
         running = [p["title"] for p in pipelines if p["status"] == "INPROGRESS"]
         message = f"{state}: {done} pipeline{'s' if done != 1 else ''} finished"

@@ -172,7 +172,19 @@ class DatahqSimulator(Simulator):
         self.datasets: dict[str, dict[str, Any]] = {}  # "<ownerid>/<dataset>" -> dataset
         self.users: dict[str, str] = {DEMO_USERID: DEMO_OWNER}  # userid -> owner name, from /_sim/token
         self.requests: list[dict[str, Any]] = []
+        # /_sim/config "state_words": {"INPROGRESS": "RUNNING"} plays a server with other state names.
+        self.state_words: dict[str, str] = {}
         self._seed()
+
+    def _word(self, state: str) -> str:
+        return self.state_words.get(state, state)
+
+    async def _control_config(self, request: Request) -> Response:
+        """The base options plus ``state_words``: other names for the flow states."""
+        body = await request.json()  # Starlette caches it: the base class reads it again
+        if isinstance(body.get("state_words"), dict):
+            self.state_words = {str(k): str(v) for k, v in body["state_words"].items()}
+        return await super()._control_config(request)
 
     def _seed(self) -> None:
         """The demo owner's dataset, whose revision 1 finished well long ago."""
@@ -419,7 +431,7 @@ class DatahqSimulator(Simulator):
             "id": revision["flow_id"],
             "spec_contents": dataset["spec"],
             "modified": dataset["updated_at"].isoformat(),
-            "state": flow_state([status for _, status in statuses]),
+            "state": self._word(flow_state([status for _, status in statuses])),
             "error_log": [e for p in causes for e in p["errors"]],
             "logs": [],
             # The server keeps the stats of the last pipeline that reported some.
