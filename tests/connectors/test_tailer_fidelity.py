@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import requests
 from pydantic import SecretStr, ValidationError
 
 from connectors.base import NotSupported, PermanentError
@@ -54,3 +57,36 @@ def test_browse_says_tailer_offers_no_listing(tailer):
     connector = TailerConnector(refresh_credentials(tailer), base_url=tailer.url("tailer"), timeout=2.0)
     with connector, pytest.raises(NotSupported, match="nothing to browse"):
         connector.browse("configuration_id")
+
+
+def test_the_simulator_serves_tailer_auth_get_token_and_the_documented_curl(tailer):
+    """No Tailer package calls /v1/dag/*; the one real client is ``tailer auth get-token``
+    (tailer-sdk 1.3.19, tailer_auth.py with firebase 3.0.1's refresh), reproduced here as
+    CONTRACTS.md section 2 records it, then the docs' curl of get_last_status with its JWT."""
+    answer = requests.post(
+        f"{tailer.url('tailer')}/token?key={API_KEY}",
+        data=json.dumps({"grantType": "refresh_token", "refreshToken": REFRESH_TOKEN}),
+        headers={"content-type": "application/json; charset=UTF-8"},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    user = answer.json()
+    assert user["user_id"] and user["refresh_token"] == REFRESH_TOKEN  # what get-token reads and prints
+    account, environment, configuration_type, configuration_id = TEST_JOB.split("/")
+    runs = requests.post(
+        f"{tailer.url('tailer')}/v1/dag/status",
+        headers={"Authorization": f"Bearer {user['id_token']}", "content-type": "application/json"},
+        data=json.dumps(
+            {
+                "action": "get_last_status",
+                "account": account,
+                "environment": environment,
+                "configuration_type": configuration_type,
+                "configuration_id": f"{configuration_id}_{environment}",
+                "limit": 1,
+            }
+        ),
+        timeout=10,
+    )
+    assert runs.status_code == 200, runs.text
+    assert isinstance(runs.json()["results"], list)
