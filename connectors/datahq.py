@@ -687,7 +687,7 @@ class DatahqConnector(Connector[DatahqCredentials, DatahqTarget, DatahqParams]):
                 remote_ref=flow_id,
                 output={**(previous or {}), **output},
             )
-        output = known_status({**(previous or {}), **output})
+        output = known_status(output, previous)
         done = sum(1 for p in pipelines if p["status"] in ("SUCCEEDED", "FAILED"))
         running = [p["title"] for p in pipelines if p["status"] == "INPROGRESS"]
         message = f"{state}: {done} pipeline{'s' if done != 1 else ''} finished"

@@ -50,6 +50,12 @@ def unknown_status(
     return Waiting(remote_ref=remote_ref, message=warning, remote_status=word[:100], output=output, warning=warning)
 
 
-def known_status(output: Mapping[str, Any]) -> dict[str, Any]:
-    """``output`` without the unknown count: a known answer starts it again."""
-    return {k: v for k, v in output.items() if k != UNKNOWN_COUNT}
+def known_status(output: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``output`` for a known answer: the count back to 0 when one was running, so it starts again.
+
+    The engine merges each outcome's output into the step's, so the count is set to 0
+    rather than left out (a missing key would keep the old count).
+    """
+    if (previous or {}).get(UNKNOWN_COUNT) or output.get(UNKNOWN_COUNT):
+        return {**output, UNKNOWN_COUNT: 0}
+    return dict(output)

@@ -27,7 +27,7 @@ from .base import (
 )
 from .errortext import error_sentence
 from .http import HttpClient, iter_file
-from .statuses import unknown_status
+from .statuses import known_status, unknown_status
 
 #: Operation statuses (undocumented: the simulator's words, and plausible synonyms). Others are unknown.
 OPERATION_DONE = {"success", "succeeded", "done", "complete", "completed"}
@@ -207,6 +207,7 @@ class ToucanConnector(Connector[ToucanCredentials, ToucanTarget, ToucanParams]):
         if status in OPERATION_RUNNING:
             current = operation.get("current_operation")
             message = f"{status}: {current}" if current else status
+            output = known_status(output, previous)
             return Waiting(remote_ref=ref, message=message, remote_status=status, output=output)
         return unknown_status(
             platform="Toucan", word=word, what=f"operation {ref}", remote_ref=ref, output={**previous, **output}

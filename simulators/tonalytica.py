@@ -10,6 +10,7 @@ Platform fault modes (``POST /_sim/fail``):
 - ``query_failed``: the next job started ends 4 with a database error (``message``, or
   ``relation "sales" does not exist``);
 - ``expire_jobs``: the job asked for (GET /api/jobs/<id>) is forgotten: 500 from then on.
+
 ``POST /_sim/config`` also plays other servers: ``dashboards`` (``"slug"``: V9, by slug only;
 ``"id"``: v10+, by id, slug only with ``?legacy``; default both), ``job_status`` (a number
 every unfinished job reports instead of 1 or 2, e.g. a status a newer server added) and

@@ -14,8 +14,8 @@ section 4, which says where the real server differs from them:
 A release is two steps: "refresh" (POST ``/api/queries/<id>/results``: a cached result
 completes it at once, else it waits on the job) and "fetch" (read the result, keep a
 preview). Beyond releases the portal gets: ``browse`` of the saved queries for the mapping
-form (filling the parameter declarations), the actions ``query_info``, ``dashboards`` and
-``archive_query``, step tables (the job, the result preview) and CSV/JSON downloads of the
+form (filling the parameter declarations), the actions ``query_info``, ``dashboards``,
+``dashboard`` and ``archive_query``, step tables (the job, the result preview) and CSV/JSON downloads of the
 fetched result streamed through the portal. docs/platforms/tonalytica.md explains the choices.
 
 The package: ``parameters`` (Redash parameter types and coercion), ``schemas`` (the

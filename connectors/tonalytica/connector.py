@@ -593,7 +593,7 @@ class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, Ton
         job_id, status = str(job["id"]), job.get("status")
         output = {**output, "job_id": job_id}
         if status in JOB_WAITING_STATUSES:
-            output = known_status(output)
+            output = known_status(output, output)
             return Waiting(
                 remote_ref=job_id,
                 message=f"Query job {JOB_WAITING_STATUSES[status]}",

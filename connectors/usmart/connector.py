@@ -31,7 +31,7 @@ from ..base import (
     Waiting,
 )
 from ..http import HttpClient, iter_file
-from ..statuses import unknown_status
+from ..statuses import known_status, unknown_status
 from .client import DCAT, DCAT_PATH, READS, first, pipeline, s3_error_message, text
 from .parameters import (
     GUID_RE,
@@ -539,6 +539,7 @@ class UsmartConnector(Connector[UsmartCredentials, UsmartTarget, NoParams]):
                 output=output,
             )
         if status in PIPELINE_RUNNING:
+            output = known_status(output, previous)
             return Waiting(remote_ref=ref, message=message, remote_status=status, output=output)
         return unknown_status(
             platform="uSmart",
