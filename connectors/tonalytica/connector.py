@@ -624,7 +624,12 @@ class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, Ton
                 output={**output, "job_status": "cancelled" if cancelled else "failed"},
             )
         return unknown_status(
-            platform="TONalytica", word=str(status), what=f"query job {job_id}", remote_ref=job_id, output=output
+            platform="TONalytica",
+            word=str(status),
+            what=f"query job {job_id}",
+            remote_ref=job_id,
+            # job_status: what the step's job table shows, the platform's word as it came.
+            output={**output, "job_status": str(status)},
         )
 
     def _fetch(self, ctx: StepContext[TonalyticaTarget, TonalyticaParams]) -> StepOutcome:
