@@ -57,7 +57,8 @@ def child(base_url: str, path: str) -> None:
     from pydantic import SecretStr
 
     from connectors.base import FilePayload, StepContext
-    from connectors.usmart import UsmartConnector, UsmartCredentials, UsmartTarget
+    from connectors.usmart.connector import UsmartConnector
+    from connectors.usmart.schemas import UsmartCredentials, UsmartTarget
     from simulators.usmart import DEMO_DATASET, ORG_GUID, READINGS_FILE
 
     size = os.path.getsize(path)

@@ -17,10 +17,14 @@ calls ``check_step()`` from rescheduled tasks until the step is ``Done`` or ``Fa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import IO, Any, ClassVar, Literal
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+if TYPE_CHECKING:  # the HTTP module imports this one: a type-only import avoids the cycle
+    from .http import HttpClient
 
 # ERRORS
 
@@ -145,7 +149,7 @@ class StepSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class StepContext:
+class StepContext[TargetT: Schema, ParamsT: Schema]:
     """What a step needs, handed in by the engine.
 
     ``release_key`` is unique to the release and stable across retries (use it as an
@@ -153,8 +157,8 @@ class StepContext:
     ``remote_ref`` and ``output`` are this step's own, from ``run_step`` and earlier checks.
     """
 
-    target: Any
-    params: Any
+    target: TargetT
+    params: ParamsT
     release_key: str
     file: FilePayload | None = None
     results: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
@@ -179,6 +183,8 @@ class Waiting:
 
     ``remote_ref`` identifies the remote job (run id, operation id...). ``check_after``
     asks for a delay before the next check (seconds); None lets the engine back off.
+    ``warning`` is set when the answer is odd (a status the connector does not know):
+    the portal records it as a warning event.
     """
 
     remote_ref: str
@@ -186,6 +192,7 @@ class Waiting:
     remote_status: str = ""
     output: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     check_after: float | None = None
+    warning: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,11 +273,22 @@ class Download:
 # THE CONNECTOR
 
 
-class Connector:
-    """Base class of every platform connector.
+class Connector[CredentialsT: Schema, TargetT: Schema, ParamsT: Schema]:
+    """Base class of every platform connector, generic over its three schemas.
 
-    Subclasses set the class attributes and implement ``test_connection``, ``plan``,
+    Subclasses name their schemas twice, as type arguments (for the type checker) and as
+    class attributes (for the portal, which builds forms from them)::
+
+        class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, TonalyticaParams]):
+            Credentials = TonalyticaCredentials
+            ...
+
+    They set the class attributes and implement ``test_connection``, ``plan``,
     ``run_step`` and ``check_step``. They register in ``connectors/registry.py``.
+
+    Lifecycle: a connector owns its HTTP clients (``_own``); ``close()`` closes them, and
+    ``with connection.connector() as c:`` closes them on the way out. A connector that
+    is not closed leaks its connection pool until garbage collection.
 
     Validation: the portal validates ``Credentials`` and ``Target`` with
     ``model_validate(data)`` and ``Params`` with ``model_validate(data, context={"target": target})``,
@@ -282,9 +300,10 @@ class Connector:
 
     slug: ClassVar[str]
     label: ClassVar[str]
-    Credentials: ClassVar[type[Schema]]
-    Target: ClassVar[type[Schema]]
-    Params: ClassVar[type[Schema]] = NoParams
+    # Not ClassVars: a ClassVar cannot hold a type variable. Subclasses assign them in the class body.
+    Credentials: type[CredentialsT]
+    Target: type[TargetT]
+    Params: type[ParamsT]
     #: Whether a release of this platform sends an uploaded file.
     needs_file: ClassVar[bool] = True
     #: File extensions a release accepts (lower case, no dot); empty means any.
@@ -296,10 +315,43 @@ class Connector:
     #: Templates get the class itself: read its attributes, never instantiate it.
     do_not_call_in_templates: ClassVar[bool] = True
 
-    def __init__(self, credentials: Schema, *, base_url: str, timeout: float = 30.0):
+    def __init__(self, credentials: CredentialsT, *, base_url: str, timeout: float = 30.0):
+        """``timeout`` bounds each network operation (connect, each read, each write), in seconds.
+
+        The portal passes a short one for reads made inside a web request and a longer one in workers.
+        """
         self.credentials = credentials
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._clients: list[HttpClient] = []
+
+    # Lifecycle
+
+    def _own[C: HttpClient](self, client: C) -> C:
+        """Register an HTTP client for ``close()``; returns it."""
+        self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        """Close the connector's HTTP clients. Idempotent; a closed connector must not be used again."""
+        while self._clients:
+            self._clients.pop().close()
+
+    def closing(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """``chunks``, then ``close()``: for a ``Download`` streamed after the caller has returned
+        (a streaming response), so the HTTP client closes when the last byte is sent or the client leaves."""
+        try:
+            yield from chunks
+        finally:
+            self.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
 
     @classmethod
     def enabled(cls) -> bool:
@@ -309,8 +361,6 @@ class Connector:
     @classmethod
     def secret_fields(cls) -> tuple[str, ...]:
         """Names of the credential fields that are secrets (typed ``SecretStr``)."""
-        from pydantic import SecretStr
-
         return tuple(
             name
             for name, field in cls.Credentials.model_fields.items()
@@ -320,7 +370,7 @@ class Connector:
     # Connection
 
     @classmethod
-    def credential_warnings(cls, credentials: Schema) -> list[str]:
+    def credential_warnings(cls, credentials: CredentialsT) -> list[str]:
         """Warnings about the credentials that need no network (e.g. a token about to lapse)."""
         return []
 
@@ -331,16 +381,16 @@ class Connector:
     # Targets
 
     @classmethod
-    def describe_target(cls, target: Schema) -> str:
+    def describe_target(cls, target: TargetT) -> str:
         """A one-line human label of a target, shown in lists (no network)."""
         return ", ".join(f"{k}={v}" for k, v in target.model_dump().items() if v not in (None, "", []))
 
     @classmethod
-    def release_refusal(cls, target: Schema) -> str | None:
+    def release_refusal(cls, target: TargetT) -> str | None:
         """Why this target can never be released (the page then offers no Release button), or None."""
         return None
 
-    def set_target_state(self, target: Schema, state: TargetState) -> str:
+    def set_target_state(self, target: TargetT, state: TargetState) -> str:
         """Enable, disable or archive the target on the platform itself.
 
         Only for connectors with ``remote_toggles``; returns the platform's message.
@@ -350,19 +400,19 @@ class Connector:
     # Releases
 
     @classmethod
-    def plan(cls, target: Schema, params: Schema) -> list[StepSpec]:
+    def plan(cls, target: TargetT, params: ParamsT) -> list[StepSpec]:
         """The ordered steps of a release of ``target`` with ``params``. Pure: no network, no credentials."""
         raise NotImplementedError
 
-    def run_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def run_step(self, step: StepSpec, ctx: StepContext[TargetT, ParamsT]) -> StepOutcome:
         """Run one step: at most one mutating call, then return at once."""
         raise NotImplementedError
 
-    def check_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def check_step(self, step: StepSpec, ctx: StepContext[TargetT, ParamsT]) -> StepOutcome:
         """Check a waiting step (``ctx.remote_ref``). Read-only: safe to repeat."""
         raise NotImplementedError(f"{self.slug} step {step.name} never waits")
 
-    def cancel_step(self, step: StepSpec, ctx: StepContext) -> str | Failed:
+    def cancel_step(self, step: StepSpec, ctx: StepContext[TargetT, ParamsT]) -> str | Failed:
         """Cancel the remote job of a waiting step: a message, or a ``Failed`` whose output
         updates what the step shows. Raises NotSupported where the platform cannot."""
         raise NotSupported(f"{self.label} has no API to cancel a running job")
@@ -384,7 +434,7 @@ class Connector:
         raise NotSupported(f"{self.label} offers no download here")
 
     @classmethod
-    def actions_for(cls, scope: str, target: Schema | None = None) -> list[Action]:
+    def actions_for(cls, scope: str, target: TargetT | None = None) -> list[Action]:
         return [
             a
             for a in cls.actions
@@ -398,7 +448,7 @@ class Connector:
                 return action
         raise KeyError(name)
 
-    def run_action(self, action: Action, *, target: Schema | None, params: Schema | None) -> ActionResult:
+    def run_action(self, action: Action, *, target: TargetT | None, params: Schema | None) -> ActionResult:
         """Perform an action: calls ``action_<name>(target=..., params=...)``."""
         return getattr(self, f"action_{action.name}")(target=target, params=params)
 

@@ -51,6 +51,7 @@ from .base import (
     Waiting,
 )
 from .http import HttpClient, default_error_message, safe_url
+from .statuses import known_status, unknown_status
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 _SLUG = re.compile(SLUG_PATTERN)
@@ -352,7 +353,7 @@ def _error_message(response: httpx.Response) -> str:
     return default_error_message(response)
 
 
-class DatahqConnector(Connector):
+class DatahqConnector(Connector[DatahqCredentials, DatahqTarget, DatahqParams]):
     slug = "datahq"
     label = "DataHQ spec store"
     Credentials = DatahqCredentials
@@ -378,7 +379,7 @@ class DatahqConnector(Connector):
     def __init__(self, credentials: DatahqCredentials, *, base_url: str, timeout: float = 30.0):
         super().__init__(credentials, base_url=base_url, timeout=timeout)
         # The token goes only on the upload, the one call that needs it.
-        self.http = HttpClient(self.base_url, timeout=timeout, error_parser=_error_message)
+        self.http = self._own(HttpClient(self.base_url, timeout=timeout, error_parser=_error_message))
 
     # Connection
 
@@ -441,7 +442,7 @@ class DatahqConnector(Connector):
         # One upload makes one new revision: never sent twice blindly.
         return [StepSpec("upload", f"Upload the spec of {target.owner}/{target.dataset} and run its pipelines")]
 
-    def run_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def run_step(self, step: StepSpec, ctx: StepContext[DatahqTarget, DatahqParams]) -> StepOutcome:
         """Upload the spec (one call), then wait on the revision it made.
 
         Refused before sending, with a message and no call: a mapping of another owner than
@@ -485,7 +486,7 @@ class DatahqConnector(Connector):
                 hints = token_problems(token, self.credentials.ownerid)
                 raise AuthenticationError(message + "".join(f". {h}" for h in hints))
             raise PermanentError(message)
-        flow_id = answer.get("flow_id")
+        flow_id = str(answer.get("flow_id") or "")
         revision = self._revision_number(flow_id)
         return Waiting(
             remote_ref=flow_id,
@@ -494,7 +495,7 @@ class DatahqConnector(Connector):
             output={"flow_id": flow_id, "dataset_id": answer.get("dataset_id"), "revision": revision, "pipelines": []},
         )
 
-    def check_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def check_step(self, step: StepSpec, ctx: StepContext[DatahqTarget, DatahqParams]) -> StepOutcome:
         target: DatahqTarget = ctx.target
         revision = self._revision_number(ctx.remote_ref)
         try:
@@ -503,7 +504,7 @@ class DatahqConnector(Connector):
             raise NotFound(
                 f"revision {revision} of {target.owner}/{target.dataset} is unknown to the spec store", status_code=404
             ) from None
-        return self._outcome(status, ctx.remote_ref, revision)
+        return self._outcome(status, ctx.remote_ref, revision, ctx.output)
 
     # What the portal shows beyond steps
 
@@ -621,8 +622,9 @@ class DatahqConnector(Connector):
         """GET a revision's status; NotFound on the server's 404 page."""
         path = "/source/" + "/".join(quote(part, safe="") for part in flow_path.split("/"))
         status = self.http.json("GET", path, ok=(200,))
-        if not isinstance(status, dict) or status.get("state") not in STATES:
-            raise InvalidResponse("The spec store answered a revision without a known state")
+        # A state this connector does not know is kept as it came: the release step calls it unknown.
+        if not isinstance(status, dict) or not isinstance(status.get("state"), str) or not status["state"].strip():
+            raise InvalidResponse("The spec store answered a revision without a state")
         return status
 
     @staticmethod
@@ -652,10 +654,15 @@ class DatahqConnector(Connector):
 
     @staticmethod
     def _stats(status: dict[str, Any]) -> dict[str, Any]:
-        stats = status.get("stats") if isinstance(status.get("stats"), dict) else {}
+        stats = status.get("stats")
+        if not isinstance(stats, dict):
+            stats = {}
         return {key: stats.get(key) for key in ("bytes", "count_of_rows", "hash")}
 
-    def _outcome(self, status: dict[str, Any], flow_id: str, revision: int) -> StepOutcome:
+    def _outcome(
+        self, status: dict[str, Any], flow_id: str, revision: int, previous: Mapping[str, Any] | None = None
+    ) -> StepOutcome:
+        """Done, Failed or Waiting by the flow's state; any state but the four of STATES is ``unknown_status``."""
         state = status["state"]
         pipelines = self._pipelines(status)
         output: dict[str, Any] = {"flow_id": flow_id, "revision": revision, "state": state, "pipelines": pipelines}
@@ -672,6 +679,15 @@ class DatahqConnector(Connector):
             return Failed(
                 self._failure(status, pipelines, revision), remote_ref=flow_id, remote_status=state, output=output
             )
+        if state not in STATES:
+            return unknown_status(
+                platform="The spec store",
+                word=state,
+                what=f"revision {revision}",
+                remote_ref=flow_id,
+                output={**(previous or {}), **output},
+            )
+        output = known_status(output, previous)
         done = sum(1 for p in pipelines if p["status"] in ("SUCCEEDED", "FAILED"))
         running = [p["title"] for p in pipelines if p["status"] == "INPROGRESS"]
         message = f"{state}: {done} pipeline{'s' if done != 1 else ''} finished"

@@ -28,6 +28,7 @@ from .base import (
     Timeout,
     Unreachable,
 )
+from .errortext import error_sentence
 
 USER_AGENT = "data-release-portal/1.0"
 
@@ -58,7 +59,7 @@ def safe_url(url: str | httpx.URL) -> str:
 
 
 def default_error_message(response: httpx.Response) -> str:
-    """The platform's own message from a JSON error body, else a short text excerpt."""
+    """The platform's own words from a JSON error body (``error_sentence``), else a short text excerpt."""
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
@@ -66,14 +67,8 @@ def default_error_message(response: httpx.Response) -> str:
         if "<html" in text[:200].lower():
             return f"HTTP {response.status_code} {response.reason_phrase}"
         return text[:300] or f"HTTP {response.status_code} {response.reason_phrase}"
-    if isinstance(body, dict):
-        for key in ("message", "error", "detail", "errors"):
-            if body.get(key):
-                value = body[key]
-                if isinstance(value, list):
-                    value = "; ".join(str(v) for v in value)
-                return str(value)[:500]
-    return str(body)[:300]
+    # Never str(body): a Python repr of the platform's JSON is no message.
+    return error_sentence(body) or f"HTTP {response.status_code} {response.reason_phrase}"
 
 
 ErrorParser = Callable[[httpx.Response], str]
@@ -201,7 +196,9 @@ class HttpClient:
         self.close()
 
 
-def iter_file(stream: Any, *, start: int = 0, length: int | None = None, chunk_size: int = 1024 * 1024):
+def iter_file(
+    stream: Any, *, start: int = 0, length: int | None = None, chunk_size: int = 1024 * 1024
+) -> Iterator[bytes]:
     """Yield ``length`` bytes of a binary stream from ``start``, a chunk at a time."""
     if start:
         stream.seek(start)

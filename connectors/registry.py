@@ -2,7 +2,8 @@
 names a platform. Classes are imported lazily, so an optional SDK that is missing
 breaks only its own platform.
 
-To add a platform: write ``connectors/<slug>.py`` with a ``Connector`` subclass and
+To add a platform: write ``connectors/<slug>.py`` (or a package ``connectors/<slug>/``) with a
+``Connector`` subclass and
 add one line here (see the README's "Adding a connector" checklist).
 """
 
@@ -10,14 +11,15 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import import_module
+from typing import Any
 
 from .base import Connector
 
 CONNECTORS: dict[str, tuple[str, str]] = {
     "toucan": ("Toucan Toco", "connectors.toucan.ToucanConnector"),
-    "tonalytica": ("TONalytica", "connectors.tonalytica.TonalyticaConnector"),
+    "tonalytica": ("TONalytica", "connectors.tonalytica.connector.TonalyticaConnector"),
     "tailer": ("Tailer", "connectors.tailer.TailerConnector"),
-    "usmart": ("uSmart", "connectors.usmart.UsmartConnector"),
+    "usmart": ("uSmart", "connectors.usmart.connector.UsmartConnector"),
     "datahq": ("DataHQ spec store", "connectors.datahq.DatahqConnector"),
 }
 
@@ -27,7 +29,7 @@ def platform_choices() -> list[tuple[str, str]]:
 
 
 @cache
-def get_connector_class(slug: str) -> type[Connector]:
+def get_connector_class(slug: str) -> type[Connector[Any, Any, Any]]:
     """The connector class of a platform; KeyError for an unknown slug."""
     _label, dotted = CONNECTORS[slug]
     module_name, class_name = dotted.rsplit(".", 1)

@@ -30,7 +30,7 @@ import re
 import time
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .base import (
     Action,
@@ -54,7 +54,7 @@ from .http import HttpClient, default_error_message
 logger = logging.getLogger(__name__)
 
 #: Where ``tailer auth get-token`` exchanges the refresh token (CONTRACTS.md).
-DEFAULT_TOKEN_URL = "https://securetoken.googleapis.com/v1/token"
+DEFAULT_TOKEN_URL = "https://securetoken.googleapis.com/v1/token"  # noqa: S105 - a URL, not a secret
 
 ConfigurationType = Literal["table-to-table", "table-to-storage", "storage-to-storage", "workflow"]
 AuthMode = Literal["refresh_token", "jwt"]
@@ -144,6 +144,25 @@ def check_date(value: str) -> str:
 # SCHEMAS
 
 
+def job_target(job: str) -> TailerTarget:
+    """The target named by a credentials' ``test_job``: ``account/ENVIRONMENT/type/configuration id``."""
+    parts = [part.strip() for part in job.split("/")]
+    if len(parts) != 4 or not all(parts):
+        raise ValueError("write account/ENVIRONMENT/configuration type/configuration id, separated by '/'")
+    account, environment, configuration_type, configuration_id = parts
+    try:
+        return TailerTarget.model_validate(
+            {
+                "account": account,
+                "environment": environment,
+                "configuration_type": configuration_type,
+                "configuration_id": configuration_id,
+            }
+        )
+    except ValidationError as exc:
+        raise ValueError("; ".join(str(e["msg"]) for e in exc.errors())) from None
+
+
 class TailerCredentials(Schema):
     """API key + refresh token (exchanged for short-lived JWTs), or a pasted JWT.
 
@@ -195,6 +214,24 @@ class TailerCredentials(Schema):
         description="JWT mode: the 'User token' printed by `tailer auth get-token` (it lasts about an hour)",
         json_schema_extra={"widget": "textarea", "show_when": {"auth_mode": "jwt"}},
     )
+    test_job: str = Field(
+        default="",
+        max_length=300,
+        title="Job to test with",
+        description=(
+            "Optional: account/ENVIRONMENT/configuration type/configuration id of a job these credentials "
+            "may read, e.g. 000099/DEV/table-to-table/000099_iowa_liquor_prepare_pda. The connection test "
+            "then asks Tailer for its last run (get_last_status, a documented read); without it, the test "
+            "can only check the token itself"
+        ),
+    )
+
+    @field_validator("test_job")
+    @classmethod
+    def _a_job_identity(cls, value: str) -> str:
+        if value:
+            job_target(value)  # raises ValueError, shown under the field
+        return value
 
     @field_validator("token_url")
     @classmethod
@@ -215,9 +252,8 @@ class TailerCredentials(Schema):
             what = "API key" if info.field_name == "api_key" else "refresh token"
             raise ValueError(f"the refresh-token mode needs the {what} (or choose the JWT mode)")
         if mode == "jwt" and info.field_name == "jwt":
-            if not present:
+            if not present or value is None:
                 raise ValueError("the JWT mode needs the JWT: paste the token `tailer auth get-token` prints")
-            assert value is not None
             try:
                 jwt_expiry(value.get_secret_value())
             except ValueError as exc:
@@ -378,7 +414,7 @@ def _error_message(response: Any) -> str:
 # THE CONNECTOR
 
 
-class TailerConnector(Connector):
+class TailerConnector(Connector[TailerCredentials, TailerTarget, TailerParams]):
     slug = "tailer"
     label = "Tailer"
     Credentials = TailerCredentials
@@ -413,7 +449,7 @@ class TailerConnector(Connector):
 
     def __init__(self, credentials: TailerCredentials, *, base_url: str, timeout: float = 30.0):
         super().__init__(credentials, base_url=base_url, timeout=timeout)
-        self.http = HttpClient(self.base_url, timeout=timeout, error_parser=_error_message)
+        self.http = self._own(HttpClient(self.base_url, timeout=timeout, error_parser=_error_message))
         # The fetched JWT and when to renew it: in memory only, never stored or logged.
         self._jwt: SecretStr | None = None
         self._renew_at = 0.0
@@ -425,9 +461,10 @@ class TailerConnector(Connector):
 
         Raises AuthenticationError for an expired pasted JWT, before anything is sent.
         """
-        creds: TailerCredentials = self.credentials
+        creds = self.credentials
         if creds.auth_mode == "jwt":
-            assert creds.jwt is not None  # the model validator guarantees it
+            if creds.jwt is None:  # the model validator prevents it
+                raise AuthenticationError("The JWT mode needs a pasted JWT")
             token = creds.jwt.get_secret_value()
             try:
                 exp = jwt_expiry(token)
@@ -445,8 +482,9 @@ class TailerConnector(Connector):
 
     def _fetch_token(self) -> str:
         """Exchange the refresh token for a JWT, as ``tailer auth get-token`` does."""
-        creds: TailerCredentials = self.credentials
-        assert creds.api_key is not None and creds.refresh_token is not None
+        creds = self.credentials
+        if creds.api_key is None or creds.refresh_token is None:  # the model validator prevents it
+            raise AuthenticationError("The refresh-token mode needs the API key and the refresh token")
         self._jwt = None
         try:
             answer = self.http.json(
@@ -555,21 +593,19 @@ class TailerConnector(Connector):
         return []
 
     def test_connection(self) -> str:
-        """Get a JWT (exchanging the refresh token) and make one authenticated read.
+        """Get a JWT (exchanging the refresh token), then, with a ``test_job``, one documented read.
 
-        The read is get_last_status with ``limit: 1`` and no configuration: the platform
-        checks the token first, so its 400 about the missing configuration still proves
-        the token was accepted, while 401/403 raise AuthenticationError. A 404 is not
-        taken as success: it more likely means a wrong base URL.
+        Every Tailer call needs a job's full identity, so the read is get_last_status of the
+        credentials' ``test_job`` with ``limit: 1``; only its 200 counts (a 400 or 404 raises).
+        Without a test job, the refresh-token exchange (or the pasted JWT's expiry, offline)
+        is all that is checked, and the message says so.
         """
         token, _fresh = self._bearer()
-        try:
-            self._call("/v1/dag/status", {"action": "get_last_status", "limit": 1})
-        except AuthenticationError:
-            raise
-        except PermanentError as exc:
-            if exc.status_code != 400:
-                raise
+        proof = ""
+        if self.credentials.test_job:
+            runs = self.last_runs(job_target(self.credentials.test_job), limit=1)
+            latest = f", last run {runs[0].get('status')}" if runs and isinstance(runs[0], dict) else ", no run yet"
+            proof = f"; it reads job {self.credentials.test_job}{latest}"
         try:
             claims = jwt_claims(token)
         except ValueError:  # a fetched token need not be readable; it was accepted all the same
@@ -577,7 +613,13 @@ class TailerConnector(Connector):
         who = claims.get("email") or claims.get("user_id") or claims.get("sub") or "the given user"
         exp = claims.get("exp")
         until = f" (token valid until {_utc(float(exp))})" if isinstance(exp, int | float) else ""
-        return f"Tailer accepted the token of {who}{until}"
+        if proof:
+            return f"Tailer accepted the token of {who}{until}{proof}"
+        how = "has a pasted token of" if self.credentials.auth_mode == "jwt" else "issued a token for"
+        return (
+            f"Tailer {how} {who}{until}; the Tailer API itself was not asked: "
+            "set a job to test with on the connection to check that it accepts the token"
+        )
 
     # Targets
 
@@ -707,7 +749,7 @@ class TailerConnector(Connector):
         # Not idempotent: a second launch_job starts a second run.
         return [StepSpec("launch", f"Launch {target.api_configuration_id}")]
 
-    def run_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def run_step(self, step: StepSpec, ctx: StepContext[TailerTarget, TailerParams]) -> StepOutcome:
         """launch_job, then wait on the run id it answers."""
         target: TailerTarget = ctx.target
         params: TailerParams = ctx.params
@@ -722,7 +764,7 @@ class TailerConnector(Connector):
             raise InvalidResponse("Tailer's launch_job answered without a run_id")
         return Waiting(remote_ref=run_id, message=f"Launched run {run_id}", output={"run_id": run_id})
 
-    def check_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def check_step(self, step: StepSpec, ctx: StepContext[TailerTarget, TailerParams]) -> StepOutcome:
         """check_run_status until SUCCESS or a failure; unknown statuses wait a while."""
         target: TailerTarget = ctx.target
         run_id = ctx.remote_ref
@@ -774,4 +816,5 @@ class TailerConnector(Connector):
                 remote_status=status,
                 output=output,
             )
-        return Waiting(remote_ref=run_id, message=f"Tailer reports {what}", remote_status=status, output=output)
+        message = f"Tailer reports {what}"
+        return Waiting(remote_ref=run_id, message=message, remote_status=status, output=output, warning=message)

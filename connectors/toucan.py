@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -24,18 +25,24 @@ from .base import (
     StepSpec,
     Waiting,
 )
+from .errortext import error_sentence
 from .http import HttpClient, iter_file
+from .statuses import known_status, unknown_status
 
-OPERATIONS: tuple[str, ...] = (
+#: Operation statuses (undocumented: the simulator's words, and plausible synonyms). Others are unknown.
+OPERATION_DONE = {"success", "succeeded", "done", "complete", "completed"}
+OPERATION_FAILED = {"failed", "failure", "error"}
+OPERATION_RUNNING = {"pending", "queued", "started", "running", "in progress"}
+Operation = Literal[
+    "preprocess_data_sources", "populate_basemaps", "populate_reports", "populate_dashboards", "release"
+]
+OPERATIONS: tuple[Operation, ...] = (
     "preprocess_data_sources",
     "populate_basemaps",
     "populate_reports",
     "populate_dashboards",
     "release",
 )
-Operation = Literal[
-    "preprocess_data_sources", "populate_basemaps", "populate_reports", "populate_dashboards", "release"
-]
 Stage = Literal["staging", "production"]
 #: Dropzone's default chunk size (CONTRACTS.md): each chunk is one POST.
 CHUNK_SIZE = 2_000_000
@@ -103,7 +110,7 @@ class ToucanParams(Schema):
         return self
 
 
-class ToucanConnector(Connector):
+class ToucanConnector(Connector[ToucanCredentials, ToucanTarget, ToucanParams]):
     slug = "toucan"
     label = "Toucan Toco"
     Credentials = ToucanCredentials
@@ -114,10 +121,12 @@ class ToucanConnector(Connector):
 
     def __init__(self, credentials: ToucanCredentials, *, base_url: str, timeout: float = 30.0):
         super().__init__(credentials, base_url=base_url, timeout=timeout)
-        self.http = HttpClient(
-            self.base_url,
-            timeout=timeout,
-            auth=(credentials.login, credentials.password.get_secret_value()),
+        self.http = self._own(
+            HttpClient(
+                self.base_url,
+                timeout=timeout,
+                auth=(credentials.login, credentials.password.get_secret_value()),
+            )
         )
 
     # Connection
@@ -150,7 +159,7 @@ class ToucanConnector(Connector):
             steps += [StepSpec(f"operation:{op}", op.replace("_", " ").capitalize()) for op in params.operations]
         return steps
 
-    def run_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def run_step(self, step: StepSpec, ctx: StepContext[ToucanTarget, ToucanParams]) -> StepOutcome:
         target: ToucanTarget = ctx.target
         params: ToucanParams = ctx.params
         stage = params.stage or target.stage
@@ -174,29 +183,37 @@ class ToucanConnector(Connector):
         operation = self.http.json("POST", f"{path}?{query_string}", json=body)
         return self._outcome(operation)
 
-    def check_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def check_step(self, step: StepSpec, ctx: StepContext[ToucanTarget, ToucanParams]) -> StepOutcome:
         target: ToucanTarget = ctx.target
         stage = ctx.params.stage or target.stage
         operation = self.http.json("GET", f"/{target.small_app}/operations/{ctx.remote_ref}", params={"stage": stage})
-        return self._outcome(operation)
+        return self._outcome(operation, ctx.output)
 
-    def _outcome(self, operation: Any) -> StepOutcome:
+    def _outcome(self, operation: Any, previous: Mapping[str, Any] | None = None) -> StepOutcome:
+        """Done, Failed or Waiting from an operation; a status word not known here is ``unknown_status``."""
+        previous = previous or {}
         if not isinstance(operation, dict) or not operation.get("operation_id"):
             raise InvalidResponse("Toucan answered an operation without an operation_id")
         ref = str(operation["operation_id"])
-        status = str(operation.get("status", "")).lower()
+        word = str(operation.get("status") or "")
+        status = " ".join(word.lower().split())
         output = {"operations": operation.get("operations", [])}
-        if status == "success":
+        if status in OPERATION_DONE:
             return Done(message="Operation succeeded", remote_ref=ref, remote_status=status, output=output)
-        if status == "failed":
-            return Failed(
-                operation.get("error") or "The operation failed", remote_ref=ref, remote_status=status, output=output
-            )
-        current = operation.get("current_operation")
-        message = f"{status}: {current}" if current else status
-        return Waiting(remote_ref=ref, message=message, remote_status=status, output=output)
+        if status in OPERATION_FAILED:
+            # The platform's words, however it nests them: never a Python repr of its JSON.
+            reason = error_sentence(operation.get("error")) or "The operation failed"
+            return Failed(reason, remote_ref=ref, remote_status=status, output=output)
+        if status in OPERATION_RUNNING:
+            current = operation.get("current_operation")
+            message = f"{status}: {current}" if current else status
+            output = known_status(output, previous)
+            return Waiting(remote_ref=ref, message=message, remote_status=status, output=output)
+        return unknown_status(
+            platform="Toucan", word=word, what=f"operation {ref}", remote_ref=ref, output={**previous, **output}
+        )
 
-    def _upload(self, target: ToucanTarget, stage: str, ctx: StepContext) -> StepOutcome:
+    def _upload(self, target: ToucanTarget, stage: str, ctx: StepContext[ToucanTarget, ToucanParams]) -> StepOutcome:
         payload = ctx.file
         if payload is None:
             from .base import PermanentError

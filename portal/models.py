@@ -86,7 +86,7 @@ class Connection(models.Model):
         return reverse("portal:connection-detail", args=[self.pk])
 
     @property
-    def connector_class(self) -> type[Connector]:
+    def connector_class(self) -> type[Connector[Any, Any, Any]]:
         return get_connector_class(self.platform)
 
     def credentials(self) -> Schema:
@@ -95,10 +95,14 @@ class Connection(models.Model):
 
         return self.connector_class.Credentials.model_validate(decrypt_json(self.credentials_encrypted))
 
-    def connector(self) -> Connector:
-        return self.connector_class(
-            self.credentials(), base_url=self.base_url, timeout=settings.PORTAL_HTTP_TIMEOUT_SECONDS
-        )
+    def connector(self, *, interactive: bool = False) -> Connector[Any, Any, Any]:
+        """The platform's connector; use it as ``with connection.connector() as c:`` so its HTTP clients close.
+
+        ``interactive`` is for reads made inside a web request, which a person waits on: they get
+        the short ``PORTAL_HTTP_READ_TIMEOUT_SECONDS`` instead of the workers' ``PORTAL_HTTP_TIMEOUT_SECONDS``.
+        """
+        timeout = settings.PORTAL_HTTP_READ_TIMEOUT_SECONDS if interactive else settings.PORTAL_HTTP_TIMEOUT_SECONDS
+        return self.connector_class(self.credentials(), base_url=self.base_url, timeout=timeout)
 
     @property
     def test_pending(self) -> bool:

@@ -28,6 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 #: Fault modes handled for every platform before its own routes see the request.
 GENERIC_MODES = {"500", "502", "503", "429", "401", "403", "hang"}
@@ -120,7 +121,7 @@ class Simulator:
 
     # The app
 
-    def app(self):  # an ASGI app
+    def app(self) -> ASGIApp:
         control = [
             Route("/_sim/fail", self._control_fail, methods=["POST"]),
             Route("/_sim/config", self._control_config, methods=["POST"]),

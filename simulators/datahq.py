@@ -172,7 +172,19 @@ class DatahqSimulator(Simulator):
         self.datasets: dict[str, dict[str, Any]] = {}  # "<ownerid>/<dataset>" -> dataset
         self.users: dict[str, str] = {DEMO_USERID: DEMO_OWNER}  # userid -> owner name, from /_sim/token
         self.requests: list[dict[str, Any]] = []
+        # /_sim/config "state_words": {"INPROGRESS": "RUNNING"} plays a server with other state names.
+        self.state_words: dict[str, str] = {}
         self._seed()
+
+    def _word(self, state: str) -> str:
+        return self.state_words.get(state, state)
+
+    async def _control_config(self, request: Request) -> Response:
+        """The base options plus ``state_words``: other names for the flow states."""
+        body = await request.json()  # Starlette caches it: the base class reads it again
+        if isinstance(body.get("state_words"), dict):
+            self.state_words = {str(k): str(v) for k, v in body["state_words"].items()}
+        return await super()._control_config(request)
 
     def _seed(self) -> None:
         """The demo owner's dataset, whose revision 1 finished well long ago."""
@@ -242,8 +254,9 @@ class DatahqSimulator(Simulator):
                 return html_error(400)  # Flask's get_json on a broken body
         elif mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             async with request.form() as form:
-                if not token and isinstance(form.get("jwt"), str):
-                    token, auth = form["jwt"], "form"
+                form_jwt = form.get("jwt")
+                if not token and isinstance(form_jwt, str):
+                    token, auth = form_jwt, "form"
         # Old Flask's get_json() gives None for any other content type.
         answer = self._upload(request, token, contents)
         with self.lock:
@@ -272,7 +285,9 @@ class DatahqSimulator(Simulator):
         errors: list[str] = []
         dataset_id = flow_id = None
         meta = contents.get("meta") if isinstance(contents, dict) else None
-        ownerid = meta.get("ownerid") if isinstance(meta, dict) else None
+        if not isinstance(meta, dict):
+            meta = {}
+        ownerid = meta.get("ownerid")
         claims = self._claims(token)
         if contents is None:
             errors.append(EMPTY)
@@ -416,7 +431,7 @@ class DatahqSimulator(Simulator):
             "id": revision["flow_id"],
             "spec_contents": dataset["spec"],
             "modified": dataset["updated_at"].isoformat(),
-            "state": flow_state([status for _, status in statuses]),
+            "state": self._word(flow_state([status for _, status in statuses])),
             "error_log": [e for p in causes for e in p["errors"]],
             "logs": [],
             # The server keeps the stats of the last pipeline that reported some.

@@ -172,6 +172,7 @@ class TailerSimulator(Simulator):
                 "api_key": next(iter(API_KEYS)),
                 "refresh_token": next(iter(REFRESH_TOKENS)),
                 "token_url": f"{base_url}/token",
+                "test_job": "000099/DEV/table-to-table/000099_iowa_liquor_prepare_pda",
             },
             "mappings": [
                 {

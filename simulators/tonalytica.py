@@ -10,6 +10,11 @@ Platform fault modes (``POST /_sim/fail``):
 - ``query_failed``: the next job started ends 4 with a database error (``message``, or
   ``relation "sales" does not exist``);
 - ``expire_jobs``: the job asked for (GET /api/jobs/<id>) is forgotten: 500 from then on.
+
+``POST /_sim/config`` also plays other servers: ``dashboards`` (``"slug"``: V9, by slug only;
+``"id"``: v10+, by id, slug only with ``?legacy``; default both), ``job_status`` (a number
+every unfinished job reports instead of 1 or 2, e.g. a status a newer server added) and
+``queries_listing`` (``"404"`` or ``"405"``: no ``GET /api/queries``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .core import Simulator
 
@@ -43,7 +49,8 @@ NOT_FOUND = (
 DATA_SOURCE_ID = 1
 ONE_YEAR = 31557600
 
-Rows = Callable[[dict[str, Any], random.Random], tuple[list[dict[str, str]], list[dict[str, Any]]]]
+RowsResult = tuple[list[dict[str, str]], list[dict[str, Any]]]
+Rows = Callable[[dict[str, Any], random.Random], RowsResult]
 
 
 def col(name: str, type_: str) -> dict[str, str]:
@@ -78,7 +85,7 @@ def days(start: str, end: str, limit: int = 366) -> list[dt.date]:
 # Result generators: deterministic rows from the parameter values (seeded by the query text).
 
 
-def summary_rows(values: dict[str, Any], rng: random.Random):
+def summary_rows(values: dict[str, Any], rng: random.Random) -> RowsResult:
     metrics = [
         ("blocks_24h", 95_120),
         ("transactions_24h", 4_312_877),
@@ -88,7 +95,7 @@ def summary_rows(values: dict[str, Any], rng: random.Random):
     return [col("metric", "string"), col("value", "integer")], [{"metric": m, "value": v} for m, v in metrics]
 
 
-def top_wallet_rows(values: dict[str, Any], rng: random.Random):
+def top_wallet_rows(values: dict[str, Any], rng: random.Random) -> RowsResult:
     limit = max(0, min(1000, int(float(values["limit"]))))
     balance = 50_000_000.0
     rows = []
@@ -98,7 +105,7 @@ def top_wallet_rows(values: dict[str, Any], rng: random.Random):
     return [col("rank", "integer"), col("address", "string"), col("balance_ton", "float")], rows
 
 
-def wallet_tx_rows(values: dict[str, Any], rng: random.Random):
+def wallet_tx_rows(values: dict[str, Any], rng: random.Random) -> RowsResult:
     start = dt.datetime(2024, 3, 1, 8, 0)
     rows = [
         {
@@ -120,7 +127,7 @@ def wallet_tx_rows(values: dict[str, Any], rng: random.Random):
     return columns, rows
 
 
-def daily_tx_rows(values: dict[str, Any], rng: random.Random):
+def daily_tx_rows(values: dict[str, Any], rng: random.Random) -> RowsResult:
     period = values["period"]
     rows = [
         {"day": d.isoformat(), "tx_count": rng.randint(2_000_000, 6_000_000)}
@@ -129,7 +136,7 @@ def daily_tx_rows(values: dict[str, Any], rng: random.Random):
     return [col("day", "date"), col("tx_count", "integer")], rows
 
 
-def block_rows(values: dict[str, Any], rng: random.Random):
+def block_rows(values: dict[str, Any], rng: random.Random) -> RowsResult:
     day = dt.date.fromisoformat(values["day"])
     per_hour = 1_800 if values["workchain"] == "masterchain" else 3_400
     rows = [
@@ -143,7 +150,7 @@ def block_rows(values: dict[str, Any], rng: random.Random):
     return [col("hour", "datetime"), col("workchain", "string"), col("blocks", "integer")], rows
 
 
-def large_transfer_rows(values: dict[str, Any], rng: random.Random):
+def large_transfer_rows(values: dict[str, Any], rng: random.Random) -> RowsResult:
     minimum = float(values["min_amount"])
     start = dt.datetime.fromisoformat(values["window"]["start"])
     rows = [
@@ -342,6 +349,9 @@ class TonalyticaSimulator(Simulator):
 
     def reset(self) -> None:
         super().reset()
+        self.dashboard_keys = "both"
+        self.forced_job_status: int | None = None
+        self.queries_listing = ""
         now = time.time()
         self.queries: dict[int, dict[str, Any]] = {}
         self.generators: dict[int, Rows | None] = {}
@@ -409,6 +419,29 @@ class TonalyticaSimulator(Simulator):
             "requests": self.requests[-50:],
         }
 
+    async def _control_config(self, request: Request) -> Response:
+        """The base options plus ``dashboards``, ``job_status`` and ``queries_listing``."""
+        body = await request.json()  # Starlette caches it: the base class reads it again
+        if "dashboards" in body:
+            self.dashboard_keys = str(body["dashboards"])
+        if "job_status" in body:
+            self.forced_job_status = None if body["job_status"] is None else int(body["job_status"])
+        if "queries_listing" in body:
+            self.queries_listing = str(body["queries_listing"])
+        return await super()._control_config(request)
+
+    def app(self) -> ASGIApp:
+        """The routes behind Werkzeug's merging of slashes: tonalytica-client's default host ends
+        with "/", so it asks for ``//api/...`` (CONTRACTS.md section 4), which Redash serves."""
+        inner = super().app()
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and "//" in scope["path"]:
+                scope = {**scope, "path": re.sub("/{2,}", "/", scope["path"])}
+            await inner(scope, receive, send)
+
+        return app
+
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/api/session", self.session, methods=["GET"]),
@@ -419,6 +452,7 @@ class TonalyticaSimulator(Simulator):
             Route("/api/queries/{qid:int}/results/{rid}", self.result_of_query, methods=["GET"]),
             Route("/api/queries/{qid:int}/jobs/{job_id}", self.job, methods=["GET", "DELETE"]),
             Route("/api/jobs/{job_id}", self.job, methods=["GET", "DELETE"]),
+            Route("/api/query_results", self.adhoc_results, methods=["POST"]),
             Route("/api/query_results/{rid}", self.result_by_id, methods=["GET"]),
             Route("/api/dashboards", self.list_dashboards, methods=["GET"]),
             Route("/api/dashboards/{ident}", self.dashboard, methods=["GET"]),
@@ -456,15 +490,15 @@ class TonalyticaSimulator(Simulator):
     def _settle_locked(self) -> None:
         for job in self.jobs.values():
             if job["result_id"] is None and not job["cancelled"] and not job["error"] and self._job_stage(job) >= 2:
-                query = self.queries[job["query_id"]]
+                query = self.queries.get(job["query_id"]) if job["query_id"] is not None else None
                 job["result_id"] = self._store_result(query, job["text"], job["parameters"])["id"]
 
-    def _store_result(self, query: dict[str, Any], text: str, values: dict[str, Any]) -> dict[str, Any]:
+    def _store_result(self, query: dict[str, Any] | None, text: str, values: dict[str, Any]) -> dict[str, Any]:
         digest = query_hash(text)
-        generator = self.generators[query["id"]]
+        generator = self.generators[query["id"]] if query is not None else None
         columns, rows = generator(values, random.Random(digest)) if generator else ([], [])
         now = time.time()
-        result = {
+        result: dict[str, Any] = {
             "id": self._next_result,
             "query_hash": digest,
             "query": text,
@@ -473,7 +507,7 @@ class TonalyticaSimulator(Simulator):
             "runtime": round(random.Random(digest).uniform(0.05, 2.5), 3),
             "retrieved_at": iso(now),
             "stored_at": now,
-            "query_id": query["id"],
+            "query_id": query["id"] if query is not None else None,
         }
         self.results[result["id"]] = result
         self._next_result += 1
@@ -532,6 +566,10 @@ class TonalyticaSimulator(Simulator):
     async def list_queries(self, request: Request) -> Response:
         if (denied := self._authenticate(request)) is not None:
             return denied
+        if self.queries_listing in ("404", "405"):
+            return message(
+                int(self.queries_listing), "Not Found" if self.queries_listing == "404" else "Method Not Allowed"
+            )
         with self.lock:
             # Redash lists live queries newest first.
             items = [
@@ -567,13 +605,14 @@ class TonalyticaSimulator(Simulator):
         return self._page(request, self._search(request, items, "name"))
 
     async def dashboard(self, request: Request) -> Response:
-        """By id (Redash v10+); by slug only with ``?legacy``, like the real server."""
+        """By id (Redash v10+) and by slug (V9, as the docs say; v10+ wants ``?legacy``, which is accepted too)."""
         if (denied := self._authenticate(request)) is not None:
             return denied
         ident = request.path_params["ident"]
-        if ident.isdigit():
+        by_slug = self.dashboard_keys != "id" or "legacy" in request.query_params
+        if ident.isdigit() and self.dashboard_keys != "slug":
             found = self.dashboards.get(int(ident))
-        elif "legacy" in request.query_params:
+        elif by_slug:
             found = next((d for d in self.dashboards.values() if d["slug"] == ident), None)
         else:
             found = None
@@ -660,7 +699,45 @@ class TonalyticaSimulator(Simulator):
         missing = [name for name in needed if name not in values]
         if missing:
             return job_error(400, f"Missing parameter value for: {', '.join(missing)}")
-        text = self._apply(query["query"], values)
+        return self._start(request, query, self._apply(query["query"], values), values, max_age)
+
+    async def adhoc_results(self, request: Request) -> Response:
+        """POST /api/query_results: an ad-hoc run (tonalytica-client's query path), as Redash's
+        QueryResultListResource: ``{data_source_id, query, max_age, parameters, query_id?}``."""
+        if (denied := self._authenticate(request)) is not None:
+            return denied
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return message(400, "The browser (or proxy) sent a request that this server could not understand.")
+        if body.get("data_source_id") is None:
+            return job_error(401, "Please select data source to run this query.")
+        if body.get("data_source_id") != DATA_SOURCE_ID:
+            return message(404, NOT_FOUND)
+        values = body.get("parameters") or {}
+        if not isinstance(values, dict):
+            return message(400, "The following parameter values are incompatible with their definitions: parameters")
+        try:
+            max_age = int(body.get("max_age", -1) if body.get("max_age") is not None else -1)
+        except (TypeError, ValueError):
+            return message(500, "Internal Server Error")
+        text = str(body.get("query") or "")
+        try:
+            text = self._apply(text, values)
+        except KeyError as missing:
+            return job_error(400, f"Missing parameter value for: {missing.args[0]}")
+        # The rows come from the saved query of that id, or of the same text; other SQL returns none.
+        query = self.queries.get(body["query_id"]) if isinstance(body.get("query_id"), int) else None
+        if query is None:
+            query = next((q for q in self.queries.values() if q["query"].strip() == text.strip()), None)
+        return self._start(request, query, text, values, max_age)
+
+    def _start(
+        self, request: Request, query: dict[str, Any] | None, text: str, values: dict[str, Any], max_age: int
+    ) -> Response:
+        """A cached result younger than ``max_age``, the running job of the same text, or a new job."""
         digest = query_hash(text)
         with self.lock:
             if max_age != 0:
@@ -677,10 +754,11 @@ class TonalyticaSimulator(Simulator):
                 if job["hash"] == digest and self._job_view(job)["status"] in (1, 2):
                     return json_response({"job": self._job_view(job)})
             fault = self.take_fault("query_failed", request)
-            error = (fault.message or 'relation "sales" does not exist') if fault else self.errors[query["id"]]
+            saved_error = self.errors[query["id"]] if query is not None else ""
+            error = (fault.message or 'relation "sales" does not exist') if fault else saved_error
             job = {
                 "id": str(uuid.uuid4()),
-                "query_id": query["id"],
+                "query_id": query["id"] if query is not None else None,
                 "text": text,
                 "hash": digest,
                 "parameters": values,
@@ -730,6 +808,8 @@ class TonalyticaSimulator(Simulator):
             }
         elif stage >= 2:
             view |= {"status": 2, "updated_at": started_at}  # finished this instant: stored at the next _settle
+        if self.forced_job_status is not None and view["status"] in (1, 2):
+            view["status"] = self.forced_job_status
         return view
 
     async def job(self, request: Request) -> Response:

@@ -66,14 +66,23 @@ class ToucanSimulator(Simulator):
 
     def reset(self) -> None:
         super().reset()
-        if getattr(self, "_workdir", None):
-            shutil.rmtree(self._workdir, ignore_errors=True)
+        workdir: str | None = getattr(self, "_workdir", None)
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
         # Chunks and assembled files live on disk, never in memory.
-        self._workdir = tempfile.mkdtemp(prefix="toucan-sim-")
+        self._workdir: str = tempfile.mkdtemp(prefix="toucan-sim-")
         self.uploads: dict[str, dict[str, Any]] = {}  # dzuuid -> progress
         self.sources: dict[str, dict[str, Any]] = {}  # "app/stage/filename" -> stored file
         self.operations: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
+        self.final_status = "success"  # /_sim/config final_status: another server's word for it
+
+    async def _control_config(self, request: Request) -> Response:
+        """The base options plus ``final_status``, the word a finished operation reports."""
+        body = await request.json()  # Starlette caches it: the base class reads it again
+        if "final_status" in body:
+            self.final_status = str(body["final_status"])
+        return await super()._control_config(request)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -113,7 +122,7 @@ class ToucanSimulator(Simulator):
             body = await request.json()
         except ValueError:
             return error(400, "The body must be JSON")
-        if not isinstance(body, dict) or USERS.get(body.get("username")) != body.get("password"):
+        if not isinstance(body, dict) or USERS.get(str(body.get("username"))) != body.get("password"):
             return PlainTextResponse("Login failed. Invalid username or password", status_code=401)
         return JSONResponse({"token": uuid.uuid4().hex})
 
@@ -324,7 +333,7 @@ class ToucanSimulator(Simulator):
         elif stage <= count:
             status, current = "running", record["operations"][stage - 1]
         else:
-            status, current = ("failed" if record["fail"] else "success"), None
+            status, current = ("failed" if record["fail"] else self.final_status), None
         steps = []
         for i, name in enumerate(record["operations"], start=1):
             if stage > i:

@@ -24,7 +24,11 @@ organisation GUID in it, between ``/org/`` and ``/dcat/``).
 Platform fault modes (``POST /_sim/fail``): ``pipeline_failed`` (the next processed
 pipeline ends failed; ``message`` is the reason), ``url_expired`` (the next PUT is
 refused as expired). ``POST /_sim/config`` also takes ``url_ttl`` (seconds a signed URL
-lives, 900 by default).
+lives, 900 by default) and, to play other plausible uSmart servers (the real one is not
+published): ``final_status`` (the word a finished run reports, "processed" by default),
+``dcat`` (``"404"`` or ``"405"``: the catalogue path does not exist), ``error_style``
+(``"nested"``: errors as ``{"success": false, "error": {"status", "message"}}`` and a failed
+pipeline's reason in ``errorLog`` instead of ``statusMessage``).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .core import Simulator
@@ -75,7 +79,13 @@ UNSUPPORTED_PIPELINE_IDS = {"realtime-api"}
 DEFAULT_URL_TTL = 900.0  # seconds a signed URL lives, unless /_sim/config says otherwise
 
 
+#: How errors are written: "flat" ({"success": false, "message"}) or "nested" (set by /_sim/config).
+ERROR_STYLE = {"style": "flat"}
+
+
 def error(status: int, message: str) -> JSONResponse:
+    if ERROR_STYLE["style"] == "nested":
+        return JSONResponse({"success": False, "error": {"status": status, "message": message}}, status_code=status)
     return JSONResponse({"success": False, "message": message}, status_code=status)
 
 
@@ -138,6 +148,9 @@ class UsmartSimulator(Simulator):
                 self._discard(record)
         self._signing_key = secrets.token_bytes(32)
         self.url_ttl = DEFAULT_URL_TTL
+        self.final_status = "processed"
+        self.dcat_answer = ""  # "404" or "405": a server without the catalogue
+        ERROR_STYLE["style"] = "flat"
         self.uploads: dict[str, dict[str, Any]] = {}  # reference -> signed upload
         self.requests: list[dict[str, Any]] = []
         self.datasets: dict[str, dict[str, Any]] = {
@@ -221,6 +234,12 @@ class UsmartSimulator(Simulator):
         body = await request.json()  # Starlette caches it: the base class reads it again
         if "url_ttl" in body:
             self.url_ttl = float(body["url_ttl"])
+        if "final_status" in body:
+            self.final_status = str(body["final_status"])
+        if "dcat" in body:
+            self.dcat_answer = str(body["dcat"])
+        if "error_style" in body:
+            ERROR_STYLE["style"] = str(body["error_style"])
         await super()._control_config(request)
         return JSONResponse({"ok": True, "delay": self.delay, "url_ttl": self.url_ttl})
 
@@ -240,6 +259,10 @@ class UsmartSimulator(Simulator):
     async def dcat(self, request: Request) -> Response:
         """The organisation's catalogue: public datasets, or all of them with a key (private)."""
         org, visibility = request.path_params["org"], request.path_params["visibility"]
+        if self.dcat_answer == "404":
+            return PlainTextResponse("Not Found", status_code=404)
+        if self.dcat_answer == "405":
+            return PlainTextResponse("Method Not Allowed", status_code=405)
         if visibility not in ("public", "private"):
             return error(404, f"Unknown catalogue '{visibility}': public or private")
         if visibility == "private":
@@ -342,17 +365,20 @@ class UsmartSimulator(Simulator):
         status, message = pipeline["status"], ""
         if pipeline["started"] is not None:
             stage = self.stage(pipeline["started"], 2)
-            status = ("queued", "processing", "failed" if pipeline["fail"] else "processed")[stage]
+            status = ("queued", "processing", "failed" if pipeline["fail"] else self.final_status)[stage]
             if status == "failed":
                 message = pipeline["fail"]
-            if status == "processed" and pipeline["processedAt"] is None:
+            if status == self.final_status and pipeline["processedAt"] is None:
                 pipeline["processedAt"] = now_iso()
+        reason: dict[str, Any] = {"statusMessage": message}
+        if message and ERROR_STYLE["style"] == "nested":
+            reason = {"statusMessage": "", "errorLog": [message]}  # the reason in a log instead
         return {
+            **reason,
             "resourceContainerGUID": pipeline["resourceContainerGUID"],
             "pipelineId": pipeline["pipelineId"],
             "name": pipeline["name"],
             "status": status,
-            "statusMessage": message,
             "processId": pipeline["processId"],
             "processedAt": pipeline["processedAt"],
             "runs": pipeline["runs"],
@@ -559,6 +585,7 @@ class UsmartSimulator(Simulator):
             except ClientDisconnect:
                 pass
             return refusal
+        assert upload is not None  # a missing upload was refused above
         declared = int(request.headers["content-length"])
         out = tempfile.TemporaryFile(prefix="usmart-sim-")
         digest = hashlib.md5(usedforsecurity=False)

@@ -198,7 +198,12 @@ PORTAL_ENGINE = {
 }
 
 # HTTP TO PLATFORMS
+# Each network operation (connect, each read, each write) of a platform call, in seconds:
+# in workers (releases, mutating actions, connection tests)...
 PORTAL_HTTP_TIMEOUT_SECONDS = env.float("PORTAL_HTTP_TIMEOUT_SECONDS", default=30.0)
+# ...and for reads made inside a web request (browse, read-only actions, downloads), which a
+# person waits on: Connection.connector(interactive=True). See docs/decisions.md.
+PORTAL_HTTP_READ_TIMEOUT_SECONDS = env.float("PORTAL_HTTP_READ_TIMEOUT_SECONDS", default=8.0)
 
 # REST FRAMEWORK
 REST_FRAMEWORK = {

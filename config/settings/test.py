@@ -29,6 +29,7 @@ PORTAL_ENGINE = {
     "SWEEP_GRACE_SECONDS": 1.0,
 }
 PORTAL_HTTP_TIMEOUT_SECONDS = 2.0
+PORTAL_HTTP_READ_TIMEOUT_SECONDS = 2.0
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

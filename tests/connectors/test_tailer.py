@@ -36,12 +36,19 @@ def tailer(sim):
     return sim
 
 
-def refresh_credentials(sim, *, api_key: str = API_KEY, refresh_token: str = REFRESH_TOKEN) -> TailerCredentials:
+#: A job of the simulator's demo account: the connection test reads its last run.
+TEST_JOB = "000099/DEV/table-to-table/000099_iowa_liquor_prepare_pda"
+
+
+def refresh_credentials(
+    sim, *, api_key: str = API_KEY, refresh_token: str = REFRESH_TOKEN, test_job: str = TEST_JOB
+) -> TailerCredentials:
     return TailerCredentials(
         auth_mode="refresh_token",
         api_key=SecretStr(api_key),
         refresh_token=SecretStr(refresh_token),
         token_url=f"{sim.url('tailer')}/token",
+        test_job=test_job,
     )
 
 

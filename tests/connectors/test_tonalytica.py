@@ -14,7 +14,6 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from connectors import tonalytica
 from connectors.base import (
     AuthenticationError,
     Done,
@@ -26,16 +25,11 @@ from connectors.base import (
     StepSpec,
     Waiting,
 )
-from connectors.tonalytica import (
-    PREVIEW_ROWS,
-    DashboardFilter,
-    TonalyticaConnector,
-    TonalyticaCredentials,
-    TonalyticaParams,
-    TonalyticaTarget,
-    parameter_summary,
-    result_filename,
-)
+from connectors.tonalytica import connector as tonalytica_connector
+from connectors.tonalytica.connector import PREVIEW_ROWS, TonalyticaConnector
+from connectors.tonalytica.presentation import PREVIEW_CELL_CHARS, parameter_summary, result_filename
+from connectors.tonalytica.schemas import DashboardFilter, TonalyticaCredentials, TonalyticaParams, TonalyticaTarget
+from tests.tonalytica_support import stream_result_csv, target_for_query
 
 from .driver import run_release
 
@@ -52,7 +46,7 @@ def connector(sim):
 @pytest.fixture
 def wallets(connector):
     """Query 2, "Top wallets by balance": one number parameter `limit`, default 10."""
-    return TonalyticaTarget.model_validate(connector.target_for_query(2))
+    return TonalyticaTarget.model_validate(target_for_query(connector, 2))
 
 
 def params(target: TonalyticaTarget, **data) -> TonalyticaParams:
@@ -125,7 +119,7 @@ def test_it_reads_a_query_and_builds_a_target_from_its_declarations(connector):
     assert query["name"] == "Blocks on a day"
     assert [(p["name"], p["type"]) for p in query["parameters"]] == [("day", "date"), ("workchain", "enum")]
     assert "api_key" not in query  # a query's own API key is a secret: not passed on
-    target = TonalyticaTarget.model_validate(connector.target_for_query(6))
+    target = TonalyticaTarget.model_validate(target_for_query(connector, 6))
     # min_amount has no saved default: required at release time.
     assert target.parameter_types == {"min_amount": "number", "window": "datetime-range"}
     assert target.parameter_defaults == {"window": {"start": "2024-01-01 00:00", "end": "2024-01-02 00:00"}}
@@ -265,7 +259,7 @@ def test_a_missing_parameter_is_refused_by_the_server_with_its_text(connector):
 
 
 def test_a_missing_required_parameter_is_reported_before_sending(connector):
-    target = TonalyticaTarget.model_validate(connector.target_for_query(6))
+    target = TonalyticaTarget.model_validate(target_for_query(connector, 6))
     with pytest.raises(ValidationError, match="no value for the required parameter min_amount"):
         params(target)
     assert params(target, parameters={"min_amount": "1000.5"}).parameters == {"min_amount": 1000.5}
@@ -287,7 +281,7 @@ def test_a_missing_required_parameter_is_reported_before_sending(connector):
     ],
 )
 def test_params_are_checked_against_the_declared_types(connector, query_id, values, error):
-    target = TonalyticaTarget.model_validate(connector.target_for_query(query_id))
+    target = TonalyticaTarget.model_validate(target_for_query(connector, query_id))
     with pytest.raises(ValidationError, match=error):
         params(target, parameters=values)
 
@@ -308,15 +302,15 @@ def test_target_defaults_are_typed_as_declared():
 
 
 def test_it_streams_a_result_as_csv(connector, sim):
-    target = TonalyticaTarget.model_validate(connector.target_for_query(4))
+    target = TonalyticaTarget.model_validate(target_for_query(connector, 4))
     chosen = params(target, parameters={"period": {"start": "2024-02-27", "end": "2024-03-01"}}, force_refresh=True)
     result_id = run_release(connector, target, chosen)[0][1].output["query_result_id"]
-    csv = b"".join(connector.stream_result_csv(result_id, chunk_size=16)).decode()
+    csv = b"".join(stream_result_csv(connector, result_id, chunk_size=16)).decode()
     lines = csv.splitlines()
     assert lines[0] == "day,tx_count"
     assert [line.split(",")[0] for line in lines[1:]] == ["27/02/24", "28/02/24", "29/02/24", "01/03/24"]
     with pytest.raises(NotFound):
-        connector.stream_result_csv(9999)
+        stream_result_csv(connector, 9999)
     headers = httpx.get(
         f"{sim.url(SLUG)}/api/queries/1/results.csv", headers={"Authorization": f"Key {KEY}"}, timeout=3
     ).headers
@@ -342,7 +336,7 @@ def test_browse_lists_the_saved_queries_and_fills_the_target_from_one(connector)
     wallets = next(c for c in choices if c.value == "2")
     assert wallets.label == "#2 Top wallets by balance"
     assert wallets.detail == "parameters: limit (number, default 10)"
-    expected = connector.target_for_query(2)
+    expected = target_for_query(connector, 2)
     del expected["max_age"]  # the user's choice in the form, never overwritten by a choice
     assert dict(wallets.fill) == expected
     # What the form receives is a valid target as is.
@@ -381,7 +375,7 @@ def test_browse_searches_by_name_and_looks_up_an_id(connector):
 
 
 def test_browse_says_when_more_queries_matched_than_it_shows(connector, monkeypatch):
-    monkeypatch.setattr(tonalytica, "BROWSE_LIMIT", 3)
+    monkeypatch.setattr(tonalytica_connector, "BROWSE_LIMIT", 3)
     choices = connector.browse("query_id")
     assert len(choices) == 3
     assert choices[-1].detail.endswith("3 of 7 queries shown: type part of a name to narrow the list")
@@ -425,7 +419,7 @@ def test_the_dashboards_action_renders_a_page_of_dashboards(connector):
 
 def test_the_query_info_action_shows_declared_parameters_and_what_changed(connector):
     action = TonalyticaConnector.action("query_info")
-    target = TonalyticaTarget.model_validate(connector.target_for_query(5))
+    target = TonalyticaTarget.model_validate(target_for_query(connector, 5))
     result = connector.run_action(action, target=target, params=None)
     assert result.message.startswith("Query #5 “Blocks on a day”: 2 parameters. Updated ")
     assert "differ" not in result.message
@@ -491,7 +485,7 @@ def test_a_failed_job_shows_its_status_and_small_results_show_every_row(connecto
     # Long or nested cells are shortened for the page (the download has them whole).
     nested = {"columns": ["doc"], "row_count": 1, "preview": [{"doc": {"k": "x" * 500}}]}
     (cut,) = TonalyticaConnector.step_tables("fetch", nested)
-    assert cut.rows[0][0].startswith('{"k": "xxx') and len(cut.rows[0][0]) == tonalytica.PREVIEW_CELL_CHARS
+    assert cut.rows[0][0].startswith('{"k": "xxx') and len(cut.rows[0][0]) == PREVIEW_CELL_CHARS
     (empty,) = TonalyticaConnector.step_tables("fetch", {"columns": ["a"], "row_count": 0, "preview": []})
     assert (empty.title, empty.rows) == ("The query returned no rows", [])
 
@@ -591,7 +585,7 @@ def test_redash_toolbelt_refresh_query_example_runs_against_the_simulator(sim, c
     posted = [r for r in sim.state(SLUG)["requests"] if r["method"] == "POST"]
     assert posted and posted[-1]["content_type"] is None  # accepted like Redash's get_json(force=True)
     # Same query and values: the connector reads the same deterministic rows.
-    target = TonalyticaTarget.model_validate(connector.target_for_query(2))
+    target = TonalyticaTarget.model_validate(target_for_query(connector, 2))
     fetched = run_release(connector, target, params(target, parameters={"limit": 4}))[-1][1]
     assert fetched.output["preview"] == rows
 

@@ -27,7 +27,8 @@ from connectors.base import (
     Waiting,
 )
 from connectors.http import HttpClient
-from connectors.usmart import CreatePipelineParams, UsmartConnector, UsmartCredentials, UsmartTarget
+from connectors.usmart.connector import UsmartConnector
+from connectors.usmart.schemas import CreatePipelineParams, UsmartCredentials, UsmartTarget
 from simulators.usmart import (
     API_PIPELINE,
     CSV_PIPELINE,

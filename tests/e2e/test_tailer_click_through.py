@@ -97,6 +97,7 @@ def test_a_team_member_launches_a_tailer_operation_and_flips_its_toggles(page, a
     page.fill("#id_cred-api_key", API_KEY)
     page.fill("#id_cred-refresh_token", REFRESH_TOKEN)
     page.fill("#id_cred-token_url", f"{sim.url('tailer')}/token")
+    page.fill("#id_cred-test_job", "000099/DEV/table-to-table/000099_iowa_liquor_prepare_pda")
     shot(page, "01-connection-form")
     page.click("text=Save and test")
     expect(page.locator("[data-test-result=ok]")).to_contain_text(
@@ -295,6 +296,7 @@ def test_a_pasted_jwt_about_to_lapse_is_warned_about(page, alice, sim):
     expect(page.locator(".field.has-error")).to_contain_text("the JWT mode needs the JWT")
     expect(page.locator(".field.has-error label")).to_contain_text("JWT")
     page.fill("#id_cred-jwt", token)
+    page.fill("#id_cred-test_job", "000099/DEV/table-to-table/000099_iowa_liquor_prepare_pda")
     page.click("text=Save and test")
     expect(page.locator("[data-test-result=ok]")).to_contain_text(
         "Tailer accepted the token of demo@tailer.example", timeout=20_000

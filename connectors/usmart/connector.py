@@ -1,33 +1,15 @@
-"""uSmart: replace (or add) a dataset file through a signed S3 PUT, then refresh output pipelines.
+"""The uSmart connector: reads, browse, actions and the release steps.
 
-Docs: shared/platforms/usmart.txt; CONTRACTS.md section 3. Every action is
-``POST {base}/org/<orgGUID>/<action>`` with the ``api-key-id`` / ``api-key-secret``
-headers. The upload is ``s3:generatePutRequest`` then a PUT of the raw bytes to the
-signed URL, with the returned Content-Type and no API key headers.
-
-Not published, chosen with the simulator (docs/platforms/usmart.md): the ``dataset:view``
-answer (``result.files[]`` and ``result.resourceContainers[]``), the bodies of
-``file:create`` and ``resourceContainer:*``, and following a pipeline run through the
-``status`` of its resource container in ``dataset:view``.
-
-Listing datasets: the API has no documented list action, so ``browse("dataset_guid")``
-reads the organisation's private DCAT catalogue (``GET {base}/org/<orgGUID>/dcat/private``,
-a DCAT-US 1.1 ``data.json``-style document; usmart.txt: "Private will return all
-datasets"), sent with the same key headers. Its path, authentication and shape are our
-choice, documented in docs/platforms/usmart.md.
+See the package's docstring for the API, and docs/platforms/usmart.md for our choices.
 """
 
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Annotated, Any, Literal
+from collections.abc import Iterator, Mapping
+from typing import Any
 
-import httpx
-from pydantic import AfterValidator, Field, SecretStr, ValidationInfo, field_validator
-
-from .base import (
+from ..base import (
     Action,
     ActionResult,
     AuthenticationError,
@@ -40,249 +22,39 @@ from .base import (
     InvalidResponse,
     NoParams,
     NotFound,
+    NotSupported,
     PermanentError,
-    Schema,
     StepContext,
     StepOutcome,
     StepSpec,
     Table,
     Waiting,
 )
-from .http import HttpClient, iter_file
+from ..http import HttpClient, iter_file
+from ..statuses import known_status, unknown_status
+from .client import DCAT, DCAT_PATH, READS, first, pipeline, s3_error_message, text
+from .parameters import (
+    GUID_RE,
+    base_name,
+    canonical_guid,
+    format_pipeline_names,
+    guid_arg,
+    parse_pipeline_names,
+    split_guids,
+)
+from .presentation import bytes_text, pipeline_table
+from .schemas import CreatePipelineParams, UsmartCredentials, UsmartTarget
 
 #: PUT attempts per upload step: a signed URL that expired before the PUT started is
 #: replaced by a fresh one, at most twice.
 PUT_ATTEMPTS = 3
 #: Pipeline run states, as the platform (our simulator) reports them.
-PIPELINE_DONE = {"processed"}
-PIPELINE_FAILED = {"failed", "error"}
-#: Output pipeline ids ``resourceContainer:create`` accepts, with their names. The docs
-#: list them in a table no stored copy shows (our simulator's choice); they say the
-#: real-time Data API is not supported through the API, so it is not offered.
-PIPELINE_IDS = {
-    "csv": "CSV download",
-    "json": "JSON download",
-    "geojson": "GeoJSON download",
-    "xlsx": "Excel download",
-    "api": "Data API",
-}
-PipelineId = Literal["csv", "json", "geojson", "xlsx", "api"]
-#: The organisation's catalogue of all its datasets, public and private.
-DCAT_PATH = "/dcat/private"
-DCAT = "its DCAT catalogue"
-#: What any API key may read; everything else needs the Provider role.
-READS = {"dataset:view", DCAT}
-GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-
-
-def _guid(value: str) -> str:
-    """A GUID in its canonical lower-case form; ValueError otherwise."""
-    try:
-        return str(uuid.UUID(value.strip()))
-    except (ValueError, AttributeError):
-        raise ValueError("must be a GUID like 28ccd497-7acd-4470-bd17-721d5cbbd6ef") from None
-
-
-def _optional_guid(value: str) -> str:
-    return _guid(value) if value.strip() else ""
-
-
-def _guid_arg(value: str) -> str:
-    """``_guid`` for a method argument: a bad one is a PermanentError, like every connector error."""
-    try:
-        return _guid(value)
-    except ValueError:
-        raise PermanentError(f"{value!r} is not a GUID") from None
-
-
-Guid = Annotated[str, AfterValidator(_guid)]
-OptionalGuid = Annotated[str, AfterValidator(_optional_guid)]
-
-
-def base_name(name: str) -> str:
-    """The last component of a path, whichever separator it uses.
-
-    The platform shows ``fileName`` as is, folders included (usmart.txt warns about it).
-    """
-    return re.split(r"[\\/]", name)[-1]
-
-
-class UsmartCredentials(Schema):
-    organisation_guid: Guid = Field(
-        title="Organisation GUID",
-        description="The GUID between …/org/ and /dcat/ in your organisation's DCAT URL",
-    )
-    api_key_id: str = Field(title="API key id", min_length=1, max_length=200)
-    api_key_secret: SecretStr = Field(title="API key secret", json_schema_extra={"widget": "password"})
-    test_dataset_guid: OptionalGuid = Field(
-        default="",
-        title="Dataset to test with",
-        description="Optional: a dataset GUID the key can view. Without it the test asks for an upload URL.",
-    )
-
-
-def _split_guids(value: Any) -> Any:
-    """Items that hold several GUIDs (separated by commas, spaces or brackets, as in a
-    pasted list) become one item each; anything else is left to the GUID validator."""
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        return value
-    items: list[Any] = []
-    for item in value:
-        if isinstance(item, str):
-            items += [token for token in re.split(r"[\s,;\[\]'\"]+", item) if token]
-        else:
-            items.append(item)
-    return items
-
-
-def parse_pipeline_names(text: str, *, strict: bool = True) -> dict[str, str]:
-    """``{guid: name}`` from lines ``<GUID>: <name>``. A line that is not one raises
-    ValueError when ``strict``, else is skipped."""
-    names: dict[str, str] = {}
-    for line in (text or "").splitlines():
-        if not line.strip():
-            continue
-        match = re.fullmatch(rf"\s*({GUID_RE.pattern})\s*[:=]\s*(.*?)\s*", line)
-        if match is None or not match.group(2):
-            if strict:
-                raise ValueError("one pipeline per line, as '<pipeline GUID>: <name>' (Browse fills it)")
-            continue
-        names[match.group(1).lower()] = match.group(2)
-    return names
-
-
-def format_pipeline_names(guids: Iterable[str], names: Mapping[str, str]) -> str:
-    """The lines ``parse_pipeline_names`` reads, for ``guids`` that have a name, in their order."""
-    return "\n".join(f"{guid}: {' '.join(names[guid].split())}" for guid in guids if names.get(guid, "").strip())
-
-
-class UsmartTarget(Schema):
-    """Where a release goes. The GUIDs are what the platform gets; ``dataset_title`` and
-    ``pipeline_names`` are display-only (filled by Browse, never sent to uSmart)."""
-
-    dataset_guid: Guid = Field(
-        title="Dataset GUID",
-        description="Browse lists the organisation's datasets (its private DCAT catalogue)",
-        json_schema_extra={"browse": True},
-    )
-    dataset_title: str = Field(
-        default="",
-        title="Dataset name",
-        description="Shown in the portal only; Browse fills it",
-        max_length=300,
-    )
-    file_guid: OptionalGuid = Field(
-        default="",
-        title="File GUID",
-        description="The file to replace with a new revision. Empty: each release adds a new file to the dataset.",
-        json_schema_extra={"browse": True},
-    )
-    file_name: str = Field(
-        default="",
-        title="File name on uSmart",
-        description="The name shown on the platform, e.g. readings.csv (Browse keeps the file's current name)."
-        " Empty: the uploaded file's name.",
-        max_length=255,
-    )
-    pipeline_guids: list[Guid] = Field(
-        default_factory=list,
-        title="Output pipelines to process",
-        description="Resource container GUIDs of the dataset, one per line, processed after the upload in this order",
-        json_schema_extra={"browse": True},
-    )
-    pipeline_names: str = Field(
-        default="",
-        title="Pipeline names",
-        description="Shown in the portal only; Browse fills it (one '<GUID>: <name>' per line)",
-        max_length=5000,
-        json_schema_extra={"widget": "textarea"},
-    )
-
-    @field_validator("file_name")
-    @classmethod
-    def _plain_file_name(cls, value: str) -> str:
-        if value and (base_name(value) != value or value in (".", "..")):
-            raise ValueError("a file name, not a path")
-        return value
-
-    @field_validator("pipeline_guids", mode="before")
-    @classmethod
-    def _several_per_item(cls, value: Any) -> Any:
-        return _split_guids(value)
-
-    @field_validator("pipeline_guids")
-    @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
-        return list(dict.fromkeys(value))
-
-    @field_validator("pipeline_names")
-    @classmethod
-    def _names_of_chosen_pipelines(cls, value: str, info: ValidationInfo) -> str:
-        """Canonical lines, in the order of ``pipeline_guids``, for chosen pipelines only."""
-        names = parse_pipeline_names(value)
-        return format_pipeline_names(info.data.get("pipeline_guids") or [], names)
-
-    def pipeline_label(self, guid: str) -> str:
-        """The pipeline's name when Browse recorded it, else its GUID."""
-        return parse_pipeline_names(self.pipeline_names, strict=False).get(guid, guid)
-
-
-class CreatePipelineParams(Schema):
-    pipeline_id: PipelineId = Field(
-        title="Output pipeline",
-        description="The real-time Data API cannot be added through the API.",
-        json_schema_extra={"choice_labels": PIPELINE_IDS},
-    )
-
-
-def s3_error_message(response: httpx.Response) -> str:
-    """``Code: Message`` of an S3 XML error, never the raw body.
-
-    S3's SignatureDoesNotMatch body quotes the signature and string to sign, which
-    must not reach a message.
-    """
-    code = re.search(r"<Code>([^<]{1,100})</Code>", response.text)
-    message = re.search(r"<Message>([^<]{1,300})</Message>", response.text)
-    parts = [m.group(1) for m in (code, message) if m]
-    return ": ".join(parts) or f"HTTP {response.status_code} {response.reason_phrase}"
-
-
-def _first(mapping: Mapping[str, Any], *keys: str) -> Any:
-    """The value of the first key present (plain DCAT-US keys, then JSON-LD prefixed ones)."""
-    return next((mapping[k] for k in keys if mapping.get(k) not in (None, "", [])), None)
-
-
-def _text(value: Any) -> str:
-    """A JSON-LD literal as text: a string, ``{"@value": ...}`` or the first of a list."""
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    if isinstance(value, dict):
-        value = value.get("@value", value.get("@id", ""))
-    return str(value).strip() if value is not None else ""
-
-
-def _bytes(size: Any) -> str:
-    return f"{size:,} bytes" if isinstance(size, int) and not isinstance(size, bool) else ""
-
-
-def _pipeline_table(pipeline: Mapping[str, Any], *, title: str) -> Table:
-    """One pipeline (as ``view_dataset`` or a pipeline step's output has it) with its status."""
-    return Table(
-        title,
-        ["Output pipeline", "Type", "Status", "Run", "Message"],
-        [
-            [
-                pipeline.get("name"),
-                pipeline.get("pipeline_id"),
-                pipeline.get("status") or "—",
-                pipeline.get("process_id"),
-                pipeline.get("status_message"),
-            ]
-        ],
-        status_column="Status",
-    )
+#: The docs name no final status: "processed" is the simulator's, and the plausible synonyms
+#: a real server may answer are accepted too (docs/platforms/usmart.md). Any other word is
+#: unknown: shown as it came, and failed after MAX_UNKNOWN_STATUSES answers in a row.
+PIPELINE_DONE = {"processed", "complete", "completed", "success", "succeeded", "done"}
+PIPELINE_FAILED = {"failed", "failure", "error", "errored"}
+PIPELINE_RUNNING = {"queued", "pending", "waiting", "started", "running", "processing", "in progress", "in_progress"}
 
 
 class _ExpiredUrl(Exception):
@@ -293,7 +65,7 @@ class _ShortFile(Exception):
     """The stored file held fewer bytes than its recorded size."""
 
 
-class UsmartConnector(Connector):
+class UsmartConnector(Connector[UsmartCredentials, UsmartTarget, NoParams]):
     slug = "usmart"
     label = "uSmart"
     Credentials = UsmartCredentials
@@ -321,18 +93,20 @@ class UsmartConnector(Connector):
 
     def __init__(self, credentials: UsmartCredentials, *, base_url: str, timeout: float = 30.0):
         super().__init__(credentials, base_url=base_url, timeout=timeout)
-        self.http = HttpClient(
-            f"{self.base_url}/org/{credentials.organisation_guid}",
-            timeout=timeout,
-            headers={
-                "api-key-id": credentials.api_key_id,
-                "api-key-secret": credentials.api_key_secret.get_secret_value(),
-                "Content-Type": "application/json",
-            },
+        self.http = self._own(
+            HttpClient(
+                f"{self.base_url}/org/{credentials.organisation_guid}",
+                timeout=timeout,
+                headers={
+                    "api-key-id": credentials.api_key_id,
+                    "api-key-secret": credentials.api_key_secret.get_secret_value(),
+                    "Content-Type": "application/json",
+                },
+            )
         )
         # The signed PUT goes to storage, not to the API: a client of its own, without
         # the API key headers, whose errors are read as S3's XML.
-        self.storage = HttpClient("", timeout=timeout, error_parser=s3_error_message)
+        self.storage = self._own(HttpClient("", timeout=timeout, error_parser=s3_error_message))
 
     # Calls
 
@@ -399,11 +173,19 @@ class UsmartConnector(Connector):
         try:
             answer = self._call("GET", DCAT_PATH, DCAT)
         except NotFound as exc:
-            raise NotFound(
-                f"uSmart has no DCAT catalogue for organisation {self.credentials.organisation_guid}"
-                f" (uSmart said: {self._platform_says(exc)}): check the connection's Organisation GUID",
-                status_code=404,
-            ) from None
+            said = self._platform_says(exc)
+            if re.search(r"organi[sz]ation", said, re.I):
+                # The platform itself blames the organisation: then the GUID is the thing to check.
+                raise NotFound(
+                    f"uSmart has no DCAT catalogue for organisation {self.credentials.organisation_guid}"
+                    f" (uSmart said: {said}): check the connection's Organisation GUID",
+                    status_code=404,
+                ) from None
+            raise self._no_listing(404) from None
+        except PermanentError as exc:
+            if exc.status_code != 405:
+                raise
+            raise self._no_listing(405) from None
         entries = None
         if isinstance(answer, dict):
             entries = next((answer[k] for k in ("dataset", "dcat:dataset") if k in answer), None)
@@ -418,7 +200,7 @@ class UsmartConnector(Connector):
                 (
                     found[-1].lower()
                     for key in ("identifier", "dct:identifier", "@id", "landingPage", "dcat:landingPage")
-                    if (found := GUID_RE.findall(_text(entry.get(key))))
+                    if (found := GUID_RE.findall(text(entry.get(key))))
                 ),
                 None,
             )
@@ -427,12 +209,19 @@ class UsmartConnector(Connector):
             datasets.append(
                 {
                     "guid": guid,
-                    "title": _text(_first(entry, "title", "dct:title")) or guid,
-                    "description": _text(_first(entry, "description", "dct:description")),
-                    "modified": _text(_first(entry, "modified", "dct:modified")),
+                    "title": text(first(entry, "title", "dct:title")) or guid,
+                    "description": text(first(entry, "description", "dct:description")),
+                    "modified": text(first(entry, "modified", "dct:modified")),
                 }
             )
         return sorted(datasets, key=lambda d: d["title"].casefold())
+
+    def _no_listing(self, status: int) -> NotSupported:
+        return NotSupported(
+            f"This uSmart server does not offer a dataset listing (GET …/org/<GUID>{DCAT_PATH} answered {status}):"
+            " type the dataset GUID instead (it is in the dataset's page address on uSmart)",
+            status_code=status,
+        )
 
     def view_dataset(self, dataset_guid: str) -> dict[str, Any]:
         """The dataset's title, files and output pipelines, normalised::
@@ -443,7 +232,7 @@ class UsmartConnector(Connector):
 
         Raises NotFound, saying so plainly, for a dataset the organisation does not hold.
         """
-        guid = _guid_arg(dataset_guid)
+        guid = guid_arg(dataset_guid)
         try:
             data = self._action("dataset:view", {"datasetGUID": guid})
         except NotFound as exc:
@@ -464,7 +253,7 @@ class UsmartConnector(Connector):
             if isinstance(f, dict) and f.get("fileGUID")
         ]
         pipelines = [
-            self._pipeline(p)
+            pipeline(p)
             for p in data.get("resourceContainers") or []
             if isinstance(p, dict) and p.get("resourceContainerGUID")
         ]
@@ -475,24 +264,11 @@ class UsmartConnector(Connector):
             "pipelines": pipelines,
         }
 
-    @staticmethod
-    def _pipeline(container: dict[str, Any]) -> dict[str, Any]:
-        pipeline_id = str(container.get("pipelineId") or "")
-        return {
-            "guid": container.get("resourceContainerGUID"),
-            "name": container.get("name") or PIPELINE_IDS.get(pipeline_id) or pipeline_id,
-            "pipeline_id": pipeline_id,
-            "status": str(container.get("status") or "").lower(),
-            "status_message": container.get("statusMessage") or "",
-            "process_id": container.get("processId") or "",
-            "processed_at": container.get("processedAt") or "",
-        }
-
     def create_pipeline(self, dataset_guid: str, pipeline_id: str) -> dict[str, Any]:
         """Add an output pipeline (``resourceContainer:create``); the new pipeline, normalised
         as in ``view_dataset``. The platform refuses unknown or unsupported pipeline ids, and
         a second pipeline of the same id (PermanentError with its reason)."""
-        body = {"datasetGUID": _guid_arg(dataset_guid), "pipelineId": pipeline_id}
+        body = {"datasetGUID": guid_arg(dataset_guid), "pipelineId": pipeline_id}
         try:
             container = self._action("resourceContainer:create", body)
         except PermanentError as exc:
@@ -505,7 +281,7 @@ class UsmartConnector(Connector):
             ) from None
         if not container.get("resourceContainerGUID"):
             raise InvalidResponse("uSmart's resourceContainer:create answered without a resourceContainerGUID")
-        return self._pipeline(container)
+        return pipeline(container)
 
     # Browse
 
@@ -527,7 +303,7 @@ class UsmartConnector(Connector):
         if field not in ("file_guid", "pipeline_guids"):
             return super().browse(field, query=query, values=values)
         try:
-            dataset_guid = _guid(str(values.get("dataset_guid") or ""))
+            dataset_guid = canonical_guid(str(values.get("dataset_guid") or ""))
         except ValueError:
             raise PermanentError("Choose the dataset first (Browse next to Dataset GUID)") from None
         dataset = self.view_dataset(dataset_guid)
@@ -538,7 +314,11 @@ class UsmartConnector(Connector):
                     label=f["name"] or f["guid"],
                     detail=" · ".join(
                         x
-                        for x in (_bytes(f["size"]), f"revision {f['revision']}" if f["revision"] else "", f["guid"])
+                        for x in (
+                            bytes_text(f["size"]),
+                            f"revision {f['revision']}" if f["revision"] else "",
+                            f["guid"],
+                        )
                         if x
                     ),
                     fill={"file_name": base_name(f["name"] or "")},
@@ -554,7 +334,7 @@ class UsmartConnector(Connector):
                 )
             )
             return choices
-        chosen = [g.lower() for g in _split_guids(str(values.get("pipeline_guids") or "")) if GUID_RE.fullmatch(g)]
+        chosen = [g.lower() for g in split_guids(str(values.get("pipeline_guids") or "")) if GUID_RE.fullmatch(g)]
         names = {
             **parse_pipeline_names(str(values.get("pipeline_names") or ""), strict=False),
             **{p["guid"]: p["name"] for p in dataset["pipelines"]},
@@ -597,7 +377,7 @@ class UsmartConnector(Connector):
                 [
                     f["name"],
                     f["guid"],
-                    _bytes(f["size"]),
+                    bytes_text(f["size"]),
                     f["revision"],
                     f["updated_at"],
                     "replaced by each release" if f["guid"] == target.file_guid else "",
@@ -641,7 +421,7 @@ class UsmartConnector(Connector):
             message=f"Added output pipeline {pipeline['name']} ({pipeline['guid']})"
             f" to {target.dataset_title or target.dataset_guid}. To process it after each release,"
             " edit the mapping and pick it with Browse.",
-            tables=[_pipeline_table(pipeline, title="New output pipeline")],
+            tables=[pipeline_table(pipeline, title="New output pipeline")],
         )
 
     @classmethod
@@ -656,7 +436,7 @@ class UsmartConnector(Connector):
                     [
                         [
                             output.get("file_name"),
-                            _bytes(output.get("bytes")),
+                            bytes_text(output.get("bytes")),
                             output.get("content_type"),
                             output.get("etag"),
                             f"{renewed}×" if renewed else "no",
@@ -674,14 +454,14 @@ class UsmartConnector(Connector):
                             output.get("file_name"),
                             output.get("file_guid"),
                             output.get("revision"),
-                            _bytes(output.get("file_size")),
+                            bytes_text(output.get("file_size")),
                             "added to the dataset" if output.get("created") else "new revision",
                         ]
                     ],
                 )
             ]
         if step_name.startswith("pipeline:") and output.get("status"):
-            return [_pipeline_table(output, title="Output pipeline")]
+            return [pipeline_table(output, title="Output pipeline")]
         return []
 
     # Releases
@@ -703,7 +483,7 @@ class UsmartConnector(Connector):
         ]
         return steps
 
-    def run_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def run_step(self, step: StepSpec, ctx: StepContext[UsmartTarget, NoParams]) -> StepOutcome:
         target: UsmartTarget = ctx.target
         if step.name == "put_request":
             return self._upload(target, ctx)
@@ -715,10 +495,10 @@ class UsmartConnector(Connector):
         container = self._action("resourceContainer:process", {"resourceContainerGUID": guid})
         # The run's own id when the platform gives one, to tell it from a later run.
         return self._pipeline_outcome(
-            self._pipeline({"resourceContainerGUID": guid, **container}), container.get("processId") or guid
+            pipeline({"resourceContainerGUID": guid, **container}), container.get("processId") or guid
         )
 
-    def check_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
+    def check_step(self, step: StepSpec, ctx: StepContext[UsmartTarget, NoParams]) -> StepOutcome:
         """A pipeline's status as ``dataset:view`` shows it."""
         if not step.name.startswith("pipeline:"):
             return super().check_step(step, ctx)
@@ -730,9 +510,11 @@ class UsmartConnector(Connector):
                 f"Output pipeline {ctx.target.pipeline_label(guid)} is no longer in dataset"
                 f" '{dataset['title'] or ctx.target.dataset_guid}'"
             )
-        return self._pipeline_outcome(pipeline, ctx.remote_ref)
+        return self._pipeline_outcome(pipeline, ctx.remote_ref, ctx.output)
 
-    def _pipeline_outcome(self, pipeline: dict[str, Any], ref: str) -> StepOutcome:
+    def _pipeline_outcome(
+        self, pipeline: dict[str, Any], ref: str, previous: Mapping[str, Any] | None = None
+    ) -> StepOutcome:
         status = pipeline["status"]
         message = status
         if pipeline["process_id"] and ref not in (pipeline["process_id"], pipeline["guid"]):
@@ -749,13 +531,23 @@ class UsmartConnector(Connector):
         if status in PIPELINE_DONE:
             return Done(message=f"{pipeline['name']} processed", remote_ref=ref, remote_status=status, output=output)
         if status in PIPELINE_FAILED:
+            # The pipeline's own words (its message or error log), else a plain sentence.
             return Failed(
                 pipeline["status_message"] or f"{pipeline['name']} failed",
                 remote_ref=ref,
                 remote_status=status,
                 output=output,
             )
-        return Waiting(remote_ref=ref, message=message, remote_status=status, output=output)
+        if status in PIPELINE_RUNNING:
+            output = known_status(output, previous)
+            return Waiting(remote_ref=ref, message=message, remote_status=status, output=output)
+        return unknown_status(
+            platform="uSmart",
+            word=pipeline["raw_status"],
+            what=f"output pipeline {pipeline['name']}",
+            remote_ref=ref,
+            output={**(previous or {}), **output},
+        )
 
     # Upload
 
@@ -786,7 +578,7 @@ class UsmartConnector(Connector):
             )
             raise NotFound(f"Dataset '{dataset['title']}' has no output pipeline {labels}; {fix}")
 
-    def _upload(self, target: UsmartTarget, ctx: StepContext) -> StepOutcome:
+    def _upload(self, target: UsmartTarget, ctx: StepContext[UsmartTarget, NoParams]) -> StepOutcome:
         payload = ctx.file
         if payload is None:
             raise PermanentError("This release has no file to upload")
@@ -855,7 +647,7 @@ class UsmartConnector(Connector):
 
     # Revision
 
-    def _revision(self, target: UsmartTarget, ctx: StepContext) -> StepOutcome:
+    def _revision(self, target: UsmartTarget, ctx: StepContext[UsmartTarget, NoParams]) -> StepOutcome:
         upload = ctx.results.get("put_request") or {}
         if not upload.get("reference") or ctx.file is None:
             raise PermanentError("Nothing was uploaded before the revision step")
