@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from config.storage import s3_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -112,6 +115,14 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# OBJECT STORAGE (S3)
+# https://django-storages.readthedocs.io/en/latest/backends/amazon-S3.html
+# PORTAL_S3_BUCKET switches uploads to S3 or MinIO (config/storage.py reads every PORTAL_S3_* variable):
+# web and worker hosts then share files with no shared disk. Code uses only the storage API, never paths.
+_s3 = s3_storage(os.environ)
+if _s3 is not None:
+    STORAGES["default"] = _s3
+
 # Uploads over 2.5 MB spill to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10_485_760

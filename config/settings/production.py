@@ -1,7 +1,9 @@
 """Production: every secret comes from the environment, with no default."""
 
+import os
+
 from .base import *  # noqa: F403
-from .base import DATABASES, env, env_bool
+from .base import DATABASES, STORAGES, env, env_bool
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
@@ -19,7 +21,10 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = 60
 STORAGES = {
-    "default": {"BACKEND": env.str("DJANGO_DEFAULT_STORAGE", default="django.core.files.storage.FileSystemStorage")},
+    # S3 when PORTAL_S3_BUCKET is set (base.py # OBJECT STORAGE); else DJANGO_DEFAULT_STORAGE (one host only).
+    "default": STORAGES["default"]
+    if "PORTAL_S3_BUCKET" in os.environ
+    else {"BACKEND": env.str("DJANGO_DEFAULT_STORAGE", default="django.core.files.storage.FileSystemStorage")},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
