@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "health_check",
     "portal",
 ]
 
@@ -184,13 +185,24 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# ONE SCHEDULER (docs/deploy.md#one-scheduler): django-celery-beat behind a lease lock in Redis, so a
+# second beat started by mistake waits, and takes over within PORTAL_BEAT_LOCK_SECONDS if the first dies.
+CELERY_BEAT_SCHEDULER = "portal.beat:LockedDatabaseScheduler"
+PORTAL_BEAT_LOCK_SECONDS = env.float("PORTAL_BEAT_LOCK_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE = {
     "release-sweeper": {
         "task": "portal.tasks.release_sweep_task",
         "schedule": env.float("PORTAL_SWEEP_SECONDS", default=30.0),
     },
 }
+
+# HEALTH (portal/health.py: /healthz, /readyz) AND HEARTBEATS (portal/heartbeats.py)
+# https://codingjoe.dev/django-health-check/
+# Workers record a heartbeat in Redis this often; /readyz fails when none is younger than the max age.
+PORTAL_HEARTBEAT_SECONDS = env.float("PORTAL_HEARTBEAT_SECONDS", default=10.0)
+PORTAL_HEALTH_WORKER_MAX_AGE = env.float("PORTAL_HEALTH_WORKER_MAX_AGE", default=60.0)
+# Beat ticks at least every PORTAL_BEAT_LOCK_SECONDS / 3 (and every 5 s by default).
+PORTAL_HEALTH_BEAT_MAX_AGE = env.float("PORTAL_HEALTH_BEAT_MAX_AGE", default=60.0)
 
 # RELEASE ENGINE
 # https://docs/architecture.md#release-engine
