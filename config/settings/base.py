@@ -105,6 +105,27 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
+# BEHIND A PROXY (docs/deploy.md#behind-a-proxy)
+# https://docs.djangoproject.com/en/6.0/ref/settings/#secure-proxy-ssl-header
+# Every one off unless set: a header is believed only when a proxy we run sets it.
+# "HTTP_X_FORWARDED_PROTO,https": the proxy says the browser used HTTPS.
+_ssl_header = env.list("DJANGO_SECURE_PROXY_SSL_HEADER", default=[])
+if _ssl_header and len(_ssl_header) != 2:
+    raise ImproperlyConfigured(
+        "DJANGO_SECURE_PROXY_SSL_HEADER must be a header and a value, e.g. HTTP_X_FORWARDED_PROTO,https"
+    )
+SECURE_PROXY_SSL_HEADER = (_ssl_header[0], _ssl_header[1]) if _ssl_header else None
+# https://origin.example.com[,...]: the origins forms may be posted from (the public URL behind the proxy).
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+USE_X_FORWARDED_HOST = env_bool("DJANGO_USE_X_FORWARDED_HOST", False)
+# Addresses or networks of our proxies (127.0.0.1,10.0.0.0/8): only their X-Forwarded-For names the client
+# (portal/proxy.py). Empty: REMOTE_ADDR is the socket's peer.
+PORTAL_TRUSTED_PROXIES = env.list("PORTAL_TRUSTED_PROXIES", default=[])
+MIDDLEWARE.insert(0, "portal.proxy.TrustedProxyMiddleware")
+# Static files: whitenoise serves the hashed names (ManifestStaticFilesStorage in production) with
+# "max-age=315360000, immutable"; other files for WHITENOISE_MAX_AGE.
+WHITENOISE_MAX_AGE = env.int("WHITENOISE_MAX_AGE", default=0 if DEBUG else 3600)
+
 # STATIC AND MEDIA
 # https://docs.djangoproject.com/en/6.0/ref/settings/#storages
 STATIC_URL = "/static/"

@@ -15,10 +15,15 @@ if not PORTAL_CREDENTIAL_KEYS:
 
     raise ImproperlyConfigured("PORTAL_CREDENTIAL_KEYS must name at least one Fernet key")
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# BEHIND A PROXY (base.py has the variables): production trusts the proxy's X-Forwarded-Proto by default.
+if "DJANGO_SECURE_PROXY_SSL_HEADER" not in os.environ:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
-SESSION_COOKIE_SECURE = True
-CSRF_COOKIE_SECURE = True
+# Load balancers probe over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Off only for a rehearsal over plain HTTP on loopback (tests/cluster): browsers drop secure cookies there.
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = 60
 STORAGES = {
     # S3 when PORTAL_S3_BUCKET is set (base.py # OBJECT STORAGE); else DJANGO_DEFAULT_STORAGE (one host only).
