@@ -1,5 +1,5 @@
 #!/bin/sh
-# The release step: run once per deploy, before new web and worker code starts (docs/deploy.md).
+# The release step: run once per deploy, before new web and worker code starts (docs/deploy.md, Upgrades).
 set -eu
-cd "$(dirname "$0")/.."
-exec python manage.py migrate --no-input
+APP=$(cd "$(dirname "$0")/.." && pwd)
+exec python "$APP/manage.py" migrate --no-input
