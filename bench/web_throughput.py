@@ -26,6 +26,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import httpx
 
@@ -74,25 +75,25 @@ def seed() -> int:
     import django
 
     django.setup()
+    from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.utils import timezone
 
     from portal.models import Release, ReleaseStep, StepStatus
-    from tests.factories import DatasetFactory, MappingFactory, MembershipFactory, ReleaseFactory, UserFactory
+    from tests.factories import DatasetFactory, MappingFactory, MembershipFactory, ReleaseFactory
 
     call_command("migrate", verbosity=0)
     running = Release.objects.filter(status="running").order_by("pk").first()
     if running is not None:
         return running.pk
-    user = UserFactory(username="bench")
-    user.set_password(PASSWORD)
-    user.save()
+    user = get_user_model().objects.create_user("bench", password=PASSWORD)
     dataset = DatasetFactory(name="Sales")
     MembershipFactory(team=dataset.team, user=user, role="admin")
     mapping = MappingFactory(dataset=dataset, name="Sales on Toucan")
     now = timezone.now()
     for index in range(300):
-        release = ReleaseFactory(mapping=mapping, created_by=user, status="succeeded" if index else "running")
+        made = ReleaseFactory(mapping=mapping, created_by=user, status="succeeded" if index else "running")
+        release = cast(Release, made)
         for position in range(6):
             done = index or position < 3
             ReleaseStep.objects.create(
@@ -164,7 +165,7 @@ def load(base: str, path: str, cookies: httpx.Cookies, headers: dict[str, str]) 
     return latencies, errors
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
