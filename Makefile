@@ -12,3 +12,4 @@ test:
 bench:
 	.venv/bin/python bench/history_keyset.py
 	.venv/bin/python bench/usmart_upload.py
+	.venv/bin/python bench/web_throughput.py

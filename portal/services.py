@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -458,6 +459,8 @@ class _Concatenated(File):
     def __init__(self, names: list[str], size: int, name: str):
         super().__init__(None, name=name)
         self._names, self.size = names, size
+        self._reader: Iterator[bytes] | None = None
+        self._buffer = b""
 
     def chunks(self, chunk_size: int | None = None):  # type: ignore[no-untyped-def]
         for part in self._names:
@@ -465,8 +468,24 @@ class _Concatenated(File):
                 while block := f.read(chunk_size or 1024 * 1024):
                     yield block
 
-    def seek(self, *args: Any) -> None:  # chunks() always starts at the first piece
-        pass
+    def read(self, size: int = -1) -> bytes:
+        """A file-like read, for storages that stream with ``read()`` (S3's multipart upload), not ``chunks()``."""
+        if self._reader is None:
+            self._reader = self.chunks()
+        while size < 0 or len(self._buffer) < size:
+            block = next(self._reader, b"")
+            if not block:
+                break
+            self._buffer += block
+        if size < 0:
+            out, self._buffer = self._buffer, b""
+        else:
+            out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+    def seek(self, offset: int = 0, whence: int = 0, /) -> int:  # chunks() and read() start again at the start
+        self._reader, self._buffer = None, b""
+        return 0
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return self.chunks()

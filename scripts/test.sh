@@ -27,4 +27,10 @@ if [ ! -x /usr/bin/chromium ]; then
   $APT update -qq && DEBIAN_FRONTEND=noninteractive $APT install -y -qq chromium >/dev/null
 fi
 
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "Installing Debian's nginx for the multi-host rehearsal (tests/cluster)"
+  if [ "$(id -u)" = 0 ]; then APT="apt-get"; else APT="sudo apt-get"; fi
+  $APT update -qq && DEBIAN_FRONTEND=noninteractive $APT install -y -qq nginx >/dev/null
+fi
+
 exec .venv/bin/python -m pytest --create-db "$@"

@@ -450,6 +450,7 @@ class UsmartSimulator(Simulator):
             fileName=file_name,
             fileSize=upload["size"],
             md5=upload["md5"],
+            sha256=upload.get("sha256"),
             contentType=upload["contentType"],
             data=upload["data"],
             updatedAt=now_iso(),
@@ -589,12 +590,14 @@ class UsmartSimulator(Simulator):
         declared = int(request.headers["content-length"])
         out = tempfile.TemporaryFile(prefix="usmart-sim-")
         digest = hashlib.md5(usedforsecurity=False)
+        sha256 = hashlib.sha256()  # not in uSmart's API: for tests that compare the bytes received
         size = 0
         try:
             # Streamed chunk by chunk to disk: a 2 GiB PUT never sits in memory.
             async for block in request.stream():
                 out.write(block)
                 digest.update(block)
+                sha256.update(block)
                 size += len(block)
         except ClientDisconnect:
             size = -1
@@ -615,6 +618,7 @@ class UsmartSimulator(Simulator):
                 stored=True,
                 size=size,
                 md5=digest.hexdigest(),
+                sha256=sha256.hexdigest(),
                 data=out,
                 puts=upload["puts"] + 1,
                 api_key_headers=upload["api_key_headers"] or has_keys,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from .s3 import S3Server
 from .simulator import ROOT, SimulatorProcess
 
 
@@ -54,6 +55,26 @@ def _media(request, media_root):
     # Connector tests can run without pytest-django (-p no:django): only Django tests get it.
     if request.config.pluginmanager.hasplugin("django"):
         request.getfixturevalue("settings").MEDIA_ROOT = media_root
+        # The worker process stores files on S3 (moto): a test that uses it must too.
+        if "celery_worker_process" in request.fixturenames:
+            request.getfixturevalue("s3_storage")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-speaking server (moto_server) on loopback for the whole run, with one bucket."""
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_storage(s3_server, settings):
+    """Files of this test go to the S3 server through django-storages, as in production."""
+    from config.storage import s3_storage as s3_entry
+
+    settings.STORAGES = {**settings.STORAGES, "default": s3_entry(s3_server.env())}
+    return s3_server
 
 
 # Personas (healthchecks' alice / bob / charlie): an admin and a viewer of one team, an
@@ -118,7 +139,7 @@ def csv_upload(toucan_mapping, alice):
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, media_root):
+def celery_worker_process(django_db_setup, django_db_blocker, media_root, s3_server, tmp_path_factory):
     from django.conf import settings
 
     db = settings.DATABASES["default"]
@@ -145,13 +166,16 @@ def celery_worker_process(django_db_setup, django_db_blocker, media_root):
             "--without-gossip",
             "--without-mingle",
         ],
-        cwd=ROOT,
+        # An empty working directory and no media folder: the worker reads files from S3 only, like a worker host.
+        cwd=tmp_path_factory.mktemp("worker-cwd"),
         env={
             **os.environ,
+            "PYTHONPATH": str(ROOT),
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
             "DATABASE_URL": url,
             "REDIS_URL": settings.CELERY_BROKER_URL,
-            "PORTAL_MEDIA_ROOT": str(media_root),
+            "PORTAL_MEDIA_ROOT": str(tmp_path_factory.mktemp("worker-media-unused")),
+            **s3_server.env(),
         },
         stdout=log,
         stderr=subprocess.STDOUT,

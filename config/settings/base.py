@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from config.storage import s3_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -75,6 +78,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "health_check",
     "portal",
 ]
 
@@ -101,10 +105,31 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
+# BEHIND A PROXY (docs/deploy.md#behind-a-proxy)
+# https://docs.djangoproject.com/en/6.0/ref/settings/#secure-proxy-ssl-header
+# Every one off unless set: a header is believed only when a proxy we run sets it.
+# "HTTP_X_FORWARDED_PROTO,https": the proxy says the browser used HTTPS.
+_ssl_header = env.list("DJANGO_SECURE_PROXY_SSL_HEADER", default=[])
+if _ssl_header and len(_ssl_header) != 2:
+    raise ImproperlyConfigured(
+        "DJANGO_SECURE_PROXY_SSL_HEADER must be a header and a value, e.g. HTTP_X_FORWARDED_PROTO,https"
+    )
+SECURE_PROXY_SSL_HEADER = (_ssl_header[0], _ssl_header[1]) if _ssl_header else None
+# https://origin.example.com[,...]: the origins forms may be posted from (the public URL behind the proxy).
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+USE_X_FORWARDED_HOST = env_bool("DJANGO_USE_X_FORWARDED_HOST", False)
+# Addresses or networks of our proxies (127.0.0.1,10.0.0.0/8): only their X-Forwarded-For names the client
+# (portal/proxy.py). Empty: REMOTE_ADDR is the socket's peer.
+PORTAL_TRUSTED_PROXIES = env.list("PORTAL_TRUSTED_PROXIES", default=[])
+MIDDLEWARE.insert(0, "portal.proxy.TrustedProxyMiddleware")
+# Static files: whitenoise serves the hashed names (ManifestStaticFilesStorage in production) with
+# "max-age=315360000, immutable"; other files for WHITENOISE_MAX_AGE.
+WHITENOISE_MAX_AGE = env.int("WHITENOISE_MAX_AGE", default=0 if DEBUG else 3600)
+
 # STATIC AND MEDIA
 # https://docs.djangoproject.com/en/6.0/ref/settings/#storages
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env.str("PORTAL_MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
 MEDIA_URL = "/media/"  # never served: uploads are read by workers through the storage API
@@ -112,6 +137,14 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# OBJECT STORAGE (S3)
+# https://django-storages.readthedocs.io/en/latest/backends/amazon-S3.html
+# PORTAL_S3_BUCKET switches uploads to S3 or MinIO (config/storage.py reads every PORTAL_S3_* variable):
+# web and worker hosts then share files with no shared disk. Code uses only the storage API, never paths.
+_s3 = s3_storage(os.environ)
+if _s3 is not None:
+    STORAGES["default"] = _s3
+
 # Uploads over 2.5 MB spill to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10_485_760
@@ -173,13 +206,24 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# ONE SCHEDULER (docs/deploy.md#one-scheduler): django-celery-beat behind a lease lock in Redis, so a
+# second beat started by mistake waits, and takes over within PORTAL_BEAT_LOCK_SECONDS if the first dies.
+CELERY_BEAT_SCHEDULER = "portal.beat:LockedDatabaseScheduler"
+PORTAL_BEAT_LOCK_SECONDS = env.float("PORTAL_BEAT_LOCK_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE = {
     "release-sweeper": {
         "task": "portal.tasks.release_sweep_task",
         "schedule": env.float("PORTAL_SWEEP_SECONDS", default=30.0),
     },
 }
+
+# HEALTH (portal/health.py: /healthz, /readyz) AND HEARTBEATS (portal/heartbeats.py)
+# https://codingjoe.dev/django-health-check/
+# Workers record a heartbeat in Redis this often; /readyz fails when none is younger than the max age.
+PORTAL_HEARTBEAT_SECONDS = env.float("PORTAL_HEARTBEAT_SECONDS", default=10.0)
+PORTAL_HEALTH_WORKER_MAX_AGE = env.float("PORTAL_HEALTH_WORKER_MAX_AGE", default=60.0)
+# Beat ticks at least every PORTAL_BEAT_LOCK_SECONDS / 3 (and every 5 s by default).
+PORTAL_HEALTH_BEAT_MAX_AGE = env.float("PORTAL_HEALTH_BEAT_MAX_AGE", default=60.0)
 
 # RELEASE ENGINE
 # https://docs/architecture.md#release-engine

@@ -14,3 +14,4 @@ if not PORTAL_CREDENTIAL_KEYS and _key_file.exists():  # noqa: F405
     PORTAL_CREDENTIAL_KEYS = [_key_file.read_text().strip()]
 
 PORTAL_WEBHOOK_ALLOW_PRIVATE = True  # receivers on this machine
+WHITENOISE_MAX_AGE = 0  # static files change while developing

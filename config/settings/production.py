@@ -1,7 +1,9 @@
 """Production: every secret comes from the environment, with no default."""
 
+import os
+
 from .base import *  # noqa: F403
-from .base import DATABASES, env, env_bool
+from .base import DATABASES, STORAGES, env, env_bool
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
@@ -13,13 +15,27 @@ if not PORTAL_CREDENTIAL_KEYS:
 
     raise ImproperlyConfigured("PORTAL_CREDENTIAL_KEYS must name at least one Fernet key")
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# BEHIND A PROXY (base.py has the variables): production trusts the proxy's X-Forwarded-Proto by default.
+if "DJANGO_SECURE_PROXY_SSL_HEADER" not in os.environ:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
-SESSION_COOKIE_SECURE = True
-CSRF_COOKIE_SECURE = True
+# Load balancers probe over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Off only for a rehearsal over plain HTTP on loopback (tests/cluster): browsers drop secure cookies there.
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = 60
 STORAGES = {
-    "default": {"BACKEND": env.str("DJANGO_DEFAULT_STORAGE", default="django.core.files.storage.FileSystemStorage")},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    # S3 when PORTAL_S3_BUCKET is set (base.py # OBJECT STORAGE); else DJANGO_DEFAULT_STORAGE (one host only).
+    "default": STORAGES["default"]
+    if "PORTAL_S3_BUCKET" in os.environ
+    else {"BACKEND": env.str("DJANGO_DEFAULT_STORAGE", default="django.core.files.storage.FileSystemStorage")},
+    # Hashed names (far-future cache headers) and gzip/brotli copies; the rehearsal skips compressing
+    # (django.contrib.staticfiles.storage.ManifestStaticFilesStorage) to save a minute of CPU.
+    "staticfiles": {
+        "BACKEND": env.str(
+            "DJANGO_STATICFILES_BACKEND", default="whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
 }
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

@@ -1,5 +1,9 @@
 """Tests: real PostgreSQL and real Redis on this machine (see scripts/test.sh)."""
 
+import os
+
+from config.storage import s3_storage
+
 from .base import *  # noqa: F403
 from .base import PORTAL_ENGINE, env
 
@@ -31,7 +35,8 @@ PORTAL_ENGINE = {
 PORTAL_HTTP_TIMEOUT_SECONDS = 2.0
 PORTAL_HTTP_READ_TIMEOUT_SECONDS = 2.0
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # The test process switches to S3 per test (tests/conftest.py s3_storage); worker processes get PORTAL_S3_*.
+    "default": s3_storage(os.environ) or {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
