@@ -29,6 +29,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -48,6 +49,7 @@ from connectors.base import (
     Waiting,
 )
 
+from . import metrics
 from .models import (
     OPEN_STEP,
     TERMINAL_RELEASE,
@@ -178,6 +180,11 @@ StepCall = Callable[[Any, StepSpec, StepContext], StepOutcome]
 
 
 def _call(release: Release, step: ReleaseStep, call: StepCall) -> bool:
+    with structlog.contextvars.bound_contextvars(step=step.name):
+        return _call_step(release, step, call)
+
+
+def _call_step(release: Release, step: ReleaseStep, call: StepCall) -> bool:
     try:
         connector = release.mapping.connection.connector()
         ctx = _context(release, step)
@@ -251,6 +258,7 @@ def _on_outcome(release: Release, step: ReleaseStep, outcome: StepOutcome) -> bo
             status=StepStatus.SUCCEEDED, finished_at=now, next_check_at=None, message=outcome.message[:500], **common
         )
         event(release, f"{step.label}: succeeded" + (f" ({outcome.message})" if outcome.message else ""), step=step)
+        metrics.step_finished(step, platform=release.platform)
         return True
     if isinstance(outcome, Failed):
         ReleaseStep.objects.filter(pk=step.pk).update(**common)
@@ -306,6 +314,7 @@ def _fail_step(release: Release, step: ReleaseStep, message: str) -> None:
         release.steps.filter(status=StepStatus.PENDING, position__gt=step.position).update(status=StepStatus.SKIPPED)
         event(release, f"{step.label}: failed — {message}", step=step, level="error")
         Release.objects.filter(pk=release.pk).update(error=f"{step.label}: {message}")
+    metrics.step_finished(step, platform=release.platform)
     _finish(release, ReleaseStatus.FAILED)
 
 

@@ -71,3 +71,10 @@ def notification_deliver_task(delivery_id: int) -> None:
     )
     if delivery is not None:
         deliver(delivery)
+
+
+@shared_task(name="portal.tasks.alerts_check_task", ignore_result=True)
+def alerts_check_task() -> int:
+    from .alerts import alerts_check  # alerts imports notifications, which imports this module
+
+    return alerts_check()

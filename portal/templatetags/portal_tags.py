@@ -63,3 +63,9 @@ def pretty_json(value) -> str:  # type: ignore[no-untyped-def]
     import json
 
     return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+@register.filter
+def is_team_admin(user) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the user administers at least one team (the operations page link)."""
+    return permissions.teams_for(user, permissions.MANAGE).exists()
