@@ -92,6 +92,9 @@ def dispatch(release_id: int, *, countdown: float = 0) -> None:
 
 def event(release: Release, message: str, *, step: ReleaseStep | None = None, level: str = "info") -> None:
     ReleaseEvent.objects.create(release=release, step=step, level=level, message=message[:2000])
+    # The same line in the logs, so a release can be followed by its id across hosts.
+    extra = {"release_id": release.pk, "platform": release.platform, "step": step.name if step else None}
+    log.log(logging.getLevelNamesMapping()[level.upper()], "release event: %s", message[:2000], extra=extra)
 
 
 # The engine
