@@ -21,8 +21,15 @@ import structlog
 SECRET_KEY_PATTERN = re.compile(
     r"pass(word)?|secret|token|api[_-]?key|authori[sz]ation|credential|cookie|jwt|signature|private", re.IGNORECASE
 )
-URL_QUERY = re.compile(r"(https?://[^\s?#\"']+)\?[^\s\"']*")
+# The query string of a URL or of a request path ("GET /x/?a=1"): signed URLs and tokens live there.
+URL_QUERY = re.compile(r"((?:https?://|(?<![\w/.])/)[^\s?#\"']*)\?([^\s\"'#]*)")
 REDACTED = "[redacted]"
+
+
+def _mask_query(match: re.Match[str]) -> str:
+    """Keep the parameter names (useful when debugging), never their values."""
+    names = [part.split("=", 1)[0] for part in match.group(2).split("&") if part]
+    return f"{match.group(1)}?" + "&".join(f"{name}={REDACTED}" for name in names)
 
 
 def scrub(value: Any, depth: int = 0) -> Any:
@@ -36,7 +43,7 @@ def scrub(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return [scrub(v, depth + 1) for v in value]
     if isinstance(value, str):
-        return URL_QUERY.sub(r"\1?[redacted]", value)
+        return URL_QUERY.sub(_mask_query, value)
     return value
 
 
@@ -61,11 +68,17 @@ def logging_config(*, json_logs: bool, level: str = "INFO") -> dict[str, Any]:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json_logs
-        else structlog.dev.ConsoleRenderer(colors=False, pad_event_to=40, sort_keys=True)
+        # plain_traceback: rich's pretty tracebacks print every frame's locals, decrypted credentials included.
+        else structlog.dev.ConsoleRenderer(
+            colors=False, pad_event_to=40, sort_keys=True, exception_formatter=structlog.dev.plain_traceback
+        )
     )
-    final = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact_secrets]
-    if json_logs:
-        final.append(structlog.processors.format_exc_info)
+    # Tracebacks become text first, so the redaction sees them too.
+    final = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        structlog.processors.format_exc_info,
+        redact_secrets,
+    ]
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -54,8 +54,7 @@ def init_sentry(
         dsn=dsn,
         environment=environment,
         release=release,
-        integrations=[DjangoIntegration(), CeleryIntegration(), LoggingIntegration()],
-        send_default_pii=False,
+        integrations=[DjangoIntegration(), CeleryIntegration(), LoggingIntegration()],  # no PII: the default
         include_local_variables=include_local_variables,
         event_scrubber=EventScrubber(denylist=DEFAULT_DENYLIST + EXTRA_DENYLIST, recursive=True),
         before_send=scrub_event,

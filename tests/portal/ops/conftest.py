@@ -60,7 +60,7 @@ class Process:
         self.start()
 
     def start(self) -> None:
-        self._log = open(self.log_path, "a")
+        self._log = open(self.log_path, "a")  # noqa: SIM115 - open for the life of the child process
         self.process = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
 
     def text(self) -> str:

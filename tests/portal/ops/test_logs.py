@@ -74,7 +74,7 @@ def test_secrets_are_masked_whatever_logs_them(captured):
     assert CANARY not in text
     lines = [json.loads(line) for line in text.splitlines()]
     assert lines[0]["credentials"] == "[redacted]" and lines[0]["api_key"] == "[redacted]"
-    assert lines[1]["url"] == "https://bucket.example/f.csv?[redacted]"
+    assert lines[1]["url"] == "https://bucket.example/f.csv?X-Amz-Signature=[redacted]&X-Amz-Expires=[redacted]"
     assert lines[2]["harmless"] == "kept"
 
 
