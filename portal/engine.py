@@ -183,7 +183,9 @@ StepCall = Callable[[Any, StepSpec, StepContext], StepOutcome]
 
 
 def _call(release: Release, step: ReleaseStep, call: StepCall) -> bool:
-    with structlog.contextvars.bound_contextvars(step=step.name):
+    # Log lines and metrics of this call name the release, its platform and the step, whoever runs it.
+    context = {"release_id": release.pk, "team_id": release.team_id, "platform": release.platform}
+    with structlog.contextvars.bound_contextvars(**context, step=step.name):
         return _call_step(release, step, call)
 
 
