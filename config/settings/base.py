@@ -192,6 +192,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portal.tasks.alerts_check_task",
         "schedule": env.float("PORTAL_ALERT_CHECK_SECONDS", default=60.0),
     },
+    # Every enabled connection tested on a schedule, so a credential that stops working raises an alert.
+    "connection-tests": {
+        "task": "portal.tasks.connection_test_all_task",
+        "schedule": env.float("PORTAL_CONNECTION_TEST_SECONDS", default=3600.0),
+    },
 }
 
 # RELEASE ENGINE
