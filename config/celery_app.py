@@ -5,9 +5,8 @@ from typing import Any
 from celery import Celery
 from celery.signals import setup_logging
 from django.conf import settings
-from django_structlog.celery.steps import DjangoStructLogInitStep
 
-from portal.worker_steps import HeartbeatStep
+from portal.worker_steps import HeartbeatStep, StructlogWorkerStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -16,7 +15,7 @@ app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # django-structlog: the web request's context (request_id, user_id...) travels into its tasks.
-app.steps["worker"].add(DjangoStructLogInitStep)
+app.steps["worker"].add(StructlogWorkerStep)
 # Each worker's main process records a heartbeat (the operations page and alerts read it).
 app.steps["worker"].add(HeartbeatStep)
 

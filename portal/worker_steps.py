@@ -11,11 +11,38 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import bootsteps
+from celery.signals import (
+    task_failure,
+    task_prerun,
+    task_rejected,
+    task_retry,
+    task_revoked,
+    task_success,
+    task_unknown,
+)
 from django.conf import settings
+from django_structlog.celery.receivers import CeleryReceiver
 
 from . import heartbeats
 
 log = logging.getLogger(__name__)
+
+
+class StructlogWorkerStep(bootsteps.Step):
+    """django-structlog's worker step (``DjangoStructLogInitStep``) minus its publish receivers:
+    the app config already connects those in every process (DJANGO_STRUCTLOG_CELERY_ENABLED), and
+    with both, every task a task enqueues is logged twice."""
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        receiver = self.receiver = CeleryReceiver()
+        task_prerun.connect(receiver.receiver_task_prerun)
+        task_retry.connect(receiver.receiver_task_retry)
+        task_success.connect(receiver.receiver_task_success)
+        task_failure.connect(receiver.receiver_task_failure)
+        task_revoked.connect(receiver.receiver_task_revoked)
+        task_unknown.connect(receiver.receiver_task_unknown)
+        task_rejected.connect(receiver.receiver_task_rejected)
 
 
 class HeartbeatStep(bootsteps.StartStopStep):
