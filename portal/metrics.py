@@ -10,6 +10,7 @@ prometheus-client only renders them (a custom collector), see docs/operations.md
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -186,6 +187,47 @@ def _split(field: str, parts: int) -> list[str] | None:
     return values if len(values) == parts else None
 
 
+DB_CACHE_KEY = PREFIX + "database_figures"
+
+
+def database_figures() -> dict[str, Any]:
+    """The figures counted in the database. Shared in Redis for PORTAL_METRICS_DB_CACHE_SECONDS, so
+    frequent scrapes of several processes cost one set of queries (a count over every release is a
+    scan at millions of rows) and every process answers the same values."""
+    ttl = settings.PORTAL_METRICS_DB_CACHE_SECONDS
+    client = redis_client()
+    if ttl > 0:
+        try:
+            cached = client.get(DB_CACHE_KEY)
+            if cached:
+                figures: dict[str, Any] = json.loads(cached)
+                return figures
+        except redis.RedisError:
+            log.warning("metrics: cache unreadable", exc_info=True)
+    failed = [NotificationDelivery.Status.RETRYING, NotificationDelivery.Status.FAILED]
+    figures = {
+        "releases": [
+            (row["status"], row["platform"], row["n"])
+            for row in Release.objects.order_by().values("status", "platform").annotate(n=Count("id"))
+        ],
+        "delivery_failures": [
+            (row["channel__kind"], row["n"])
+            for row in NotificationDelivery.objects.filter(status__in=failed)
+            .order_by()
+            .values("channel__kind")
+            .annotate(n=Count("id"))
+        ],
+        "uploads": Upload.objects.aggregate(n=Count("id"), size=Sum("size")),
+        "unfinished": ChunkedUpload.objects.filter(upload__isnull=True).aggregate(n=Count("id"), size=Sum("offset")),
+    }
+    if ttl > 0:
+        try:
+            client.set(DB_CACHE_KEY, json.dumps(figures), ex=max(1, int(ttl)))
+        except redis.RedisError:
+            log.warning("metrics: cache not written", exc_info=True)
+    return figures
+
+
 class PortalCollector(Collector):
     """Reads every metric at scrape time (see the module docstring)."""
 
@@ -199,8 +241,8 @@ class PortalCollector(Collector):
         releases = GaugeMetricFamily(
             "portal_releases", "Releases by status and platform", labels=["status", "platform"]
         )
-        for row in Release.objects.order_by().values("status", "platform").annotate(n=Count("id")):
-            releases.add_metric([row["status"], row["platform"]], row["n"])
+        for status, platform, count in database_figures()["releases"]:
+            releases.add_metric([status, platform], count)
         yield releases
 
     def _events(self) -> Iterable[Metric]:
@@ -269,20 +311,13 @@ class PortalCollector(Collector):
             "Release notification attempts that failed, by channel kind",
             labels=["kind"],
         )
-        for row in (
-            NotificationDelivery.objects.filter(
-                status__in=[NotificationDelivery.Status.RETRYING, NotificationDelivery.Status.FAILED]
-            )
-            .order_by()
-            .values("channel__kind")
-            .annotate(n=Count("id"))
-        ):
-            failures.add_metric([row["channel__kind"]], row["n"])
+        figures = database_figures()
+        for kind, count in figures["delivery_failures"]:
+            failures.add_metric([kind], count)
         yield failures
-        uploads = Upload.objects.aggregate(n=Count("id"), size=Sum("size"))
+        uploads, unfinished = figures["uploads"], figures["unfinished"]
         yield CounterMetricFamily("portal_uploads", "Files uploaded", value=uploads["n"])
         yield CounterMetricFamily("portal_upload_bytes", "Bytes uploaded", value=uploads["size"] or 0)
-        unfinished = ChunkedUpload.objects.filter(upload__isnull=True).aggregate(n=Count("id"), size=Sum("offset"))
         yield GaugeMetricFamily("portal_uploads_unfinished", "Chunked uploads not completed", value=unfinished["n"])
         yield GaugeMetricFamily(
             "portal_uploads_unfinished_bytes",

@@ -258,6 +258,8 @@ PORTAL_HEARTBEAT_SECONDS = env.float("PORTAL_HEARTBEAT_SECONDS", default=10.0)
 # production refuses to serve metrics without one (PORTAL_METRICS_REQUIRE_TOKEN).
 PORTAL_METRICS_TOKEN = env.str("PORTAL_METRICS_TOKEN", default="")
 PORTAL_METRICS_REQUIRE_TOKEN = env_bool("PORTAL_METRICS_REQUIRE_TOKEN", False)
+# Figures counted in the database are shared between scrapes for this long (0: counted at every scrape).
+PORTAL_METRICS_DB_CACHE_SECONDS = env.float("PORTAL_METRICS_DB_CACHE_SECONDS", default=15.0)
 # Alerts (portal/alerts.py), sent through the teams' notification channels that take failures.
 PORTAL_ALERTS = {
     "CHECK_SECONDS": env.float("PORTAL_ALERT_CHECK_SECONDS", default=60.0),

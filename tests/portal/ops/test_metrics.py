@@ -182,3 +182,18 @@ def test_two_gunicorn_processes_answer_the_same_figures(team, alice, sim, tmp_pa
     assert value(figures, "portal_platform_http_answers_total", platform="toucan", status_class="2xx") >= 2
     assert value(figures, "portal_releases", status="succeeded", platform="toucan") == 1
     assert Release.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_database_figures_are_shared_between_scrapes_for_a_while(client, settings, csv_upload):
+    settings.PORTAL_METRICS_DB_CACHE_SECONDS = 60
+    first = samples(client.get(reverse("portal:metrics")).content.decode())
+    assert value(first, "portal_uploads_total") == 1
+    from tests.factories import UploadFactory
+
+    UploadFactory(dataset=csv_upload.dataset)
+    again = samples(client.get(reverse("portal:metrics")).content.decode())
+    assert value(again, "portal_uploads_total") == 1  # from the shared cache, no query
+    metrics.redis_client().delete(metrics.DB_CACHE_KEY)
+    fresh = samples(client.get(reverse("portal:metrics")).content.decode())
+    assert value(fresh, "portal_uploads_total") == 2
