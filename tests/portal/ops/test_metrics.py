@@ -144,6 +144,7 @@ def test_two_gunicorn_processes_answer_the_same_figures(team, alice, sim, tmp_pa
             "-",
             "--access-logformat",
             "pid=%(p)s %(r)s %(s)s",
+            "--no-control-socket",  # the default one is shared by every gunicorn of this user
         ],
         tmp_path / "gunicorn.log",
         process_env(media_root, PORTAL_LOG_FORMAT="json"),
