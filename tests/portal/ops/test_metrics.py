@@ -3,6 +3,7 @@ process of a two-worker gunicorn (counters live in Redis, the rest is read at sc
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -183,6 +184,13 @@ def test_two_gunicorn_processes_answer_the_same_figures(team, alice, sim, tmp_pa
     assert value(figures, "portal_platform_http_answers_total", platform="toucan", status_class="2xx") >= 2
     assert value(figures, "portal_releases", status="succeeded", platform="toucan") == 1
     assert Release.objects.count() == 1
+    # The server logged JSON lines (PORTAL_LOG_FORMAT=json) carrying the request's context.
+    finished = [json.loads(line) for line in log.splitlines() if line.startswith("{") and "request_finished" in line]
+    browsed = [line for line in finished if "/browse/" in line["request"]]
+    assert len(browsed) == 12
+    assert {(line["platform"], line["user_id"], line["code"]) for line in browsed} == {("tonalytica", alice.pk, 200)}
+    assert len({line["request_id"] for line in browsed}) == 12
+    assert all(line["request"].endswith("?q=[redacted]") for line in browsed)
 
 
 @pytest.mark.django_db
