@@ -1,6 +1,12 @@
+import logging.config
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import setup_logging
+from django.conf import settings
+
+from portal.worker_steps import HeartbeatStep, StructlogWorkerStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
@@ -8,5 +14,13 @@ app = Celery("portal")
 # All Celery settings live in Django settings, prefixed CELERY_.
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# Worker heartbeats for /readyz (portal/heartbeats.py); signal handlers only, no models at import.
-import portal.celery_signals  # noqa: E402, F401
+# django-structlog: the web request's context (request_id, user_id...) travels into its tasks.
+app.steps["worker"].add(StructlogWorkerStep)
+# Each worker's main process records a heartbeat (the operations page and alerts read it).
+app.steps["worker"].add(HeartbeatStep)
+
+
+@setup_logging.connect
+def _structured_logging(**kwargs: Any) -> None:
+    """Celery logs through Django's LOGGING (structlog), as django-structlog documents."""
+    logging.config.dictConfig(settings.LOGGING)

@@ -12,6 +12,7 @@ import email.utils
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -72,6 +73,42 @@ def default_error_message(response: httpx.Response) -> str:
 
 
 ErrorParser = Callable[[httpx.Response], str]
+
+
+# Observers: code outside the connectors (the portal's metrics) sees every exchange without the
+# connectors knowing it. An observer runs in the caller's thread and context, and never breaks a call.
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request as observers see it: no headers, no body, no query string."""
+
+    method: str
+    url: str  # safe_url(): without query string or user info
+    status_code: int | None  # None when no answer came (timeout, refused, reset)
+    seconds: float
+
+
+Observer = Callable[[Exchange], None]
+_observers: list[Observer] = []
+
+
+def add_observer(observer: Observer) -> None:
+    if observer not in _observers:
+        _observers.append(observer)
+
+
+def remove_observer(observer: Observer) -> None:
+    if observer in _observers:
+        _observers.remove(observer)
+
+
+def _notify(exchange: Exchange) -> None:
+    for observer in list(_observers):
+        try:
+            observer(exchange)
+        except Exception:  # noqa: S112 - counting must never fail a platform call
+            continue
 
 
 class HttpClient:
@@ -156,14 +193,20 @@ class HttpClient:
 
     def _send(self, method: str, url: str, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         """Send, mapping transport failures onto the typed errors (no URL query in messages)."""
+        started = time.monotonic()
+        status: int | None = None
         try:
-            return self._client.send(request, stream=stream)
+            response = self._client.send(request, stream=stream)
+            status = response.status_code
+            return response
         except httpx.TimeoutException:
             raise Timeout(f"{method} {safe_url(url)} timed out") from None
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise Unreachable(f"{method} {safe_url(url)}: cannot reach the platform ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
             raise ConnectorError(f"{method} {safe_url(url)}: {type(exc).__name__}") from None
+        finally:
+            _notify(Exchange(method=method, url=safe_url(url), status_code=status, seconds=time.monotonic() - started))
 
     def raise_for_response(self, method: str, url: str, response: httpx.Response) -> None:
         status = response.status_code
@@ -213,4 +256,14 @@ def iter_file(
         yield block
 
 
-__all__ = ["HttpClient", "ConnectorError", "default_error_message", "iter_file", "parse_retry_after", "safe_url"]
+__all__ = [
+    "Exchange",
+    "HttpClient",
+    "ConnectorError",
+    "add_observer",
+    "remove_observer",
+    "default_error_message",
+    "iter_file",
+    "parse_retry_after",
+    "safe_url",
+]

@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from .models import (
     ActionRun,
+    Alert,
     ApiToken,
     AuditEvent,
     ChunkedUpload,
@@ -152,3 +153,10 @@ class NotificationDeliveryAdmin(admin.ModelAdmin):
     list_display = ["created_at", "channel", "release", "event", "attempt", "status", "response_code"]
     list_filter = ["status", "event"]
     raw_id_fields = ["release"]
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ["fired_at", "kind", "key", "message", "resolved_at", "notify_done", "delivery_error"]
+    list_filter = ["kind", "notify_done"]
+    raw_id_fields = ["release", "connection"]

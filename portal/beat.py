@@ -26,7 +26,7 @@ import redis
 from django.conf import settings
 from django_celery_beat.schedulers import DatabaseScheduler
 
-from . import heartbeats
+from . import alerts, heartbeats
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ return 0
 """
 
 
+_PROCESS_TOKEN = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -56,7 +59,9 @@ class BeatLock:
     def __init__(self, client: redis.Redis, lease_seconds: float, key: str = LOCK_KEY) -> None:
         self.client, self.key = client, key
         self.lease_ms = int(lease_seconds * 1000)
-        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # One token per process: celery beat builds its scheduler more than once (banner, service), and
+        # every instance in the process is the same beat.
+        self.token = _PROCESS_TOKEN
         self.held = False
 
     def acquire_or_renew(self) -> bool:
@@ -66,7 +71,9 @@ class BeatLock:
                 if not self.held:
                     logger.warning("Beat lost the scheduler lock; it stops sending until it holds it again")
             else:
-                self.held = bool(self.client.set(self.key, self.token, nx=True, px=self.lease_ms))
+                self.held = bool(self.client.set(self.key, self.token, nx=True, px=self.lease_ms)) or bool(
+                    self.client.eval(_RENEW, 1, self.key, self.token, self.lease_ms)
+                )
                 if self.held:
                     logger.info("Beat %s holds the scheduler lock: it now sends the schedules", self.token)
         except redis.RedisError:
@@ -108,7 +115,14 @@ class LockedDatabaseScheduler(DatabaseScheduler):
             # Taking over: read every entry's last run from the database, as the previous beat left it.
             self._initial_read = True
             self._heap = None
-        heartbeats.beat_tick()
+        try:
+            heartbeats.beat_tick()
+            # The scheduled alerts check needs a worker; with none running it for a while, beat runs it
+            # itself, so "no worker" is still reported.
+            if alerts.check_is_stale():
+                alerts.alerts_check()
+        except Exception:  # Redis or the database away: beat keeps scheduling
+            logger.warning("beat heartbeat or alerts check failed", exc_info=True)
         return float(super().tick(*args, **kwargs))
 
     def close(self) -> None:

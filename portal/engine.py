@@ -29,6 +29,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -48,6 +49,7 @@ from connectors.base import (
     Waiting,
 )
 
+from . import metrics
 from .models import (
     OPEN_STEP,
     TERMINAL_RELEASE,
@@ -90,6 +92,9 @@ def dispatch(release_id: int, *, countdown: float = 0) -> None:
 
 def event(release: Release, message: str, *, step: ReleaseStep | None = None, level: str = "info") -> None:
     ReleaseEvent.objects.create(release=release, step=step, level=level, message=message[:2000])
+    # The same line in the logs, so a release can be followed by its id across hosts.
+    extra = {"release_id": release.pk, "platform": release.platform, "step": step.name if step else None}
+    log.log(logging.getLevelNamesMapping()[level.upper()], "release event: %s", message[:2000], extra=extra)
 
 
 # The engine
@@ -178,6 +183,13 @@ StepCall = Callable[[Any, StepSpec, StepContext], StepOutcome]
 
 
 def _call(release: Release, step: ReleaseStep, call: StepCall) -> bool:
+    # Log lines and metrics of this call name the release, its platform and the step, whoever runs it.
+    context = {"release_id": release.pk, "team_id": release.team_id, "platform": release.platform}
+    with structlog.contextvars.bound_contextvars(**context, step=step.name):
+        return _call_step(release, step, call)
+
+
+def _call_step(release: Release, step: ReleaseStep, call: StepCall) -> bool:
     try:
         connector = release.mapping.connection.connector()
         ctx = _context(release, step)
@@ -251,6 +263,7 @@ def _on_outcome(release: Release, step: ReleaseStep, outcome: StepOutcome) -> bo
             status=StepStatus.SUCCEEDED, finished_at=now, next_check_at=None, message=outcome.message[:500], **common
         )
         event(release, f"{step.label}: succeeded" + (f" ({outcome.message})" if outcome.message else ""), step=step)
+        metrics.step_finished(step, platform=release.platform)
         return True
     if isinstance(outcome, Failed):
         ReleaseStep.objects.filter(pk=step.pk).update(**common)
@@ -306,6 +319,7 @@ def _fail_step(release: Release, step: ReleaseStep, message: str) -> None:
         release.steps.filter(status=StepStatus.PENDING, position__gt=step.position).update(status=StepStatus.SKIPPED)
         event(release, f"{step.label}: failed — {message}", step=step, level="error")
         Release.objects.filter(pk=release.pk).update(error=f"{step.label}: {message}")
+    metrics.step_finished(step, platform=release.platform)
     _finish(release, ReleaseStatus.FAILED)
 
 

@@ -3,13 +3,11 @@
 Never in process memory: the readiness check (portal/health.py) and the operations page run
 in web processes on other hosts. Beat calls ``beat_tick()`` on each scheduler loop
 (portal/beat.py); every worker calls ``worker_heartbeat()`` from a timer started when it is
-ready (``worker_heartbeat_start``, wired in config/celery_app.py).
+ready (``portal.worker_steps.HeartbeatStep``, wired in config/celery_app.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from datetime import UTC, datetime
 from functools import cache
 
@@ -67,19 +65,3 @@ def last_beat_tick() -> datetime | None:
 def worker_heartbeats() -> dict[str, datetime]:
     """Each worker's last heartbeat (UTC), by Celery node name."""
     return {_text(name): _at(seen) for name, seen in _redis().hgetall(WORKERS_KEY).items()}
-
-
-def worker_heartbeat_start(hostname: str, interval: float) -> threading.Event:
-    """Beat for ``hostname`` every ``interval`` seconds in a daemon thread; set the returned event to stop."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while True:
-            # Redis down: the worker cannot work either, and readiness says so.
-            with contextlib.suppress(redis.RedisError):
-                worker_heartbeat(hostname)
-            if stop.wait(interval):
-                return
-
-    threading.Thread(target=loop, name="portal-heartbeat", daemon=True).start()
-    return stop

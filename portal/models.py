@@ -604,3 +604,48 @@ class NotificationDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} #{self.attempt} to {self.channel}: {self.status}"
+
+
+class Alert(models.Model):
+    """An operations alert (``portal.alerts``): open while its condition holds, at most one open per
+    ``key``; its channels are told once when it fires and once when it clears."""
+
+    class Kind(models.TextChoices):
+        STEP_OVERDUE = "step_overdue", "Step overdue"
+        WORKER_SILENT = "worker_silent", "Worker silent"
+        BEAT_SILENT = "beat_silent", "Beat silent"
+        PLATFORM_ERRORS = "platform_errors", "Platform errors"
+        CONNECTION_FAILING = "connection_failing", "Connection failing"
+
+    key = models.CharField(max_length=200)  # what it is about: "worker:celery@host", "step:42"...
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    # None: a global alert (workers, beat, platforms), sent to PORTAL_ALERTS["TEAMS"] (or every team).
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    release = models.ForeignKey(Release, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    connection = models.ForeignKey(Connection, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    platform = models.CharField(max_length=30, blank=True)
+    message = models.CharField(max_length=500)
+    fired_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # Channel ids that took each message ({"fired": [...], "resolved": [...]}), so a retry sends only the rest.
+    notified = models.JSONField(default=dict, blank=True)
+    notify_attempts = models.PositiveSmallIntegerField(default=0)  # of the pending message; reset when it changes
+    notify_done = models.BooleanField(default=False)  # the pending message went out (or was given up)
+    delivery_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-fired_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=Q(resolved_at__isnull=True), name="alert_one_open_per_key"
+            )
+        ]
+        indexes = [models.Index(fields=["notify_done"], name="alert_pending_notice")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.message[:80]}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

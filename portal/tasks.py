@@ -71,3 +71,19 @@ def notification_deliver_task(delivery_id: int) -> None:
     )
     if delivery is not None:
         deliver(delivery)
+
+
+@shared_task(name="portal.tasks.alerts_check_task", ignore_result=True)
+def alerts_check_task() -> int:
+    from .alerts import alerts_check  # alerts imports notifications, which imports this module
+
+    return alerts_check()
+
+
+@shared_task(name="portal.tasks.connection_test_all_task", ignore_result=True)
+def connection_test_all_task() -> int:
+    """Beat's scheduled test of every enabled connection (an alert follows one that starts failing)."""
+    ids = list(Connection.objects.filter(state="enabled").values_list("pk", flat=True))
+    for connection_id in ids:
+        connection_test_task.delay(connection_id)
+    return len(ids)

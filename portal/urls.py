@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import automation_views, platform_views, release_set_views, views
+from . import automation_views, ops_views, platform_views, release_set_views, views
 
 app_name = "portal"
 
@@ -59,4 +59,7 @@ urlpatterns = [
     path("teams/", views.team_list, name="team-list"),
     path("teams/<int:pk>/", views.team_detail, name="team-detail"),
     path("members/<int:pk>/", views.member_update, name="member-update"),
+    path("ops/", ops_views.ops, name="ops"),
+    path("ops/releases/<str:what>/", ops_views.ops_releases, name="ops-releases"),
+    path("metrics", ops_views.metrics, name="metrics"),
 ]

@@ -8,6 +8,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logging import configure_structlog, logging_config
+from config.sentry import init_sentry
 from config.storage import s3_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -79,6 +81,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "health_check",
+    "django_structlog",
     "portal",
 ]
 
@@ -103,6 +106,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",
+    "portal.log_context.LogContextMiddleware",
 ]
 
 # BEHIND A PROXY (docs/deploy.md#behind-a-proxy)
@@ -181,14 +186,16 @@ X_FRAME_OPTIONS = "DENY"
 PORTAL_CREDENTIAL_KEYS: list[str] = env.list("PORTAL_CREDENTIAL_KEYS", default=[])
 
 # LOGGING
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"verbose": {"format": "%(levelname)s %(asctime)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "verbose"}},
-    "root": {"level": "INFO", "handlers": ["console"]},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
-}
+# https://django-structlog.readthedocs.io/ — structured logs (config/logging.py): JSON lines when
+# PORTAL_LOG_FORMAT=json (the production default), readable key=value text otherwise.
+PORTAL_LOG_FORMAT = env.str("PORTAL_LOG_FORMAT", default="console")
+if PORTAL_LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured(f"PORTAL_LOG_FORMAT must be json or console, got {PORTAL_LOG_FORMAT!r}")
+PORTAL_LOG_LEVEL = env.str("PORTAL_LOG_LEVEL", default="INFO")
+LOGGING = logging_config(json_logs=PORTAL_LOG_FORMAT == "json", level=PORTAL_LOG_LEVEL)
+configure_structlog()
+DJANGO_STRUCTLOG_CELERY_ENABLED = True  # the request id travels in task headers into the worker
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False  # a person's address is not needed to debug a release
 
 # CELERY
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
@@ -210,10 +217,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # second beat started by mistake waits, and takes over within PORTAL_BEAT_LOCK_SECONDS if the first dies.
 CELERY_BEAT_SCHEDULER = "portal.beat:LockedDatabaseScheduler"
 PORTAL_BEAT_LOCK_SECONDS = env.float("PORTAL_BEAT_LOCK_SECONDS", default=30.0)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # the worker logs through LOGGING (structured), not Celery's format
 CELERY_BEAT_SCHEDULE = {
     "release-sweeper": {
         "task": "portal.tasks.release_sweep_task",
         "schedule": env.float("PORTAL_SWEEP_SECONDS", default=30.0),
+    },
+    "ops-alerts": {
+        "task": "portal.tasks.alerts_check_task",
+        "schedule": env.float("PORTAL_ALERT_CHECK_SECONDS", default=60.0),
+    },
+    # Every enabled connection tested on a schedule, so a credential that stops working raises an alert.
+    "connection-tests": {
+        "task": "portal.tasks.connection_test_all_task",
+        "schedule": env.float("PORTAL_CONNECTION_TEST_SECONDS", default=3600.0),
     },
 }
 
@@ -280,6 +297,44 @@ PORTAL_WEBHOOK_MAX_ATTEMPTS = env.int("PORTAL_WEBHOOK_MAX_ATTEMPTS", default=5)
 PORTAL_WEBHOOK_RETRY_BASE_SECONDS = env.float("PORTAL_WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
 # Webhooks to loopback or private addresses are refused unless this is set (local runs, tests).
 PORTAL_WEBHOOK_ALLOW_PRIVATE = env_bool("PORTAL_WEBHOOK_ALLOW_PRIVATE", False)
+
+# OPERATIONS
+# docs/operations.md: heartbeats, metrics, error tracking, alerts.
+# A worker's main process records a heartbeat this often.
+PORTAL_HEARTBEAT_SECONDS = env.float("PORTAL_HEARTBEAT_SECONDS", default=10.0)
+# /metrics (Prometheus text). With a token set, scrapers send "Authorization: Bearer <token>";
+# production refuses to serve metrics without one (PORTAL_METRICS_REQUIRE_TOKEN).
+PORTAL_METRICS_TOKEN = env.str("PORTAL_METRICS_TOKEN", default="")
+PORTAL_METRICS_REQUIRE_TOKEN = env_bool("PORTAL_METRICS_REQUIRE_TOKEN", False)
+# Figures counted in the database are shared between scrapes for this long (0: counted at every scrape).
+PORTAL_METRICS_DB_CACHE_SECONDS = env.float("PORTAL_METRICS_DB_CACHE_SECONDS", default=15.0)
+# Alerts (portal/alerts.py), sent through the teams' notification channels that take failures.
+PORTAL_ALERTS = {
+    "CHECK_SECONDS": env.float("PORTAL_ALERT_CHECK_SECONDS", default=60.0),
+    "WORKER_SILENT_SECONDS": env.float("PORTAL_ALERT_WORKER_SILENT_SECONDS", default=300.0),
+    "WORKER_FORGET_SECONDS": env.float("PORTAL_ALERT_WORKER_FORGET_SECONDS", default=86400.0),
+    "BEAT_SILENT_SECONDS": env.float("PORTAL_ALERT_BEAT_SILENT_SECONDS", default=180.0),
+    # Until steps have deadlines of their own: a step this late on its next check or lease.
+    "STEP_OVERDUE_SECONDS": env.float("PORTAL_ALERT_STEP_OVERDUE_SECONDS", default=900.0),
+    "ERROR_WINDOW_MINUTES": env.int("PORTAL_ALERT_ERROR_WINDOW_MINUTES", default=15),
+    "ERROR_RATE": env.float("PORTAL_ALERT_ERROR_RATE", default=0.5),
+    "ERROR_MIN_CALLS": env.int("PORTAL_ALERT_ERROR_MIN_CALLS", default=20),
+    "DELIVERY_ATTEMPTS": env.int("PORTAL_ALERT_DELIVERY_ATTEMPTS", default=5),
+    # Team names that get global alerts (workers, beat); empty: every team.
+    "TEAMS": env.list("PORTAL_ALERT_TEAMS", default=[]),
+}
+
+# ERROR TRACKING
+# https://docs.sentry.io/platforms/python/integrations/django/ — on only when SENTRY_DSN is set.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    init_sentry(
+        dsn=SENTRY_DSN,
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        release=env.str("SENTRY_RELEASE", default=None),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+        include_local_variables=env_bool("SENTRY_INCLUDE_LOCAL_VARIABLES", False),
+    )
 
 # DEMO
 # Base URL of the bundled platform simulators, used by `manage.py seed_demo`.

@@ -2,6 +2,8 @@
 
 import os
 
+from config.logging import logging_config
+
 from .base import *  # noqa: F403
 from .base import DATABASES, STORAGES, env, env_bool
 
@@ -39,3 +41,11 @@ STORAGES = {
     },
 }
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+
+# LOGGING
+# JSON lines, one per event, for the log collector (PORTAL_LOG_FORMAT=console to read them by eye).
+PORTAL_LOG_FORMAT = env.str("PORTAL_LOG_FORMAT", default="json")
+LOGGING = logging_config(json_logs=PORTAL_LOG_FORMAT == "json", level=env.str("PORTAL_LOG_LEVEL", default="INFO"))
+
+# OPERATIONS
+PORTAL_METRICS_REQUIRE_TOKEN = env_bool("PORTAL_METRICS_REQUIRE_TOKEN", True)

@@ -41,3 +41,15 @@ STORAGES = {
 }
 
 PORTAL_WEBHOOK_ALLOW_PRIVATE = True  # receivers on this machine
+
+# OPERATIONS
+PORTAL_METRICS_DB_CACHE_SECONDS = 0.0  # tests read their own writes at once
+# Short beats and thresholds, so alert tests see a stopped worker or beat within seconds.
+PORTAL_HEARTBEAT_SECONDS = env.float("PORTAL_HEARTBEAT_SECONDS", default=0.5)
+PORTAL_ALERTS = {
+    **PORTAL_ALERTS,  # noqa: F405
+    "CHECK_SECONDS": env.float("PORTAL_ALERT_CHECK_SECONDS", default=1.0),
+    "WORKER_SILENT_SECONDS": 3.0,
+    "BEAT_SILENT_SECONDS": 3.0,
+    "STEP_OVERDUE_SECONDS": 5.0,
+}

@@ -63,3 +63,10 @@ def pretty_json(value) -> str:  # type: ignore[no-untyped-def]
     import json
 
     return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+@register.filter
+def is_team_admin(user) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the user administers at least one team (the operations page link); no query once the
+    user's roles are loaded for the request."""
+    return any(permissions.has_role(user, team_id, permissions.MANAGE) for team_id in permissions.roles_of(user))

@@ -116,3 +116,38 @@ def test_logs_and_reprs_never_show_it(leaky_release, caplog):
     engine.release_advance(leaky_release["release"].pk)
     assert CANARY not in caplog.text
     assert CANARY not in repr(connection.connector().credentials)
+
+
+def test_structured_log_lines_never_show_it(leaky_release, client, alice):
+    """The production format (JSON through structlog) of everything logged while the canary is used:
+    the release failing on it, the connection test, and a request whose query string carries it."""
+    import io
+    import json
+
+    import structlog
+
+    from config.logging import logging_config
+
+    spec = dict(logging_config(json_logs=True)["formatters"]["structured"])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(spec.pop("()")(**spec))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        connection = leaky_release["connection"]
+        services.connection_test(connection=connection)
+        engine.release_advance(leaky_release["release"].pk)
+        structlog.get_logger("portal").info("connection used", credentials=connection.credentials())
+        client.force_login(alice)
+        client.get(connection.get_absolute_url() + f"?token={CANARY}")
+        logging.getLogger("portal").info("signed url https://bucket.example/x.csv?X-Amz-Signature=%s", CANARY)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    assert any(line.get("event") == "request_finished" for line in lines)
+    assert any("X-Amz-Signature" in line.get("event", "") for line in lines)
+    assert CANARY not in stream.getvalue()
