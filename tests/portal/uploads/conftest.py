@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import contextlib
 import socket
 from urllib.parse import urlsplit
 
@@ -21,6 +23,10 @@ def olivia_key(olivia) -> str:
     return key
 
 
+def metadata(**values: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
 def cut_patch(url: str, key: str, offset: int, chunk: bytes, send: int) -> None:
     """A PATCH declaring ``len(chunk)`` bytes whose connection closes after ``send`` of them."""
     parts = urlsplit(url)
@@ -32,7 +38,11 @@ def cut_patch(url: str, key: str, offset: int, chunk: bytes, send: int) -> None:
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
         sock.sendall(head + chunk[:send])
         sock.shutdown(socket.SHUT_WR)
-        try:
+        with contextlib.suppress(OSError):
             sock.recv(1024)
-        except OSError:
-            pass
+
+
+@pytest.fixture(autouse=True)
+def _own_media(settings, tmp_path):
+    """A media folder per test, so a test can count the partial files it left."""
+    settings.MEDIA_ROOT = tmp_path / "media"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import os
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from tusclient.client import TusClient
 
 from portal.models import AuditEvent, TusUpload, Upload
 
-from .conftest import cut_patch
+from .conftest import cut_patch, metadata
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,7 +43,7 @@ def test_it_resumes_a_tuspy_upload_after_a_cut(live_server, sales, olivia_key):
     chunk = 1 * MiB
     client = TusClient(_tus_url(live_server), headers={"Authorization": f"Bearer {olivia_key}"})
     uploader = client.uploader(
-        file_stream=__import__("io").BytesIO(data),
+        file_stream=io.BytesIO(data),
         chunk_size=chunk,
         metadata={"dataset": str(sales.pk), "filename": "sales.csv", "filetype": "text/csv"},
     )
@@ -58,7 +59,7 @@ def test_it_resumes_a_tuspy_upload_after_a_cut(live_server, sales, olivia_key):
 
     # A new client (another process, say) resumes from the URL: HEAD tells the offset, then the rest.
     resumed = TusClient(_tus_url(live_server), headers={"Authorization": f"Bearer {olivia_key}"}).uploader(
-        file_stream=__import__("io").BytesIO(data), chunk_size=chunk, url=uploader.url
+        file_stream=io.BytesIO(data), chunk_size=chunk, url=uploader.url
     )
     assert resumed.offset == chunk + 300 * 1024
     resumed.upload()
@@ -81,7 +82,7 @@ def test_it_verifies_chunk_checksums(live_server, sales, olivia_key):
     data = os.urandom(200_000)
     client = TusClient(_tus_url(live_server), headers={"Authorization": f"Bearer {olivia_key}"})
     uploader = client.uploader(
-        file_stream=__import__("io").BytesIO(data),
+        file_stream=io.BytesIO(data),
         chunk_size=64 * 1024,
         metadata={"dataset": str(sales.pk), "filename": "a.csv"},
         upload_checksum=True,
@@ -95,7 +96,7 @@ def test_it_verifies_chunk_checksums(live_server, sales, olivia_key):
             "Authorization": f"Bearer {olivia_key}",
             "Tus-Resumable": "1.0.0",
             "Upload-Length": "10",
-            "Upload-Metadata": f"dataset {base64.b64encode(str(sales.pk).encode()).decode()},filename {base64.b64encode(b'b.csv').decode()}",
+            "Upload-Metadata": metadata(dataset=str(sales.pk), filename="b.csv"),
         },
     )
     assert create.status_code == 201
