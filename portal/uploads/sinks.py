@@ -275,6 +275,6 @@ class S3Sink:
 def sink_for(storage: Storage) -> FileSystemSink | S3Sink:
     if isinstance(storage, FileSystemStorage):
         return FileSystemSink(storage)
-    if type(storage).__module__.startswith("storages.backends.s3"):
+    if storage.__class__.__module__.startswith("storages.backends.s3"):  # __class__: default_storage is lazy
         return S3Sink(storage)
-    raise ImproperlyConfigured(f"Resumable uploads need FileSystemStorage or S3Storage, not {type(storage).__name__}.")
+    raise ImproperlyConfigured(f"Resumable uploads need FileSystemStorage or S3Storage, not {storage.__class__.__name__}.")
