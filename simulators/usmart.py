@@ -386,6 +386,7 @@ class UsmartSimulator(Simulator):
                 "stored": False,
                 "size": None,
                 "md5": None,
+                "sha256": None,  # not in the platform's answers: the benchmark checks what arrived
                 "data": None,
                 "puts": 0,
                 "api_key_headers": False,
@@ -562,12 +563,14 @@ class UsmartSimulator(Simulator):
         declared = int(request.headers["content-length"])
         out = tempfile.TemporaryFile(prefix="usmart-sim-")
         digest = hashlib.md5(usedforsecurity=False)
+        sha256 = hashlib.sha256()
         size = 0
         try:
             # Streamed chunk by chunk to disk: a 2 GiB PUT never sits in memory.
             async for block in request.stream():
                 out.write(block)
                 digest.update(block)
+                sha256.update(block)
                 size += len(block)
         except ClientDisconnect:
             size = -1
@@ -588,6 +591,7 @@ class UsmartSimulator(Simulator):
                 stored=True,
                 size=size,
                 md5=digest.hexdigest(),
+                sha256=sha256.hexdigest(),
                 data=out,
                 puts=upload["puts"] + 1,
                 api_key_headers=upload["api_key_headers"] or has_keys,

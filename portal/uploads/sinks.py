@@ -277,4 +277,6 @@ def sink_for(storage: Storage) -> FileSystemSink | S3Sink:
         return FileSystemSink(storage)
     if storage.__class__.__module__.startswith("storages.backends.s3"):  # __class__: default_storage is lazy
         return S3Sink(storage)
-    raise ImproperlyConfigured(f"Resumable uploads need FileSystemStorage or S3Storage, not {storage.__class__.__name__}.")
+    raise ImproperlyConfigured(
+        f"Resumable uploads need FileSystemStorage or S3Storage, not {storage.__class__.__name__}."
+    )
