@@ -7,7 +7,7 @@
   under 5 MiB except the last, so bytes that do not make a part yet (a small chunk, or what
   arrived before a cut) are kept in S3 as a "tail" object and sent with the next part. On
   the web host a part is spooled to an anonymous temporary file (at most one part: the tail
-  plus one chunk) so that botocore can sign, checksum and retry it; never held in memory.
+  plus one chunk, or one part of a larger PATCH) so that botocore can sign, checksum and retry it; never held in memory.
 
 A sink reads the request body in blocks, feeds the running SHA-256 and returns how many
 bytes it kept; the caller records the new offset, hash and sink state in the database.
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage, Storage
 
@@ -177,8 +178,9 @@ class FileSystemSink:
 class S3Sink:
     name = "s3"
 
-    def __init__(self, storage: Any):  # storages.backends.s3.S3Storage (untyped)
+    def __init__(self, storage: Any, part_bytes: int = 8 * 1024 * 1024):  # storage: S3Storage (untyped)
         self.storage = storage
+        self.part_bytes = max(MIN_PART, part_bytes)
 
     @property
     def _client(self) -> Any:
@@ -213,11 +215,29 @@ class S3Sink:
         hasher: ResumableSha256,
         checksum: Checksum | None = None,
     ) -> Progress:
-        client, bucket = self._client, self._bucket
-        tail = int(state.get("tail", 0))
+        client, bucket, key = self._client, self._bucket, self._key(storage_name)
+        parts = list(state.get("parts", []))
+        old_tail = int(state.get("tail", 0))
         kept = 0
         with tempfile.TemporaryFile() as spool:
-            if tail:
+
+            def flush() -> None:
+                size = spool.tell()
+                spool.seek(0)
+                number = len(parts) + 1
+                answer = client.upload_part(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=state["upload_id"],
+                    PartNumber=number,
+                    Body=spool,
+                    ContentLength=size,
+                )
+                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+                spool.seek(0)
+                spool.truncate()
+
+            if old_tail:
                 answer = client.get_object(Bucket=bucket, Key=self._tail_key(upload_id))
                 for block in iter(lambda: answer["Body"].read(BLOCK), b""):
                     spool.write(block)
@@ -225,33 +245,26 @@ class S3Sink:
                 for block in read_body(body, length):
                     spool.write(block)
                     hasher.update(block)
-                    if checksum is not None:
-                        checksum.update(block)
                     kept += len(block)
+                    if checksum is not None:
+                        checksum.update(block)  # a checksummed chunk is kept whole or not at all: no part yet
+                    elif spool.tell() >= self.part_bytes:
+                        flush()  # a large PATCH (a client sending the whole file at once) goes in parts
             except Cut:
                 if checksum is not None or kept == 0:
                     return Progress(0, hasher, state)
             if checksum is not None and not checksum.matches():
                 raise ChecksumMismatch
-            buffered = tail + kept
-            spool.seek(0)
-            parts = list(state.get("parts", []))
-            if buffered >= MIN_PART or offset + kept == total:
-                number = len(parts) + 1
-                answer = client.upload_part(
-                    Bucket=bucket,
-                    Key=self._key(storage_name),
-                    UploadId=state["upload_id"],
-                    PartNumber=number,
-                    Body=spool,
-                    ContentLength=buffered,
-                )
-                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-                if tail:
-                    client.delete_object(Bucket=bucket, Key=self._tail_key(upload_id))
-                return Progress(kept, hasher, {**state, "parts": parts, "tail": 0})
-            client.put_object(Bucket=bucket, Key=self._tail_key(upload_id), Body=spool, ContentLength=buffered)
-            return Progress(kept, hasher, {**state, "tail": buffered})
+            buffered = spool.tell()
+            if buffered and (buffered >= MIN_PART or offset + kept == total):
+                flush()
+                buffered = 0
+            if buffered:  # too small for a part yet: kept in S3 until the next chunk
+                spool.seek(0)
+                client.put_object(Bucket=bucket, Key=self._tail_key(upload_id), Body=spool, ContentLength=buffered)
+            elif old_tail:
+                client.delete_object(Bucket=bucket, Key=self._tail_key(upload_id))
+            return Progress(kept, hasher, {**state, "parts": parts, "tail": buffered})
 
     def finish(self, *, upload_id: str, storage_name: str, state: dict[str, Any]) -> None:
         self._client.complete_multipart_upload(
@@ -276,7 +289,7 @@ def sink_for(storage: Storage) -> FileSystemSink | S3Sink:
     if isinstance(storage, FileSystemStorage):
         return FileSystemSink(storage)
     if storage.__class__.__module__.startswith("storages.backends.s3"):  # __class__: default_storage is lazy
-        return S3Sink(storage)
+        return S3Sink(storage, part_bytes=settings.PORTAL_UPLOAD_CHUNK_BYTES)
     raise ImproperlyConfigured(
         f"Resumable uploads need FileSystemStorage or S3Storage, not {storage.__class__.__name__}."
     )

@@ -95,3 +95,16 @@ def test_expiry_aborts_the_multipart_upload(live_server, s3_server, bucket, sale
     assert _multipart_uploads(s3_server, bucket) == []
     assert not TusUpload.objects.exists()
     assert AuditEvent.objects.filter(action="upload-expired").count() == 1
+
+
+def test_a_whole_file_in_one_patch_goes_to_s3_in_parts(live_server, s3_server, bucket, sales, olivia_key, settings):  # noqa: F811
+    settings.PORTAL_UPLOAD_CHUNK_BYTES = 5 * MiB
+    data = os.urandom(11 * MiB + 3)
+    uploader = TusClient(
+        live_server.url + "/api/v1/uploads/tus/", headers={"Authorization": f"Bearer {olivia_key}"}
+    ).uploader(file_stream=io.BytesIO(data), metadata={"dataset": str(sales.pk), "filename": "all.csv"})
+    uploader.upload()  # tuspy's default: the whole file in one PATCH
+    upload = Upload.objects.get(dataset=sales)
+    assert upload.sha256 == hashlib.sha256(data).hexdigest()
+    head = s3_server.client().head_object(Bucket=bucket, Key=upload.file.name, PartNumber=1)
+    assert int(head["PartsCount"]) == 3  # 5 + 5 + 1 MiB: the web host spooled one part at a time
