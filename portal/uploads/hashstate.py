@@ -56,7 +56,7 @@ class ResumableSha256:
         return ResumableSha256.from_state(self.state())
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
-        block = bytes(data)
+        block = data if isinstance(data, bytes) else bytes(data)  # no copy of the usual bytes
         if _libcrypto().SHA256_Update(self._ctx, block, len(block)) != 1:
             raise RuntimeError("SHA256_Update failed")
 

@@ -31,7 +31,7 @@ from django.core.files.storage import FileSystemStorage, Storage
 
 from .hashstate import ResumableSha256
 
-BLOCK = 1024 * 1024
+BLOCK = 256 * 1024  # bytes read from the request per call: small, so the web process stays flat
 MIN_PART = 5 * 1024 * 1024  # S3's smallest part, except the last
 
 
@@ -94,6 +94,10 @@ class ChecksumMismatch(Exception):
     """The chunk's bytes do not match its ``Upload-Checksum`` (tus: 460); nothing was kept."""
 
 
+class LostBytes(Exception):
+    """Bytes recorded as stored are gone (the host crashed before they reached the disk)."""
+
+
 class Checksum:
     """tus checksum extension: the digest of one chunk, compared with the client's."""
 
@@ -140,6 +144,10 @@ class FileSystemSink:
     ) -> Progress:
         kept = 0
         with open(self._part(upload_id), "r+b") as f:
+            if os.fstat(f.fileno()).st_size < offset:
+                # Written, recorded, then lost before the page cache reached the disk (the host
+                # crashed): no fsync per chunk, like tusd's filestore. The client must start again.
+                raise LostBytes(f"Only {os.fstat(f.fileno()).st_size} of the {offset} bytes recorded are on disk.")
             # Bytes past the recorded offset were written by a request that died before it
             # recorded them (their hash was not saved): drop them.
             f.truncate(offset)
@@ -158,8 +166,6 @@ class FileSystemSink:
             if checksum is not None and not checksum.matches():
                 f.truncate(offset)
                 raise ChecksumMismatch
-            f.flush()
-            os.fsync(f.fileno())
         return Progress(kept, hasher, state)
 
     def finish(self, *, upload_id: str, storage_name: str, state: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ from portal.models import Dataset, TusUpload
 from portal.permissions import OPERATE, get_for_user
 
 from . import services
-from .sinks import Checksum, ChecksumMismatch
+from .sinks import Checksum, ChecksumMismatch, LostBytes
 
 VERSION = "1.0.0"
 EXTENSIONS = "creation,termination,expiration,checksum"
@@ -217,6 +217,8 @@ def _patch(request: HttpRequest, pk: UUID) -> HttpResponse:
         return _response(423, exc.message)
     except ChecksumMismatch:
         return _response(460, "Checksum mismatch: the chunk was not stored; send it again.")
+    except LostBytes as exc:
+        return _response(410, f"{exc} Start the upload again.")
     headers = {"Upload_Offset": str(tus.offset), **_expires(tus)}
     if tus.upload_id is not None:
         headers["Upload_Id"] = str(tus.upload_id)
