@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from portal import services
@@ -79,13 +79,7 @@ def tus_append(*, tus: TusUpload, offset: int, body: Body, length: int, checksum
         raise Conflict(f"The upload is at offset {tus.offset}, not {offset}.")
     if offset + length > tus.length:
         raise TooLarge(f"The chunk ends at {offset + length}, past the declared length {tus.length}.")
-    now = timezone.now()
-    claimed = (
-        TusUpload.objects.filter(pk=tus.pk, offset=offset, upload__isnull=True)
-        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
-        .update(locked_until=now + timedelta(seconds=settings.PORTAL_UPLOAD_LOCK_SECONDS))
-    )
-    if not claimed:
+    if not _claim(tus, offset=offset):
         tus.refresh_from_db()
         if tus.offset != offset:
             raise Conflict(f"The upload is at offset {tus.offset}, not {offset}.")
@@ -110,19 +104,45 @@ def tus_append(*, tus: TusUpload, offset: int, body: Body, length: int, checksum
             tus.hash_state = progress.hasher.state()
             tus.sink_state = progress.state
             TusUpload.objects.filter(pk=tus.pk).update(
-                offset=tus.offset, hash_state=tus.hash_state, sink_state=tus.sink_state, locked_until=None
+                offset=tus.offset,
+                hash_state=tus.hash_state,
+                sink_state=tus.sink_state,
+                # The last chunk keeps the lease while the file is composed (a HEAD meanwhile waits).
+                locked_until=None if tus.offset < tus.length else F("locked_until"),
             )
         else:
             TusUpload.objects.filter(pk=tus.pk).update(locked_until=None)
     if tus.offset == tus.length:
-        tus_finish(tus=tus)
+        try:
+            tus_finish(tus=tus)
+        finally:
+            TusUpload.objects.filter(pk=tus.pk).update(locked_until=None)
     return tus
+
+
+def tus_recover(*, tus: TusUpload) -> None:
+    """Finish an upload whose last chunk was stored but whose request died before composing it."""
+    if tus.upload_id is None and tus.offset == tus.length and _claim(tus, offset=tus.length):
+        try:
+            tus_finish(tus=tus)
+        finally:
+            TusUpload.objects.filter(pk=tus.pk).update(locked_until=None)
+
+
+def _claim(tus: TusUpload, *, offset: int) -> bool:
+    """Take the upload's lease if it is at ``offset``, unfinished and nobody holds it."""
+    now = timezone.now()
+    return bool(
+        TusUpload.objects.filter(pk=tus.pk, offset=offset, upload__isnull=True)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .update(locked_until=now + timedelta(seconds=settings.PORTAL_UPLOAD_LOCK_SECONDS))
+    )
 
 
 def tus_finish(*, tus: TusUpload) -> Upload:
     """Compose the stored bytes into the final file (a rename or S3's server-side compose),
     then record the ``Upload`` through the ordinary upload service. Called again (by HEAD)
-    if a crash came between the last chunk and this."""
+    if a crash came between the last chunk and this (``tus_recover``); the caller holds the lease."""
     sha256 = ResumableSha256.from_state(bytes(tus.hash_state)).hexdigest()
     _sink().finish(upload_id=str(tus.pk), storage_name=tus.storage_name, state=tus.sink_state)
     upload = services.upload_register(

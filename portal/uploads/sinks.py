@@ -171,6 +171,8 @@ class FileSystemSink:
     def finish(self, *, upload_id: str, storage_name: str, state: dict[str, Any]) -> None:
         target = Path(self.storage.path(storage_name))
         target.parent.mkdir(parents=True, exist_ok=True)
+        if not self._part(upload_id).exists() and target.exists():
+            return  # renamed already, by a request that died before recording the upload
         os.replace(self._part(upload_id), target)
 
     def discard(self, *, upload_id: str, storage_name: str, state: dict[str, Any]) -> None:
@@ -273,12 +275,17 @@ class S3Sink:
             return Progress(kept, hasher, {**state, "parts": parts, "tail": buffered})
 
     def finish(self, *, upload_id: str, storage_name: str, state: dict[str, Any]) -> None:
-        self._client.complete_multipart_upload(
-            Bucket=self._bucket,
-            Key=self._key(storage_name),
-            UploadId=state["upload_id"],
-            MultipartUpload={"Parts": state["parts"]},
-        )
+        client = self._client
+        try:
+            client.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self._key(storage_name),
+                UploadId=state["upload_id"],
+                MultipartUpload={"Parts": state["parts"]},
+            )
+        except client.exceptions.NoSuchUpload:
+            # Completed already, by a request that died before recording the upload.
+            client.head_object(Bucket=self._bucket, Key=self._key(storage_name))
 
     def discard(self, *, upload_id: str, storage_name: str, state: dict[str, Any]) -> None:
         client = self._client

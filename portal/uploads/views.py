@@ -178,7 +178,8 @@ def _head(request: HttpRequest, pk: UUID) -> HttpResponse:
     _require_version(request)
     tus = _get(user, pk)
     if tus.offset == tus.length and tus.upload_id is None:
-        services.tus_finish(tus=tus)  # the last chunk was stored, but its request died before this
+        services.tus_recover(tus=tus)  # the last chunk was stored, but its request died before composing
+        tus.refresh_from_db()
     headers = {"Upload_Offset": str(tus.offset), "Upload_Length": str(tus.length), **_expires(tus)}
     if tus.upload_id is not None:
         headers["Upload_Id"] = str(tus.upload_id)
