@@ -20,6 +20,7 @@ from .models import (
     ReleaseSet,
     ReleaseStep,
     Team,
+    TusUpload,
     Upload,
 )
 
@@ -152,3 +153,9 @@ class NotificationDeliveryAdmin(admin.ModelAdmin):
     list_display = ["created_at", "channel", "release", "event", "attempt", "status", "response_code"]
     list_filter = ["status", "event"]
     raw_id_fields = ["release"]
+
+
+@admin.register(TusUpload)
+class TusUploadAdmin(admin.ModelAdmin):
+    list_display = ["id", "filename", "dataset", "user", "offset", "length", "sink", "upload", "expires_at"]
+    readonly_fields = ["sink_state", "hash_state", "storage_name", "offset", "length", "locked_until", "upload"]
