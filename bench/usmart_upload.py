@@ -8,11 +8,12 @@ process and reports that process's peak RSS and throughput, then PUTs the same f
 ``curl -T`` to a fresh signed URL of the same simulator and prints both throughputs and
 their ratio. Both uploads end in the same server, which streams to disk and hashes (MD5,
 for the ETag), so the ratio compares the clients. A benchmark, not a test: it asserts
-only that every byte arrived.
+that every byte arrived and that the sha256 the simulator received is the file's (exit 1 if not).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
@@ -77,6 +78,10 @@ def child(base_url: str, path: str) -> None:
         upload_step, StepContext(target=target, params=params, release_key="bench", file=payload)
     )
     seconds = time.perf_counter() - started
+    # What the simulator received, read before the revision consumes the signed upload.
+    import httpx
+
+    received = [u for u in httpx.get(f"{base_url}/_sim/state").json()["uploads"].values() if u["stored"]]
     revision = connector.run_step(
         revision_step,
         StepContext(
@@ -96,6 +101,7 @@ def child(base_url: str, path: str) -> None:
                 "rss_peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                 "attempts": upload.output["attempts"],
                 "revision": revision.output["revision"],
+                "received_sha256": received[0]["sha256"] if len(received) == 1 else None,
             }
         )
     )
@@ -114,9 +120,12 @@ def main() -> None:
     try:
         print(f"Writing a {mib(size)} file to {workdir} ...", flush=True)
         block = os.urandom(CHUNK)
+        digest = hashlib.sha256()
         with open(path, "wb") as f:
             for offset in range(0, size, CHUNK):
                 f.write(block[: min(CHUNK, size - offset)])
+                digest.update(block[: min(CHUNK, size - offset)])
+        sha256 = digest.hexdigest()
 
         sim = SimulatorProcess(delay=0.2)
         base_url = sim.url("usmart")
@@ -133,6 +142,7 @@ def main() -> None:
         children_peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         stored = {f["fileGUID"]: f for f in sim.state("usmart")["datasets"][DEMO_DATASET]["files"]}[READINGS_FILE]
         assert stored["fileSize"] == size, f"the simulator stored {stored['fileSize']} bytes, not {size}"
+        sha_ok = figures["received_sha256"] == sha256
         sim_peak = simulator_peak_rss(sim.process.pid)
         sim.reset("usmart")  # drop the first copy so curl's run starts from the same state
         os.sync()
@@ -167,6 +177,7 @@ def main() -> None:
         code, sent, curl_seconds = curl.stdout.split()
         assert code == "200" and int(float(sent)) == size, f"curl: HTTP {code}, {sent} bytes sent"
         assert sim.state("usmart")["uploads"][put["reference"]]["size"] == size
+        curl_sha_ok = sim.state("usmart")["uploads"][put["reference"]]["sha256"] == sha256
 
         sim_peak = max(sim_peak or 0, simulator_peak_rss(sim.process.pid) or 0) or None
         connector_rate = size / figures["seconds"] / 2**20
@@ -186,6 +197,12 @@ def main() -> None:
         print(f"Connector / curl           {connector_rate / curl_rate:.2f}")
         if sim_peak is not None:
             print(f"Simulator peak RSS         {mib(sim_peak)}  (both PUTs streamed to disk)")
+        print(
+            f"sha256 received            connector {'matches' if sha_ok else 'DIFFERS'},"
+            f" curl {'matches' if curl_sha_ok else 'DIFFERS'}  (goal: both match)"
+        )
+        if not (sha_ok and curl_sha_ok):
+            sys.exit(1)
     finally:
         if sim is not None:
             sim.reset("usmart")  # frees the simulator's copies

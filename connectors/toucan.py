@@ -7,6 +7,7 @@ Dropzone). The operation status endpoint is not documented: we follow
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Mapping
@@ -26,7 +27,7 @@ from .base import (
     Waiting,
 )
 from .errortext import error_sentence
-from .http import HttpClient, iter_file
+from .http import HttpClient
 from .statuses import known_status, unknown_status
 
 #: Operation statuses (undocumented: the simulator's words, and plausible synonyms). Others are unknown.
@@ -53,6 +54,46 @@ PARTIAL_PATHS = {
     "populate": ("populate", None, "Partial populate"),
     "populate_release": ("populate", "release", "Partial populate and release"),
 }
+
+
+class ChunkReader(io.RawIOBase):
+    """A read-only window ``[start, start + length)`` of a seekable binary stream.
+
+    httpx's multipart encoder asks its length (``seek(0, 2)``/``tell()``), rewinds it
+    (``seek(0)``) and reads it in blocks, so each Dropzone chunk streams from the stored file."""
+
+    def __init__(self, stream: Any, *, start: int, length: int):
+        super().__init__()
+        self._stream, self._start, self._length, self._pos = stream, start, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = max(0, min(self._length, base + offset))
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        left = self._length - self._pos
+        size = left if size is None or size < 0 else min(size, left)
+        if size <= 0:
+            return b""
+        self._stream.seek(self._start + self._pos)
+        block: bytes = self._stream.read(size)
+        self._pos += len(block)
+        return block
+
+    def readinto(self, buffer: Any) -> int:
+        block = self.read(len(buffer))
+        buffer[: len(block)] = block
+        return len(block)
 
 
 class ToucanCredentials(Schema):
@@ -226,7 +267,8 @@ class ToucanConnector(Connector[ToucanCredentials, ToucanTarget, ToucanParams]):
             for index in range(count):
                 offset = index * CHUNK_SIZE
                 length = min(CHUNK_SIZE, payload.size - offset)
-                chunk = b"".join(iter_file(stream, start=offset, length=length))
+                # httpx reads the window in 64 KiB blocks as it sends: the chunk is never in memory.
+                chunk = ChunkReader(stream, start=offset, length=length)
                 fields = {
                     "data": (None, data),
                     "file": (target.data_source, chunk, "application/octet-stream"),

@@ -21,6 +21,7 @@ from .models import (
     ReleaseSet,
     ReleaseStep,
     Team,
+    TusUpload,
     Upload,
 )
 
@@ -160,3 +161,7 @@ class AlertAdmin(admin.ModelAdmin):
     list_display = ["fired_at", "kind", "key", "message", "resolved_at", "notify_done", "delivery_error"]
     list_filter = ["kind", "notify_done"]
     raw_id_fields = ["release", "connection"]
+@admin.register(TusUpload)
+class TusUploadAdmin(admin.ModelAdmin):
+    list_display = ["id", "filename", "dataset", "user", "offset", "length", "sink", "upload", "expires_at"]
+    readonly_fields = ["sink_state", "hash_state", "storage_name", "offset", "length", "locked_until", "upload"]

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from . import apis
@@ -21,6 +21,7 @@ urlpatterns = [
     path("action-runs/<int:pk>/", apis.ActionRunDetail.as_view(), name="api-action-run"),
     path("uploads/", apis.UploadList.as_view(), name="api-uploads"),
     path("uploads/<int:pk>/", apis.UploadDetail.as_view(), name="api-upload"),
+    path("uploads/tus/", include("portal.uploads.urls")),
     path("uploads/chunked/", apis.ChunkedStart.as_view(), name="api-chunked"),
     path("uploads/chunked/<uuid:pk>/", apis.ChunkedDetail.as_view(), name="api-chunked-detail"),
     path("uploads/chunked/<uuid:pk>/complete/", apis.ChunkedComplete.as_view(), name="api-chunked-complete"),

@@ -649,3 +649,28 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+class TusUpload(models.Model):
+    """A tus upload in flight: how many bytes arrived, the running SHA-256 and the sink's state.
+
+    Once complete it points at its ``Upload`` (so a client that lost the last answer sees the
+    full offset) until the expiry task removes it with the unfinished ones."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100, blank=True)
+    length = models.BigIntegerField()
+    offset = models.BigIntegerField(default=0)
+    storage_name = models.CharField(max_length=300)  # where the finished file lands, server-generated
+    sink = models.CharField(max_length=20)  # "filesystem" or "s3"
+    sink_state = models.JSONField(default=dict, blank=True)  # S3: multipart upload id, parts, buffered tail
+    hash_state = models.BinaryField()  # portal.uploads.hashstate.ResumableSha256.state()
+    locked_until = models.DateTimeField(null=True, blank=True)  # one PATCH at a time, without a transaction
+    upload = models.OneToOneField(Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.offset}/{self.length})"

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 from pydantic import SecretStr
 from pydantic import ValidationError as SchemaError
@@ -42,6 +43,7 @@ from .models import (
     Role,
     StepStatus,
     Team,
+    TusUpload,
     Upload,
 )
 
@@ -394,33 +396,72 @@ def upload_validate(*, name: str, size: int) -> None:
         )
 
 
+def upload_quota_check(*, team: Team, size: int) -> None:
+    """Refuse ``size`` more bytes if the team's uploads, finished and in flight, would pass its quota."""
+    quota = settings.PORTAL_UPLOAD_TEAM_QUOTA_BYTES
+    if not quota:
+        return
+    stored = Upload.objects.filter(team=team).aggregate(total=Sum("size"))["total"] or 0
+    in_flight = TusUpload.objects.filter(team=team, upload__isnull=True).aggregate(total=Sum("length"))["total"] or 0
+    if stored + in_flight + size > quota:
+        raise ValidationError(
+            f"This upload of {size:,} bytes would pass the team's quota of {quota:,} bytes "
+            f"({stored + in_flight:,} bytes are used).",
+            code="quota",
+        )
+
+
 @transaction.atomic
-def upload_create(*, dataset: Dataset, file: File, actor) -> Upload:  # type: ignore[no-untyped-def]
-    """Store a file under a server-generated name through Django storage, hashing it on the way."""
-    name = (file.name or "upload").replace("\\", "/").rsplit("/", 1)[-1][:255]
-    upload_validate(name=name, size=file.size or 0)
-    digest = hashlib.sha256()
-    for chunk in file.chunks():
-        digest.update(chunk)
-    file.seek(0)
+def upload_register(
+    *, dataset: Dataset, name: str, stored_name: str, size: int, sha256: str, content_type: str, actor: Any
+) -> Upload:
+    """The ``Upload`` row (and its audit line) of a file already in storage under ``stored_name``."""
     upload = Upload(
         team=dataset.team,
         dataset=dataset,
         original_name=name,
-        size=file.size,
-        sha256=digest.hexdigest(),
-        content_type=(getattr(file, "content_type", "") or "")[:100],
+        size=size,
+        sha256=sha256,
+        content_type=content_type[:100],
         uploaded_by=actor,
     )
-    upload.file.save(name, file, save=False)
+    upload.file.name = stored_name
     upload.save()
-    audit(
-        actor=actor,
-        action="upload-created",
-        obj=upload,
-        changes={"name": name, "size": upload.size, "sha256": upload.sha256},
-    )
+    audit(actor=actor, action="upload-created", obj=upload, changes={"name": name, "size": size, "sha256": sha256})
     return upload
+
+
+def upload_storage_name(*, dataset: Dataset, name: str) -> str:
+    """A fresh server-generated storage name for a file of ``dataset`` (the original name is never used)."""
+    return Upload._meta.get_field("file").generate_filename(Upload(team=dataset.team), name)
+
+
+def upload_create(*, dataset: Dataset, file: File, actor) -> Upload:  # type: ignore[no-untyped-def]
+    """Store a file under a server-generated name through Django storage, hashing it on the way.
+
+    The hashing and storing happen before, not inside, the transaction that records the row."""
+    name = (file.name or "upload").replace("\\", "/").rsplit("/", 1)[-1][:255]
+    upload_validate(name=name, size=file.size or 0)
+    upload_quota_check(team=dataset.team, size=file.size or 0)
+    digest = hashlib.sha256()
+    for chunk in file.chunks():
+        digest.update(chunk)
+    file.seek(0)
+    storage = Upload._meta.get_field("file").storage
+    stored_name = storage.save(upload_storage_name(dataset=dataset, name=name), file)
+    try:
+        return upload_register(
+            dataset=dataset,
+            name=name,
+            stored_name=stored_name,
+            size=file.size or 0,
+            sha256=digest.hexdigest(),
+            content_type=getattr(file, "content_type", "") or "",
+            actor=actor,
+        )
+    except BaseException:
+        storage.delete(stored_name)
+        raise
 
 
 def chunked_upload_start(*, dataset: Dataset, filename: str, size: int, actor) -> ChunkedUpload:  # type: ignore[no-untyped-def]
@@ -491,19 +532,19 @@ class _Concatenated(File):
         return self.chunks()
 
 
-@transaction.atomic
 def chunked_upload_complete(*, chunked: ChunkedUpload, actor) -> Upload:  # type: ignore[no-untyped-def]
     if chunked.upload_id:
         return chunked.upload  # type: ignore[return-value]
     if chunked.offset != chunked.size:
         raise ApplicationError(f"Only {chunked.offset} of {chunked.size} bytes arrived; send the rest first.")
+    # No transaction around this: upload_create hashes and stores before it records the row.
     upload = upload_create(
         dataset=chunked.dataset, file=_Concatenated(chunked.parts, chunked.size, chunked.filename), actor=actor
     )
     chunked.upload = upload
     chunked.save(update_fields=["upload"])
-    parts = list(chunked.parts)
-    transaction.on_commit(lambda: [default_storage.delete(p) for p in parts])
+    for part in chunked.parts:
+        default_storage.delete(part)
     return upload
 
 

@@ -6,6 +6,7 @@ from celery import shared_task
 
 from . import engine, services
 from .models import ActionRun, Connection, Release
+from .uploads.services import tus_expire
 
 
 @shared_task(name="portal.tasks.release_advance_task", acks_late=True)
@@ -87,3 +88,7 @@ def connection_test_all_task() -> int:
     for connection_id in ids:
         connection_test_task.delay(connection_id)
     return len(ids)
+@shared_task(name="portal.tasks.upload_expire_task", ignore_result=True)
+def upload_expire_task() -> int:
+    """Beat: delete unfinished tus uploads past PORTAL_UPLOAD_EXPIRE_SECONDS (portal.uploads)."""
+    return tus_expire()

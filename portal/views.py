@@ -500,6 +500,7 @@ def upload_create(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
             "form": form,
             "max_bytes": settings.PORTAL_UPLOAD_MAX_BYTES,
             "extensions": settings.PORTAL_UPLOAD_EXTENSIONS,
+            "chunk_bytes": settings.PORTAL_UPLOAD_CHUNK_BYTES,
             "uploads": selectors.upload_list(user=request.user, dataset=dataset)[:10],
         },
     )

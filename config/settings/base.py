@@ -339,3 +339,22 @@ if SENTRY_DSN:
 # DEMO
 # Base URL of the bundled platform simulators, used by `manage.py seed_demo`.
 PORTAL_SIMULATOR_URL = env.str("PORTAL_SIMULATOR_URL", default="http://127.0.0.1:8100")
+
+# RESUMABLE UPLOADS (tus)
+# https://tus.io/protocols/resumable-upload ; docs/uploads.md
+# The browser sends files in chunks of this size (Uppy's tus plugin): keep it under the proxy's body limit.
+PORTAL_UPLOAD_CHUNK_BYTES = env.int("PORTAL_UPLOAD_CHUNK_BYTES", default=8 * 1024 * 1024)
+# Unfinished uploads (and their parts or partial files) are deleted this long after they started.
+PORTAL_UPLOAD_EXPIRE_SECONDS = env.int("PORTAL_UPLOAD_EXPIRE_SECONDS", default=24 * 3600)
+# Bytes a team may keep in uploads, finished and in flight; 0 means no quota.
+PORTAL_UPLOAD_TEAM_QUOTA_BYTES = env.int("PORTAL_UPLOAD_TEAM_QUOTA_BYTES", default=0)
+# A PATCH holds its upload this long at most; a second PATCH meanwhile gets 423 and retries.
+PORTAL_UPLOAD_LOCK_SECONDS = env.int("PORTAL_UPLOAD_LOCK_SECONDS", default=600)
+CELERY_BEAT_SCHEDULE["upload-expiry"] = {
+    "task": "portal.tasks.upload_expire_task",
+    "schedule": env.float("PORTAL_UPLOAD_EXPIRY_SWEEP_SECONDS", default=600.0),
+}
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "portal.uploads.middleware.UploadLimitMiddleware",
+)

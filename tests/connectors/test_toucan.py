@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import hashlib
+import os
+
 import pytest
 from pydantic import SecretStr, ValidationError
 
@@ -66,13 +69,14 @@ def test_it_uploads_and_runs_every_operation(connector, target, csv_file, sim):
 def test_it_sends_a_large_file_in_dropzone_chunks(connector, target, tmp_path, sim):
     path = tmp_path / "big.csv"
     size = CHUNK_SIZE * 2 + 12345
-    with open(path, "wb") as f:
-        f.write(b"x" * size)
+    content = os.urandom(size)  # every chunk differs: a chunk sent from the wrong window shows in the hash
+    path.write_bytes(content)
     outcomes = run_release(connector, target, ToucanParams(operations=[]), file=file_payload(path))
     assert outcomes[0][1].output["chunks"] == 3
     state = sim.state("toucan")
     assert [r["chunk"] for r in state["requests"] if "chunk" in r] == [0, 1, 2]
     assert state["sources"]["demo-app/staging/sales.csv"]["size"] == size
+    assert state["sources"]["demo-app/staging/sales.csv"]["sha256"] == hashlib.sha256(content).hexdigest()
 
 
 def test_it_runs_a_partial_populate_and_release(connector, target, csv_file, sim):

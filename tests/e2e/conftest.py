@@ -59,8 +59,13 @@ def login(page, username: str, password: str = "password") -> None:
     page.wait_for_url("**/")
 
 
+#: Where Uppy's Dashboard (the upload page, static/portal/uploads.js) takes dropped files.
+UPPY_DROP = "#uppy-dashboard .uppy-Dashboard-inner"
+
+
 def drop_file(page, selector: str, name: str, content: str) -> None:
     """A real drag and drop: a DataTransfer holding a File, dropped on the zone."""
+    page.wait_for_selector(selector)
     page.evaluate(
         """([selector, name, content]) => {
             const transfer = new DataTransfer();

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from portal.models import Release, Upload
 
-from .conftest import drop_file, login
+from .conftest import UPPY_DROP, drop_file, login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker]
 
@@ -50,11 +50,11 @@ def test_a_data_team_member_releases_a_csv_to_toucan(page, alice, sim):
     page.click("a:has-text('Sales')")
     page.click("text=Upload a file")
     # An empty file is refused in the page, before anything is sent.
-    drop_file(page, "#dropzone", "empty.csv", "")
-    expect(page.locator("#upload-error")).to_contain_text("The file is empty")
-    drop_file(page, "#dropzone", "sales-2026-11.csv", CSV)
-    expect(page.locator("#upload-done")).to_contain_text("Uploaded sales-2026-11.csv")
-    expect(page.locator("#upload-progress progress")).to_have_attribute("value", "100")
+    drop_file(page, UPPY_DROP, "empty.csv", "")
+    expect(page.locator("#tus-error")).to_contain_text("The file is empty")
+    drop_file(page, UPPY_DROP, "sales-2026-11.csv", CSV)
+    expect(page.locator("#tus-done")).to_contain_text("Uploaded 1 file")
+    expect(page.locator("#tus-files tr[data-name='sales-2026-11.csv'] progress")).to_have_attribute("value", "100")
 
     # Release it and watch the steps live, on one page load.
     page.click("text=Back to the dataset")

@@ -15,7 +15,7 @@ from portal.models import Release, Upload
 from simulators.usmart import API_PIPELINE, CSV_PIPELINE, DEMO_DATASET, READINGS_FILE, UsmartSimulator
 from tests.factories import ConnectionFactory, DatasetFactory
 
-from .conftest import drop_file, login
+from .conftest import UPPY_DROP, drop_file, login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker]
 
@@ -78,8 +78,8 @@ def test_a_team_member_maps_by_browsing_uploads_and_watches_the_pipelines(page, 
     # A new revision of the file, dragged onto the upload page.
     page.click(".crumbs a")
     page.click("text=Upload a file")
-    drop_file(page, "#dropzone", "readings-2026.csv", CSV)
-    expect(page.locator("#upload-done")).to_contain_text("Uploaded readings-2026.csv")
+    drop_file(page, UPPY_DROP, "readings-2026.csv", CSV)
+    expect(page.locator("#tus-files tr[data-name='readings-2026.csv'] .status")).to_have_text("stored")
 
     # Release it and watch every step, pipelines included, on one page load.
     page.click("text=Back to the dataset")
