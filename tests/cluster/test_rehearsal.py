@@ -7,6 +7,7 @@ mutating platform call may have been sent twice.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -72,62 +73,58 @@ def login(client: httpx.Client, username: str) -> None:
 def upload_in_pieces(
     client: httpx.Client, *, dataset: int, path: Path, on_piece: Callable[[int], None] = lambda offset: None
 ) -> int:
-    """Upload ``path`` the way the browser does, in pieces each under the proxy's body limit, and
-    return the upload's id. After a cut (an app server dies, the proxy answers 502), ask the
-    server for its offset and send the rest.
-
-    THE one place that knows the upload protocol: today the API's chunked upload
-    (/api/v1/uploads/chunked/); switch it to tus when the browser's endpoint exists.
+    """Upload ``path`` the way the browser does (Uppy's tus client, with the session and its CSRF
+    header), in pieces each under the proxy's body limit, and return the upload's id. After a cut
+    (an app server dies, the proxy answers 502), ask the server for its offset (HEAD) and send the rest.
     """
     size = path.stat().st_size
-    start = client.post("/api/v1/uploads/chunked/", json={"dataset": dataset, "filename": "sales.csv", "size": size})
-    assert start.status_code == 201, start.text
-    url = f"/api/v1/uploads/chunked/{start.json()['id']}/"
+    tus = {"Tus-Resumable": "1.0.0"}
+    encoded = {
+        key: base64.b64encode(value.encode()).decode()
+        for key, value in (("dataset", str(dataset)), ("filename", "sales.csv"))
+    }
+    metadata = ",".join(f"{key} {value}" for key, value in encoded.items())
+    created = client.post(
+        "/api/v1/uploads/tus/", headers={**tus, "Upload-Length": str(size), "Upload-Metadata": metadata}
+    )
+    assert created.status_code == 201, created.text
+    url = created.headers["Location"]
     offset = 0
     with path.open("rb") as source:
         while offset < size:
             source.seek(offset)
             piece = source.read(PIECE)
             try:
-                response = client.put(
+                response = client.patch(
                     url,
                     content=piece,
-                    headers={
-                        "Upload-Offset": str(offset),
-                        "Content-Type": "application/octet-stream",
-                        "Content-Disposition": "attachment; filename=piece",
-                    },
+                    headers={**tus, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"},
                 )
-                if response.status_code == 200:
-                    offset = response.json()["offset"]
+                if response.status_code == 204:
+                    offset = int(response.headers["Upload-Offset"])
                     on_piece(offset)
                     continue
             except httpx.HTTPError:
                 pass
-            offset = _ask(client, url)["offset"]  # where the server is: resume from there
-    for _ in range(10):
-        try:
-            done = client.post(url + "complete/")
-            if done.status_code in (200, 201):
-                return int(done.json()["id"])
-        except httpx.HTTPError:
-            pass
-        if (upload := _ask(client, url).get("upload")) is not None:
-            return int(upload)
+            offset = int(_head(client, url).headers["Upload-Offset"])  # where the server is: resume from there
+    for _ in range(20):
+        head = _head(client, url)
+        if "Upload-Id" in head.headers:
+            return int(head.headers["Upload-Id"])
         time.sleep(1)
     raise AssertionError("the upload did not complete")
 
 
-def _ask(client: httpx.Client, url: str) -> dict:
+def _head(client: httpx.Client, url: str) -> httpx.Response:
     for _ in range(20):
         try:
-            response = client.get(url)
+            response = client.head(url, headers={"Tus-Resumable": "1.0.0"})
             if response.status_code == 200:
-                return response.json()
+                return response
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer")
+        time.sleep(1)
+    raise AssertionError(f"the server never said where the upload {url} is")
 
 
 def release(client: httpx.Client, *, mapping: int, upload: int, params: dict) -> int:
