@@ -28,6 +28,7 @@ from .base import (
     Timeout,
     Unreachable,
 )
+from .outbound import PinnedTransport, current_policy, short_escaped
 
 USER_AGENT = "data-release-portal/1.0"
 
@@ -65,15 +66,16 @@ def default_error_message(response: httpx.Response) -> str:
         text = response.text.strip()
         if "<html" in text[:200].lower():
             return f"HTTP {response.status_code} {response.reason_phrase}"
-        return text[:300] or f"HTTP {response.status_code} {response.reason_phrase}"
+        # An untrusted body (maybe an internal service's): only short and escaped.
+        return short_escaped(text) or f"HTTP {response.status_code} {response.reason_phrase}"
     if isinstance(body, dict):
         for key in ("message", "error", "detail", "errors"):
             if body.get(key):
                 value = body[key]
                 if isinstance(value, list):
                     value = "; ".join(str(v) for v in value)
-                return str(value)[:500]
-    return str(body)[:300]
+                return short_escaped(str(value), 500)
+    return short_escaped(str(body))
 
 
 ErrorParser = Callable[[httpx.Response], str]
@@ -84,6 +86,10 @@ class HttpClient:
 
     ``error_parser`` turns an error response into the platform's message; connectors
     whose platforms report errors their own way pass their own.
+
+    Every request goes through the outbound policy (``connectors.outbound``): checked
+    and pinned to the resolved address. A ``transport`` passed in (tests' mock
+    transports) is used as given.
     """
 
     def __init__(
@@ -102,7 +108,7 @@ class HttpClient:
             auth=auth,
             headers={"User-Agent": USER_AGENT, **(headers or {})},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            transport=transport,
+            transport=transport or PinnedTransport(current_policy()),
             follow_redirects=False,
         )
 
@@ -173,7 +179,7 @@ class HttpClient:
     def raise_for_response(self, method: str, url: str, response: httpx.Response) -> None:
         status = response.status_code
         where = f"{method} {safe_url(url)}"
-        message = f"{where} answered {status}: {self.error_parser(response)}"
+        message = f"{where} answered {status}: {short_escaped(self.error_parser(response), 500)}"
         if status in (401, 403):
             raise AuthenticationError(message, status_code=status)
         if status == 404:

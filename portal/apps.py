@@ -1,7 +1,15 @@
 from django.apps import AppConfig
 
+from connectors import outbound
+
+from .outbound import outbound_policy
+
 
 class PortalConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "portal"
     verbose_name = "Data release portal"
+
+    def ready(self) -> None:
+        # connectors/ knows no Django: hand it the allow-list of the outbound policy here.
+        outbound.configure(outbound_policy)

@@ -107,17 +107,21 @@ def connection_add(request: HtmxHttpRequest) -> HttpResponse:
     form = ConnectionForm(request.POST or None, teams=teams, initial={"name": connector_class.label})
     cred_form = _credentials_form(connector_class, request.POST or None)
     if request.method == "POST" and form.is_valid() and cred_form.is_valid():
-        connection = services.connection_create(
-            team=form.cleaned_data["team"],
-            platform=platform,
-            name=form.cleaned_data["name"],
-            base_url=form.cleaned_data["base_url"],
-            credentials=cred_form.data_dict(),
-            actor=request.user,
-        )
-        services.connection_request_test(connection=connection, actor=request.user)
-        messages.success(request, f"Connection {connection.name} saved. Testing it now.")
-        return redirect(connection)
+        try:
+            connection = services.connection_create(
+                team=form.cleaned_data["team"],
+                platform=platform,
+                name=form.cleaned_data["name"],
+                base_url=form.cleaned_data["base_url"],
+                credentials=cred_form.data_dict(),
+                actor=request.user,
+            )
+        except ValidationError as exc:  # the outbound policy refused the base URL
+            form.add_error(None, exc)
+        else:
+            services.connection_request_test(connection=connection, actor=request.user)
+            messages.success(request, f"Connection {connection.name} saved. Testing it now.")
+            return redirect(connection)
     return render(
         request,
         "portal/connection_form.html",
@@ -165,24 +169,34 @@ def connection_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     stored = _stored_credentials(connection)
     secret_names = connector_class.secret_fields()
     form = ConnectionForm(request.POST or None, initial={"name": connection.name, "base_url": connection.base_url})
+    # Secrets are bound to their destination: a new scheme, host or port keeps none of them.
+    moved = request.method == "POST" and services.connection_destination_changed(
+        connection=connection, base_url=request.POST.get("base_url", "")
+    )
     cred_form = SchemaForm(
         request.POST or None,
         schema=connector_class.Credentials,
         prefix="cred",
         initial={k: v for k, v in stored.items() if k not in secret_names},
-        stored_secrets={k: v for k, v in stored.items() if k in secret_names},
+        stored_secrets={} if moved else {k: v for k, v in stored.items() if k in secret_names},
     )
     if request.method == "POST" and form.is_valid() and cred_form.is_valid():
-        services.connection_update(
-            connection=connection,
-            name=form.cleaned_data["name"],
-            base_url=form.cleaned_data["base_url"],
-            credentials=cred_form.data_dict(),
-            actor=request.user,
-        )
-        services.connection_request_test(connection=connection, actor=request.user)
-        messages.success(request, "Connection saved. Testing it now.")
-        return redirect(connection)
+        try:
+            services.connection_update(
+                connection=connection,
+                name=form.cleaned_data["name"],
+                base_url=form.cleaned_data["base_url"],
+                credentials=cred_form.data_dict(),
+                actor=request.user,
+            )
+        except ValidationError as exc:  # refused URL, or a new destination without its secrets
+            form.add_error(None, exc)
+        else:
+            services.connection_request_test(connection=connection, actor=request.user)
+            messages.success(request, "Connection saved. Testing it now.")
+            return redirect(connection)
+    elif moved and cred_form.errors:
+        form.add_error("base_url", services.DESTINATION_CHANGED)
     return render(
         request,
         "portal/connection_form.html",

@@ -229,8 +229,11 @@ PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 PORTAL_WEBHOOK_TIMEOUT_SECONDS = env.float("PORTAL_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 PORTAL_WEBHOOK_MAX_ATTEMPTS = env.int("PORTAL_WEBHOOK_MAX_ATTEMPTS", default=5)
 PORTAL_WEBHOOK_RETRY_BASE_SECONDS = env.float("PORTAL_WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
-# Webhooks to loopback or private addresses are refused unless this is set (local runs, tests).
-PORTAL_WEBHOOK_ALLOW_PRIVATE = env_bool("PORTAL_WEBHOOK_ALLOW_PRIVATE", False)
+
+# OUTBOUND POLICY
+# Every outbound call (connections, webhooks) refuses loopback, private, link-local, multicast, reserved
+# and unspecified addresses unless this lists the host name or a CIDR holding the address (docs/security.md).
+PORTAL_OUTBOUND_ALLOW: list[str] = env.list("PORTAL_OUTBOUND_ALLOW", default=[])
 
 # DEMO
 # Base URL of the bundled platform simulators, used by `manage.py seed_demo`.

@@ -34,4 +34,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
-PORTAL_WEBHOOK_ALLOW_PRIVATE = True  # receivers on this machine
+# OUTBOUND POLICY
+# The simulators and the tests' receivers listen on loopback; nothing else is allowed.
+PORTAL_OUTBOUND_ALLOW = ["127.0.0.0/8", "::1", "localhost"]
