@@ -13,3 +13,5 @@ class PortalConfig(AppConfig):
     def ready(self) -> None:
         # connectors/ knows no Django: hand it the allow-list of the outbound policy here.
         outbound.configure(outbound_policy)
+        # Signal receivers import the models, which only exist once the app registry is ready.
+        from . import auth_audit  # noqa: F401

@@ -13,6 +13,7 @@ import json
 import random
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -27,6 +28,7 @@ from connectors.outbound import OutboundRefused
 from .crypto import InvalidToken, decrypt_json, encrypt_json
 from .models import NotificationChannel, NotificationDelivery, Release, ReleaseStatus, StepStatus
 from .outbound import outbound_policy
+from .services import audit
 
 SIGNATURE_HEADER = "X-Portal-Signature"
 TIMESTAMP_HEADER = "X-Portal-Timestamp"
@@ -46,7 +48,15 @@ def webhook_target_check(url: str) -> None:
 
 
 def channel_create(
-    *, team, mapping=None, kind: str, target: str, secret: str = "", on_failure: bool = True, on_success: bool = False
+    *,
+    team,
+    mapping=None,
+    kind: str,
+    target: str,
+    secret: str = "",
+    on_failure: bool = True,
+    on_success: bool = False,
+    actor=None,
 ) -> NotificationChannel:  # type: ignore[no-untyped-def]
     if kind == NotificationChannel.Kind.WEBHOOK:
         webhook_target_check(target.strip())
@@ -57,7 +67,24 @@ def channel_create(
         channel.secret_encrypted = encrypt_json({"secret": secret})
     channel.full_clean()
     channel.save()
+    audit(
+        actor=actor,
+        action="channel-created",
+        obj=channel,
+        changes={"kind": kind, "target": channel.target if kind == NotificationChannel.Kind.EMAIL else _host(target)},
+    )
     return channel
+
+
+def channel_delete(*, channel: NotificationChannel, actor) -> None:  # type: ignore[no-untyped-def]
+    audit(actor=actor, action="channel-deleted", obj=channel, changes={"kind": channel.kind})
+    channel.delete()
+
+
+def _host(url: str) -> str:
+    """A webhook URL without its path or query (which may carry a token), for the audit trail."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}"
 
 
 def channels_for(release: Release) -> list[NotificationChannel]:

@@ -25,7 +25,7 @@ from connectors.outbound import destination
 from connectors.registry import get_connector_class
 
 from . import engine
-from .crypto import decrypt_json, encrypt_json
+from .crypto import UNREADABLE_CREDENTIALS, InvalidToken, decrypt_json, encrypt_json
 from .models import (
     ActionRun,
     AuditEvent,
@@ -167,7 +167,10 @@ def connection_update(
     *, connection: Connection, name: str, base_url: str, credentials: dict[str, Any], actor
 ) -> Connection:  # type: ignore[no-untyped-def]
     url_check(base_url, field="base_url")
-    old: dict[str, Any] | None = decrypt_json(connection.credentials_encrypted)
+    try:
+        old: dict[str, Any] | None = decrypt_json(connection.credentials_encrypted)
+    except InvalidToken:  # unreadable with the current keys: every secret must be entered again
+        old = None
     moved = connection_destination_changed(connection=connection, base_url=base_url)
     if moved:
         # Secrets are bound to their destination (scheme, host, port): a new one gets none of the
@@ -217,6 +220,8 @@ def connection_test(*, connection: Connection) -> Connection:
         message, ok = exc.message, False
     except SchemaError:
         message, ok = "The stored credentials no longer fit this platform: edit the connection.", False
+    except InvalidToken:
+        message, ok = UNREADABLE_CREDENTIALS, False
     Connection.objects.filter(pk=connection.pk).update(
         last_test_at=timezone.now(), last_test_ok=ok, last_test_message=message[:500]
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -19,6 +20,7 @@ from django_htmx.middleware import HtmxDetails
 from connectors.registry import CONNECTORS, get_connector_class
 
 from . import permissions, selectors, services
+from .crypto import UNREADABLE_CREDENTIALS
 from .filters import ReleaseFilter
 from .forms import ConnectionForm, DatasetForm, MappingForm, MemberForm, ReleaseForm, RoleForm, SchemaForm, UploadForm
 from .models import (
@@ -138,11 +140,18 @@ def connection_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     except Exception:  # wrong key or stale schema: say so without details
         warnings = ["The stored credentials cannot be read with the current keys or schema: edit the connection."]
     stored, secret = _stored_credentials(connection), set(connector_class.secret_fields())
+    unreadable = not stored  # a stored blob always holds the schema's fields: empty means undecryptable
+    if unreadable:
+        warnings = [UNREADABLE_CREDENTIALS]
     credential_rows = [
         # Secrets: only whether one is stored. Other fields: their value.
         (
             info.title or name,
-            ("set" if stored.get(name) else "not used") if name in secret else stored.get(name, ""),
+            "cannot be decrypted"
+            if unreadable
+            else ("set" if stored.get(name) else "not used")
+            if name in secret
+            else stored.get(name, ""),
             name in secret,
         )
         for name, info in connector_class.Credentials.model_fields.items()
@@ -724,12 +733,27 @@ def account(request: HtmxHttpRequest) -> HttpResponse:
             token = request.user.api_tokens.filter(pk=request.POST["revoke"]).first()
             if token is None:
                 raise Http404("No such token")
-            tokens.token_revoke(token=token)
+            tokens.token_revoke(token=token, actor=request.user)
             messages.success(request, f"Token {token.name} revoked: it no longer works.")
             return redirect("portal:account")
         name = (request.POST.get("name") or "").strip()
+        days = request.POST.get("days") or str(settings.PORTAL_TOKEN_DEFAULT_DAYS)
         if not name:
             messages.error(request, "Give the token a name, e.g. the script that will use it.")
+        elif not days.isdigit():
+            messages.error(request, "Choose how many days the token lives.")
         else:
-            _token, new_key = tokens.token_create(user=request.user, name=name)
-    return render(request, "portal/account.html", {"tokens": request.user.api_tokens.all(), "new_key": new_key})
+            try:
+                _token, new_key = tokens.token_create(user=request.user, name=name, expires_in_days=int(days))
+            except ValidationError as exc:
+                messages.error(request, "; ".join(exc.messages))
+    return render(
+        request,
+        "portal/account.html",
+        {
+            "tokens": request.user.api_tokens.all(),
+            "new_key": new_key,
+            "expiry_choices": [30, 90, 180, 365],
+            "default_days": settings.PORTAL_TOKEN_DEFAULT_DAYS,
+        },
+    )

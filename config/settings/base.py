@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -75,6 +76,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "portal",
 ]
 
@@ -99,7 +101,25 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+# AUTHENTICATION HARDENING
+# https://django-axes.readthedocs.io/ — lockout per (user, client IP) with a cool-off; docs/security.md
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("PORTAL_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("PORTAL_LOGIN_COOLOFF_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client IP: REMOTE_ADDR, or X-Forwarded-For only when REMOTE_ADDR is one of these proxies (CIDRs).
+PORTAL_TRUSTED_PROXIES: list[str] = env.list("PORTAL_TRUSTED_PROXIES", default=[])
+AXES_CLIENT_IP_CALLABLE = "portal.client_ip.client_ip"
+# API tokens: the expiry offered by default at creation, and how often last use is written.
+PORTAL_TOKEN_DEFAULT_DAYS = env.int("PORTAL_TOKEN_DEFAULT_DAYS", default=90)
+PORTAL_TOKEN_MAX_DAYS = env.int("PORTAL_TOKEN_MAX_DAYS", default=366)
+PORTAL_TOKEN_LAST_USED_EVERY_SECONDS = env.int("PORTAL_TOKEN_LAST_USED_EVERY_SECONDS", default=60)
+PASSWORD_RESET_TIMEOUT = 60 * 60 * 3  # a reset link works for 3 hours
 
 # STATIC AND MEDIA
 # https://docs.djangoproject.com/en/6.0/ref/settings/#storages
@@ -210,6 +230,13 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "portal.api_schema.PortalAutoSchema",
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.MultiPartParser"],
     "EXCEPTION_HANDLER": "portal.apis.exception_handler",
+    # Throttles key on the client IP as portal.client_ip reads it (trusted proxies only).
+    "DEFAULT_THROTTLE_CLASSES": ["portal.throttles.AnonThrottle", "portal.throttles.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("PORTAL_THROTTLE_ANON", default="60/min"),
+        "user": env.str("PORTAL_THROTTLE_USER", default="1200/min"),
+        "failed_token": env.str("PORTAL_THROTTLE_FAILED_TOKEN", default="10/min"),
+    },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

@@ -1,7 +1,7 @@
 """Tests: real PostgreSQL and real Redis on this machine (see scripts/test.sh)."""
 
 from .base import *  # noqa: F403
-from .base import PORTAL_ENGINE, env
+from .base import PORTAL_ENGINE, REST_FRAMEWORK, env
 
 SECRET_KEY = "test-only-not-a-secret"
 DEBUG = False
@@ -37,3 +37,11 @@ STORAGES = {
 # OUTBOUND POLICY
 # The simulators and the tests' receivers listen on loopback; nothing else is allowed.
 PORTAL_OUTBOUND_ALLOW = ["127.0.0.0/8", "::1", "localhost"]
+
+# AUTHENTICATION HARDENING
+# Throttles stay on but out of the way of tests that call the API many times (schemathesis);
+# tests/security lowers them where it checks them.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {"anon": "10000/min", "user": "100000/min", "failed_token": "10000/min"},
+}
