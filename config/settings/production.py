@@ -1,23 +1,34 @@
 """Production: every secret comes from the environment, with no default."""
 
 from .base import *  # noqa: F403
-from .base import DATABASES, env, env_bool
+from .base import DATABASES, REDIS_URL, REST_FRAMEWORK, env, env_bool
+from .checks import require_credential_keys, require_strong_secret_key
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 DATABASES["default"] = env.db("DATABASE_URL")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 PORTAL_CREDENTIAL_KEYS = env.list("PORTAL_CREDENTIAL_KEYS")
-if not PORTAL_CREDENTIAL_KEYS:
-    from django.core.exceptions import ImproperlyConfigured
 
-    raise ImproperlyConfigured("PORTAL_CREDENTIAL_KEYS must name at least one Fernet key")
+# DEPLOY CHECKS
+# Refuse to start on a secret that would fail later or silently: a weak SECRET_KEY, credential keys
+# that are not Fernet keys (docs/security.md). `manage.py check --deploy --fail-level WARNING` passes.
+require_strong_secret_key(SECRET_KEY)
+require_credential_keys(PORTAL_CREDENTIAL_KEYS)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-SECURE_HSTS_SECONDS = 60
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000)  # one year
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
+# The forwarded client IP is believed only from these proxies (lockouts, throttles).
+PORTAL_TRUSTED_PROXIES = env.list("PORTAL_TRUSTED_PROXIES", default=[])
+# No DRF browsable API in production: JSON only.
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]}
+# Throttle counters and lockouts shared by every web process.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 STORAGES = {
     "default": {"BACKEND": env.str("DJANGO_DEFAULT_STORAGE", default="django.core.files.storage.FileSystemStorage")},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
