@@ -45,3 +45,4 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {"anon": "10000/min", "user": "100000/min", "failed_token": "10000/min"},
 }
+AXES_VERBOSE = False  # no log line per login in the test output
