@@ -151,7 +151,7 @@ def deliver(delivery: NotificationDelivery) -> NotificationDelivery:
             try:
                 secret = decrypt_json(channel.secret_encrypted)["secret"] if channel.secret_encrypted else ""
             except InvalidToken:
-                return _failed(delivery, UNREADABLE_SIGNING_KEY, None)
+                return _failed(delivery, UNREADABLE_SIGNING_KEY, None, final=True)
             headers = {
                 "Content-Type": "application/json",
                 "X-Portal-Event": data["event"],
@@ -165,7 +165,9 @@ def deliver(delivery: NotificationDelivery) -> NotificationDelivery:
             with HttpClient("", timeout=settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS) as client:
                 response = client.request("POST", channel.target, ok=range(200, 300), content=body, headers=headers)
             code = response.status_code
-    except ConnectorError as exc:  # refused, unreachable or a non-2xx answer: record it, retry later
+    except OutboundRefused as exc:  # the outbound policy refuses the receiver: sending again changes nothing
+        return _failed(delivery, exc.message, None, final=True)
+    except ConnectorError as exc:  # unreachable or a non-2xx answer: record it, retry later
         return _failed(delivery, exc.message, exc.status_code)
     except Exception as exc:  # any other failure (mail server...): record it, retry later
         return _failed(delivery, type(exc).__name__ if not str(exc) else str(exc), None)
@@ -176,10 +178,12 @@ def deliver(delivery: NotificationDelivery) -> NotificationDelivery:
     return delivery
 
 
-def _failed(delivery: NotificationDelivery, error: str, code: int | None) -> NotificationDelivery:
+def _failed(
+    delivery: NotificationDelivery, error: str, code: int | None, *, final: bool = False
+) -> NotificationDelivery:
     from .tasks import notification_deliver_task
 
-    last = delivery.attempt >= settings.PORTAL_WEBHOOK_MAX_ATTEMPTS
+    last = final or delivery.attempt >= settings.PORTAL_WEBHOOK_MAX_ATTEMPTS
     status = NotificationDelivery.Status.FAILED if last else NotificationDelivery.Status.RETRYING
     NotificationDelivery.objects.filter(pk=delivery.pk).update(status=status, response_code=code, error=error[:500])
     if not last:

@@ -1,4 +1,13 @@
+from datetime import timedelta
+
 from django.db import migrations, models
+from django.utils import timezone
+
+
+def expire_old_tokens(apps, schema_editor):  # type: ignore[no-untyped-def]
+    """Tokens made before expiries existed get the default 90 days from now, not forever."""
+    ApiToken = apps.get_model("portal", "ApiToken")
+    ApiToken.objects.filter(expires_at__isnull=True).update(expires_at=timezone.now() + timedelta(days=90))
 
 
 class Migration(migrations.Migration):
@@ -10,4 +19,5 @@ class Migration(migrations.Migration):
             name="expires_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
+        migrations.RunPython(expire_old_tokens, migrations.RunPython.noop),
     ]
