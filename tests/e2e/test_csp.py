@@ -14,7 +14,7 @@ from .conftest import login
 pytestmark = [pytest.mark.e2e, pytest.mark.worker]
 
 
-def test_the_main_pages_raise_no_csp_violation(page, alice, toucan_mapping, csv_upload, team):  # type: ignore[no-untyped-def]
+def test_the_main_pages_raise_no_csp_violation(page, alice, toucan_mapping, csv_upload, team):
     alice.is_staff = True
     alice.save()
     release = services.release_create(
@@ -62,7 +62,7 @@ def test_the_main_pages_raise_no_csp_violation(page, alice, toucan_mapping, csv_
     page.wait_for_timeout(300)  # late violations (fonts, images) arrive as events after load
 
 
-def test_the_violation_counter_sees_an_inline_script(page):  # type: ignore[no-untyped-def]
+def test_the_violation_counter_sees_an_inline_script(page):
     """The counter the page fixture relies on: an injected inline script is blocked and counted."""
     page.goto("/login/")
     with pytest.raises(Exception):  # noqa: B017, PT011 - Playwright reports the blocked script as an Error

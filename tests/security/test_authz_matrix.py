@@ -208,7 +208,7 @@ CASES = [(name, method, role) for name, methods in EXPECTED.items() for method i
 
 
 @pytest.fixture
-def world(team, alice, olivia, bob, charlie, toucan_mapping, csv_upload):  # type: ignore[no-untyped-def]
+def world(team, alice, olivia, bob, charlie, toucan_mapping, csv_upload):
     """One object of every kind in the data team; charlie administers another team."""
     mapping = toucan_mapping
     release = services.release_create(
@@ -344,7 +344,7 @@ def classify(name: str, response: Any) -> str:
 
 
 @pytest.mark.parametrize(("name", "method", "role"), CASES, ids=[f"{n}-{m}-{r}" for n, m, r in CASES])
-def test_the_authorization_matrix(client, world, sim, name: str, method: str, role: str) -> None:  # type: ignore[no-untyped-def]
+def test_the_authorization_matrix(client, world, sim, name: str, method: str, role: str) -> None:
     cache.clear()
     if role != "anonymous":
         client.force_login(world["users"][role])

@@ -77,14 +77,14 @@ def test_production_answers_json_only_no_browsable_api() -> None:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", ["api-schema", "api-docs"])
-def test_the_api_schema_and_docs_need_a_login(client, bob, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_schema_and_docs_need_a_login(client, bob, name: str) -> None:
     assert client.get(reverse(name)).status_code in (401, 403)
     client.force_login(bob)
     assert client.get(reverse(name)).status_code == 200
 
 
 @pytest.mark.django_db
-def test_the_admin_is_for_staff_only(client, alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_admin_is_for_staff_only(client, alice) -> None:
     client.force_login(alice)  # a team admin, not staff
     answer = client.get("/admin/")
     assert answer.status_code == 302 and "/admin/login/" in answer["Location"]

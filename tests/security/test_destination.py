@@ -20,7 +20,7 @@ CANARY = "CANARY-bound-7f3a-never-sent"
 
 
 @pytest.fixture
-def connection(team, sim):  # type: ignore[no-untyped-def]
+def connection(team, sim):
     from portal.crypto import encrypt_json
 
     return ConnectionFactory(
@@ -32,7 +32,7 @@ def connection(team, sim):  # type: ignore[no-untyped-def]
 
 def test_the_form_refuses_a_new_host_without_the_secrets_and_the_listener_gets_nothing(
     client, alice, connection
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     client.force_login(alice)
     with listener() as got:
         response = client.post(
@@ -54,7 +54,7 @@ def test_the_form_refuses_a_new_host_without_the_secrets_and_the_listener_gets_n
         assert got.requests == []
 
 
-def test_the_api_refuses_a_new_port_without_the_secrets(client, alice, connection, sim) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_refuses_a_new_port_without_the_secrets(client, alice, connection, sim) -> None:
     client.force_login(alice)
     with listener() as got:
         response = client.patch(
@@ -65,7 +65,7 @@ def test_the_api_refuses_a_new_port_without_the_secrets(client, alice, connectio
         assert got.requests == []
 
 
-def test_a_new_destination_with_its_secrets_gets_only_those(alice, connection) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_destination_with_its_secrets_gets_only_those(alice, connection) -> None:
     with listener(status=401, body=b'{"message": "who are you"}') as got:
         services.connection_update(
             connection=connection,
@@ -84,7 +84,7 @@ def test_a_new_destination_with_its_secrets_gets_only_those(alice, connection) -
     assert CANARY not in str(event.changes) and "a-new-password" not in str(event.changes)
 
 
-def test_the_same_destination_keeps_the_stored_secrets(alice, connection, sim) -> None:  # type: ignore[no-untyped-def]
+def test_the_same_destination_keeps_the_stored_secrets(alice, connection, sim) -> None:
     services.connection_update(
         connection=connection,
         name="Renamed",
@@ -95,7 +95,7 @@ def test_the_same_destination_keeps_the_stored_secrets(alice, connection, sim) -
     assert decrypt_json(Connection.objects.get(pk=connection.pk).credentials_encrypted)["password"] == CANARY
 
 
-def test_a_url_the_policy_refuses_is_refused_when_saved(alice, connection, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_url_the_policy_refuses_is_refused_when_saved(alice, connection, settings) -> None:
     settings.PORTAL_OUTBOUND_ALLOW = []
     with pytest.raises(ValidationError) as info:
         services.connection_update(

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize("path", ["/login/", "/", "/api/v1/connections/", "/no-such-page/", "/api/v1/docs/"])
-def test_every_answer_carries_the_security_headers(client, bob, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_answer_carries_the_security_headers(client, bob, path: str) -> None:
     client.force_login(bob)
     answer = client.get(path)
     policy = answer["Content-Security-Policy"]
@@ -23,7 +23,7 @@ def test_every_answer_carries_the_security_headers(client, bob, path: str) -> No
     assert answer["Cache-Control"].startswith("private") or "no-store" in answer["Cache-Control"]
 
 
-def test_the_api_docs_page_has_no_inline_script_and_a_nonce_on_its_style(client, bob) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_docs_page_has_no_inline_script_and_a_nonce_on_its_style(client, bob) -> None:
     client.force_login(bob)
     answer = client.get(reverse("api-docs"))
     html = answer.content.decode()
@@ -32,7 +32,7 @@ def test_the_api_docs_page_has_no_inline_script_and_a_nonce_on_its_style(client,
     assert "<script>" not in html  # Swagger UI's settings come from a script URL of their own
 
 
-def test_htmx_runs_without_eval(client, bob) -> None:  # type: ignore[no-untyped-def]
+def test_htmx_runs_without_eval(client, bob) -> None:
     client.force_login(bob)
     html = client.get("/").content.decode()
     assert '"allowEval": false' in html and '"includeIndicatorStyles": false' in html

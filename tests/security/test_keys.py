@@ -33,7 +33,7 @@ def test_every_encrypted_field_is_rotated() -> None:
     assert declared == set(ENCRYPTED_FIELDS)
 
 
-def test_rotation_covers_connections_and_webhook_secrets(team, settings) -> None:  # type: ignore[no-untyped-def]
+def test_rotation_covers_connections_and_webhook_secrets(team, settings) -> None:
     settings.PORTAL_CREDENTIAL_KEYS = [OLD]
     connection = ConnectionFactory(team=team)
     channel = notifications.channel_create(team=team, kind="webhook", target="http://127.0.0.1:9/h", secret="hook-key")
@@ -50,7 +50,7 @@ def test_rotation_covers_connections_and_webhook_secrets(team, settings) -> None
     assert event.changes["notificationchannel.secret_encrypted"]["rotated"] == 1
 
 
-def test_a_value_no_key_reads_is_an_explicit_error_everywhere(client, alice, team, settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_value_no_key_reads_is_an_explicit_error_everywhere(client, alice, team, settings) -> None:
     settings.PORTAL_CREDENTIAL_KEYS = [STRANGER]
     connection = ConnectionFactory(team=team)
     settings.PORTAL_CREDENTIAL_KEYS = [NEW]
@@ -65,7 +65,7 @@ def test_a_value_no_key_reads_is_an_explicit_error_everywhere(client, alice, tea
         call_command("rotate_credential_keys", stdout=StringIO())
 
 
-def test_a_webhook_whose_secret_is_unreadable_is_not_sent_unsigned(team, settings, failed_release_for) -> None:  # type: ignore[no-untyped-def]
+def test_a_webhook_whose_secret_is_unreadable_is_not_sent_unsigned(team, settings, failed_release_for) -> None:
     settings.PORTAL_CREDENTIAL_KEYS = [STRANGER]
     channel = notifications.channel_create(team=team, kind="webhook", target="http://127.0.0.1:9/h", secret="k")
     settings.PORTAL_CREDENTIAL_KEYS = [NEW]
@@ -75,7 +75,7 @@ def test_a_webhook_whose_secret_is_unreadable_is_not_sent_unsigned(team, setting
 
 
 @pytest.fixture
-def failed_release_for(team):  # type: ignore[no-untyped-def]
+def failed_release_for(team):
     def make(channel: NotificationChannel) -> NotificationDelivery:
         mapping = MappingFactory(dataset__team=team)
         upload = UploadFactory(dataset=mapping.dataset)

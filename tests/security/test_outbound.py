@@ -152,7 +152,7 @@ def test_dns_rebinding_gets_nothing_the_call_time_check_refuses() -> None:
         assert got.requests == []
 
 
-def test_every_http_client_applies_the_portal_policy(settings) -> None:  # type: ignore[no-untyped-def]
+def test_every_http_client_applies_the_portal_policy(settings) -> None:
     """Test settings allow loopback (the simulators); without the allow-list the same call is refused
     and the listener hears nothing."""
     with listener() as got:

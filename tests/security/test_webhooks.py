@@ -27,7 +27,7 @@ def verify(secret: bytes, body: bytes, timestamp: str, signature: str, window: i
 
 
 @pytest.fixture
-def delivery_for(team):  # type: ignore[no-untyped-def]
+def delivery_for(team):
     def make(channel: NotificationChannel) -> NotificationDelivery:
         mapping = MappingFactory(dataset__team=team)
         upload = UploadFactory(dataset=mapping.dataset)
@@ -39,7 +39,7 @@ def delivery_for(team):  # type: ignore[no-untyped-def]
     return make
 
 
-def test_a_delivery_verifies_and_a_replay_or_a_changed_body_does_not(team, alice, delivery_for) -> None:  # type: ignore[no-untyped-def]
+def test_a_delivery_verifies_and_a_replay_or_a_changed_body_does_not(team, alice, delivery_for) -> None:
     with listener() as got:
         channel = notifications.channel_create(
             team=team, kind="webhook", target=got.url + "/hook?token=abc", secret="s3cret", actor=alice
@@ -60,7 +60,7 @@ def test_a_delivery_verifies_and_a_replay_or_a_changed_body_does_not(team, alice
 
 def test_a_receiver_the_policy_refuses_at_delivery_gets_nothing_and_is_not_retried(
     team, settings, delivery_for
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     with listener() as got:
         channel = notifications.channel_create(team=team, kind="webhook", target=got.url + "/hook")
         settings.PORTAL_OUTBOUND_ALLOW = []  # the name now leads to loopback, which is not allowed
@@ -70,7 +70,7 @@ def test_a_receiver_the_policy_refuses_at_delivery_gets_nothing_and_is_not_retri
     assert NotificationDelivery.objects.filter(channel=channel).count() == 1  # no retry queued
 
 
-def test_a_redirecting_receiver_is_not_followed(team, delivery_for) -> None:  # type: ignore[no-untyped-def]
+def test_a_redirecting_receiver_is_not_followed(team, delivery_for) -> None:
     with listener(status=307, headers={"Location": "http://169.254.169.254/latest/meta-data/"}) as got:
         channel = notifications.channel_create(team=team, kind="webhook", target=got.url + "/hook")
         delivered = notifications.deliver(delivery_for(channel))
