@@ -1,8 +1,10 @@
 """Release outcome notifications by email and signed webhook, each attempt recorded.
 
 Channels are configured per team; a mapping with channels of its own uses those instead.
-A webhook body is JSON, signed with HMAC-SHA256 of the body under the channel's secret
-(header ``X-Portal-Signature: sha256=<hex>``), and retried with backoff on failure.
+A webhook body is JSON, signed with HMAC-SHA256 of ``<timestamp>.<body>`` under the channel's
+secret (headers ``X-Portal-Timestamp`` and ``X-Portal-Signature: sha256=<hex>``; receivers refuse
+old timestamps), sent through the connectors' HTTP choke point and its outbound policy, and
+retried with backoff on failure.
 """
 
 from __future__ import annotations
