@@ -123,6 +123,7 @@ PORTAL_TOKEN_DEFAULT_DAYS = env.int("PORTAL_TOKEN_DEFAULT_DAYS", default=90)
 PORTAL_TOKEN_MAX_DAYS = env.int("PORTAL_TOKEN_MAX_DAYS", default=366)
 PORTAL_TOKEN_LAST_USED_EVERY_SECONDS = env.int("PORTAL_TOKEN_LAST_USED_EVERY_SECONDS", default=60)
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 3  # a reset link works for 3 hours
+PORTAL_PASSWORD_RESETS_PER_HOUR = env.int("PORTAL_PASSWORD_RESETS_PER_HOUR", default=5)
 
 # STATIC AND MEDIA
 # https://docs.djangoproject.com/en/6.0/ref/settings/#storages

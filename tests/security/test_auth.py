@@ -128,3 +128,18 @@ def test_password_reset_by_email(client, alice) -> None:
     # An unknown address says the same and sends nothing.
     assert client.post(reverse("password_reset"), {"email": "nobody@example.org"}).status_code == 302
     assert len(mail.outbox) == 1
+
+
+def test_password_reset_requests_are_throttled_per_address(client, alice, settings):
+    settings.PORTAL_PASSWORD_RESETS_PER_HOUR = 2
+    alice.email = "alice@example.org"
+    alice.save()
+    answers = [
+        client.post(reverse("password_reset"), {"email": "alice@example.org"}, REMOTE_ADDR="203.0.113.9").status_code
+        for _ in range(3)
+    ]
+    assert answers == [302, 302, 429] and len(mail.outbox) == 2
+    assert (
+        client.post(reverse("password_reset"), {"email": "alice@example.org"}, REMOTE_ADDR="198.51.100.2").status_code
+        == 302
+    )
