@@ -30,6 +30,7 @@ from .base import (
     Unreachable,
 )
 from .errortext import error_sentence
+from .outbound import PinnedTransport, current_policy, short_escaped
 
 USER_AGENT = "data-release-portal/1.0"
 
@@ -67,9 +68,10 @@ def default_error_message(response: httpx.Response) -> str:
         text = response.text.strip()
         if "<html" in text[:200].lower():
             return f"HTTP {response.status_code} {response.reason_phrase}"
-        return text[:300] or f"HTTP {response.status_code} {response.reason_phrase}"
+        # An untrusted body (maybe an internal service's): only short and escaped.
+        return short_escaped(text) or f"HTTP {response.status_code} {response.reason_phrase}"
     # Never str(body): a Python repr of the platform's JSON is no message.
-    return error_sentence(body) or f"HTTP {response.status_code} {response.reason_phrase}"
+    return short_escaped(error_sentence(body) or "", 500) or f"HTTP {response.status_code} {response.reason_phrase}"
 
 
 ErrorParser = Callable[[httpx.Response], str]
@@ -116,6 +118,10 @@ class HttpClient:
 
     ``error_parser`` turns an error response into the platform's message; connectors
     whose platforms report errors their own way pass their own.
+
+    Every request goes through the outbound policy (``connectors.outbound``): checked
+    and pinned to the resolved address. A ``transport`` passed in (tests' mock
+    transports) is used as given.
     """
 
     def __init__(
@@ -134,7 +140,7 @@ class HttpClient:
             auth=auth,
             headers={"User-Agent": USER_AGENT, **(headers or {})},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            transport=transport,
+            transport=transport or PinnedTransport(current_policy()),
             follow_redirects=False,
         )
 
@@ -211,7 +217,7 @@ class HttpClient:
     def raise_for_response(self, method: str, url: str, response: httpx.Response) -> None:
         status = response.status_code
         where = f"{method} {safe_url(url)}"
-        message = f"{where} answered {status}: {self.error_parser(response)}"
+        message = f"{where} answered {status}: {short_escaped(self.error_parser(response), 500)}"
         if status in (401, 403):
             raise AuthenticationError(message, status_code=status)
         if status == 404:

@@ -48,7 +48,8 @@ class ConnectionAdmin(admin.ModelAdmin):
     list_display = ["name", "platform", "team", "state", "last_test_ok", "last_test_at"]
     list_filter = ["platform", "state", "team"]
     exclude = ["credentials_encrypted"]
-    readonly_fields = ["test_requested_at", "last_test_at", "last_test_ok", "last_test_message"]
+    # base_url is read-only here: a new destination must clear the secrets (services.connection_update).
+    readonly_fields = ["base_url", "test_requested_at", "last_test_at", "last_test_ok", "last_test_message"]
 
 
 @admin.register(Dataset)

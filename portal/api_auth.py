@@ -9,10 +9,15 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from . import tokens
+from .throttles import FailedTokenThrottle
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
-    """``Authorization: Bearer drp_...`` with a personal token; a revoked one is refused."""
+    """``Authorization: Bearer drp_...`` with a personal token; a revoked or expired one is refused.
+
+    Failed attempts are counted per client IP: past ``failed_token`` (DEFAULT_THROTTLE_RATES)
+    every bearer token is answered 429 until the window passes.
+    """
 
     keyword = "Bearer"
 
@@ -20,6 +25,17 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).decode(errors="replace").split()
         if not header or header[0] != self.keyword:
             return None
+        throttle = FailedTokenThrottle()
+        wait = throttle.blocked_for(request)
+        if wait is not None:
+            raise exceptions.Throttled(wait, detail="Too many failed token attempts from this address.")
+        try:
+            return self._check(header)
+        except exceptions.AuthenticationFailed:
+            throttle.record_failure(request)
+            raise
+
+    def _check(self, header: list[str]) -> tuple[Any, Any]:
         if len(header) != 2 or not header[1].startswith(tokens.PREFIX):
             raise exceptions.AuthenticationFailed("Malformed token: send 'Authorization: Bearer drp_...'.")
         token = tokens.token_authenticate(header[1])
@@ -27,6 +43,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Unknown API token.")
         if token.revoked_at is not None:
             raise exceptions.AuthenticationFailed("This API token was revoked.")
+        if token.expired:
+            raise exceptions.AuthenticationFailed("This API token has expired: create a new one on your account page.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("This user is disabled.")
         return token.user, token

@@ -127,7 +127,10 @@ class ConnectionOutput(serializers.Serializer):
     base_url = serializers.CharField()
     state = serializers.CharField()
     credentials = serializers.SerializerMethodField(help_text="Non-secret fields only; secrets are write-only.")
-    secrets_set = serializers.SerializerMethodField()
+    secrets_set = serializers.SerializerMethodField(
+        help_text="Names of the secrets stored; null when the stored credentials cannot be decrypted."
+    )
+    credentials_error = serializers.SerializerMethodField(help_text="Why the stored credentials cannot be read.")
     last_test_at = serializers.DateTimeField(allow_null=True)
     last_test_ok = serializers.BooleanField(allow_null=True)
     last_test_message = serializers.CharField()
@@ -146,10 +149,22 @@ class ConnectionOutput(serializers.Serializer):
         secret = set(obj.connector_class.secret_fields())
         return {k: v for k, v in self._stored(obj).items() if k not in secret}
 
-    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
-    def get_secrets_set(self, obj: Connection) -> list[str]:
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
+    def get_secrets_set(self, obj: Connection) -> list[str] | None:
+        if self.get_credentials_error(obj):
+            return None  # unknown, not empty
         stored = self._stored(obj)
         return [name for name in obj.connector_class.secret_fields() if stored.get(name)]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_credentials_error(self, obj: Connection) -> str | None:
+        from .crypto import UNREADABLE_CREDENTIALS, InvalidToken, decrypt_json
+
+        try:
+            decrypt_json(obj.credentials_encrypted)
+        except InvalidToken:
+            return UNREADABLE_CREDENTIALS
+        return None
 
 
 class ConnectionList(APIView):

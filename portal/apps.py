@@ -1,5 +1,9 @@
 from django.apps import AppConfig
 
+from connectors import outbound
+
+from .outbound import outbound_policy
+
 
 class PortalConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
@@ -7,7 +11,10 @@ class PortalConfig(AppConfig):
     verbose_name = "Data release portal"
 
     def ready(self) -> None:
-        # Imported here: these modules use the models, which exist only once apps are loaded.
-        from . import observability  # noqa: PLC0415
+        # connectors/ knows no Django: hand it the allow-list of the outbound policy here.
+        outbound.configure(outbound_policy)
+        # Imported here, not at the top: these modules use the models, which exist only once the app
+        # registry is ready. auth_audit connects its signal receivers on import.
+        from . import auth_audit, observability  # noqa: F401
 
         observability.connect()

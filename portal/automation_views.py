@@ -95,6 +95,7 @@ def channel_add(request: HtmxHttpRequest, scope: str, pk: int) -> HttpResponse:
                 team=team,
                 mapping=mapping,
                 **{k: form.cleaned_data[k] for k in ("kind", "target", "secret", "on_failure", "on_success")},
+                actor=request.user,
             )
             messages.success(request, "Notification channel added.")
         except ValidationError as exc:
@@ -109,7 +110,7 @@ def channel_add(request: HtmxHttpRequest, scope: str, pk: int) -> HttpResponse:
 def channel_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     channel = get_for_user(request.user, NotificationChannel.objects.select_related("mapping"), MANAGE, pk=pk)
     back = channel.mapping.get_absolute_url() if channel.mapping else f"/teams/{channel.team_id}/"
-    channel.delete()
+    notifications.channel_delete(channel=channel, actor=request.user)
     messages.success(request, "Notification channel removed.")
     return redirect(back)
 

@@ -15,7 +15,12 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["InvalidToken", "decrypt_json", "encrypt_json", "rotate"]
+__all__ = ["UNREADABLE_CREDENTIALS", "InvalidToken", "decrypt_json", "encrypt_json", "rotate"]
+
+UNREADABLE_CREDENTIALS = (
+    "The stored credentials cannot be decrypted with PORTAL_CREDENTIAL_KEYS (the key that encrypted them "
+    "is not in the list any more): an admin must enter them again."
+)
 
 
 def _fernet() -> MultiFernet:

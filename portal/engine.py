@@ -50,6 +50,7 @@ from connectors.base import (
 )
 
 from . import metrics
+from .crypto import UNREADABLE_CREDENTIALS, InvalidToken
 from .models import (
     OPEN_STEP,
     TERMINAL_RELEASE,
@@ -196,6 +197,9 @@ def _call_step(release: Release, step: ReleaseStep, call: StepCall) -> bool:
         outcome = call(connector, StepSpec(step.name, step.label, step.idempotent), ctx)
     except ConnectorError as exc:
         return _on_error(release, step, exc)
+    except InvalidToken:
+        _fail_step(release, step, UNREADABLE_CREDENTIALS)
+        return False
     except SchemaError as exc:
         # The mapping's target (or the saved parameters) changed under a running release.
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg']}" for e in exc.errors())

@@ -1,8 +1,10 @@
 """Release outcome notifications by email and signed webhook, each attempt recorded.
 
 Channels are configured per team; a mapping with channels of its own uses those instead.
-A webhook body is JSON, signed with HMAC-SHA256 of the body under the channel's secret
-(header ``X-Portal-Signature: sha256=<hex>``), and retried with backoff on failure.
+A webhook body is JSON, signed with HMAC-SHA256 of ``<timestamp>.<body>`` under the channel's
+secret (headers ``X-Portal-Timestamp`` and ``X-Portal-Signature: sha256=<hex>``; receivers refuse
+old timestamps), sent through the connectors' HTTP choke point and its outbound policy, and
+retried with backoff on failure.
 """
 
 from __future__ import annotations
@@ -11,50 +13,52 @@ import hashlib
 import hmac
 import json
 import random
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 
-from .crypto import decrypt_json, encrypt_json
+from connectors.base import ConnectorError
+from connectors.http import HttpClient
+from connectors.outbound import OutboundRefused
+
+from .crypto import InvalidToken, decrypt_json, encrypt_json
 from .models import NotificationChannel, NotificationDelivery, Release, ReleaseStatus, StepStatus
+from .outbound import outbound_policy
+from .services import audit
 
 SIGNATURE_HEADER = "X-Portal-Signature"
+TIMESTAMP_HEADER = "X-Portal-Timestamp"
+UNREADABLE_SIGNING_KEY = (
+    "The webhook's signing secret cannot be decrypted with PORTAL_CREDENTIAL_KEYS "
+    "(its key was removed before rotation?): not sent unsigned. Enter the secret again."
+)
 
 
 def webhook_target_check(url: str) -> None:
-    """Refuse a webhook on a loopback, private or link-local address (the server would call
-    into its own network) unless PORTAL_WEBHOOK_ALLOW_PRIVATE is set (local runs, tests)."""
-    import ipaddress
-    import socket
-    from urllib.parse import urlsplit
-
-    from django.core.exceptions import ValidationError
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("A webhook needs an http(s) URL.")
-    if settings.PORTAL_WEBHOOK_ALLOW_PRIVATE:
-        return
+    """Refuse a webhook the outbound policy would refuse (loopback, private, link-local... unless
+    PORTAL_OUTBOUND_ALLOW lists it). Checked again at every delivery, on the address connected to."""
     try:
-        addresses = {
-            info[4][0] for info in socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-        }
-    except OSError:
-        raise ValidationError(f"The webhook's host {parts.hostname} does not resolve.") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
-            raise ValidationError(
-                f"The webhook's host {parts.hostname} is on a private or local network ({ip}): refused."
-            )
+        outbound_policy().check_url(url)
+    except OutboundRefused as exc:
+        raise ValidationError(f"The webhook URL is refused: {exc.message}") from None
 
 
 def channel_create(
-    *, team, mapping=None, kind: str, target: str, secret: str = "", on_failure: bool = True, on_success: bool = False
+    *,
+    team,
+    mapping=None,
+    kind: str,
+    target: str,
+    secret: str = "",
+    on_failure: bool = True,
+    on_success: bool = False,
+    actor=None,
 ) -> NotificationChannel:  # type: ignore[no-untyped-def]
     if kind == NotificationChannel.Kind.WEBHOOK:
         webhook_target_check(target.strip())
@@ -65,7 +69,24 @@ def channel_create(
         channel.secret_encrypted = encrypt_json({"secret": secret})
     channel.full_clean()
     channel.save()
+    audit(
+        actor=actor,
+        action="channel-created",
+        obj=channel,
+        changes={"kind": kind, "target": channel.target if kind == NotificationChannel.Kind.EMAIL else _host(target)},
+    )
     return channel
+
+
+def channel_delete(*, channel: NotificationChannel, actor) -> None:  # type: ignore[no-untyped-def]
+    audit(actor=actor, action="channel-deleted", obj=channel, changes={"kind": channel.kind})
+    channel.delete()
+
+
+def _host(url: str) -> str:
+    """A webhook URL without its path or query (which may carry a token), for the audit trail."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}"
 
 
 def channels_for(release: Release) -> list[NotificationChannel]:
@@ -103,8 +124,10 @@ def release_finished(release: Release) -> None:
             transaction.on_commit(lambda d=delivery.pk: notification_deliver_task.delay(d))
 
 
-def sign(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """HMAC-SHA256 over ``<timestamp>.<body>``: a receiver that checks the timestamp's age refuses replays."""
+    message = str(timestamp).encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def deliver(delivery: NotificationDelivery) -> NotificationDelivery:
@@ -127,30 +150,29 @@ def deliver(delivery: NotificationDelivery) -> NotificationDelivery:
             code = None
         else:
             body = json.dumps(data, separators=(",", ":")).encode()
-            secret = decrypt_json(channel.secret_encrypted)["secret"] if channel.secret_encrypted else ""
+            try:
+                secret = decrypt_json(channel.secret_encrypted)["secret"] if channel.secret_encrypted else ""
+            except InvalidToken:
+                return _failed(delivery, UNREADABLE_SIGNING_KEY, None, final=True)
             headers = {
                 "Content-Type": "application/json",
                 "X-Portal-Event": data["event"],
                 "X-Portal-Delivery": str(delivery.pk),
             }
             if secret:
-                headers[SIGNATURE_HEADER] = sign(body, secret)
-            response = httpx.post(
-                channel.target,
-                content=body,
-                headers=headers,
-                timeout=settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS,
-                follow_redirects=False,
-            )
+                timestamp = int(time.time())
+                headers[TIMESTAMP_HEADER] = str(timestamp)
+                headers[SIGNATURE_HEADER] = sign(body, secret, timestamp)
+            # The connectors' choke point: the outbound policy checked and pinned, no redirects.
+            with HttpClient("", timeout=settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS) as client:
+                response = client.request("POST", channel.target, ok=range(200, 300), content=body, headers=headers)
             code = response.status_code
-            if not 200 <= code < 300:
-                raise RuntimeError(f"the receiver answered {code}")
-    except Exception as exc:  # any failure of the receiver: record it, retry later
-        return _failed(
-            delivery,
-            str(exc) if not isinstance(exc, httpx.HTTPError) else type(exc).__name__,
-            getattr(locals().get("response"), "status_code", None),
-        )
+    except OutboundRefused as exc:  # the outbound policy refuses the receiver: sending again changes nothing
+        return _failed(delivery, exc.message, None, final=True)
+    except ConnectorError as exc:  # unreachable or a non-2xx answer: record it, retry later
+        return _failed(delivery, exc.message, exc.status_code)
+    except Exception as exc:  # any other failure (mail server...): record it, retry later
+        return _failed(delivery, type(exc).__name__ if not str(exc) else str(exc), None)
     NotificationDelivery.objects.filter(pk=delivery.pk).update(
         status=NotificationDelivery.Status.DELIVERED, response_code=code, error=""
     )
@@ -158,10 +180,12 @@ def deliver(delivery: NotificationDelivery) -> NotificationDelivery:
     return delivery
 
 
-def _failed(delivery: NotificationDelivery, error: str, code: int | None) -> NotificationDelivery:
+def _failed(
+    delivery: NotificationDelivery, error: str, code: int | None, *, final: bool = False
+) -> NotificationDelivery:
     from .tasks import notification_deliver_task
 
-    last = delivery.attempt >= settings.PORTAL_WEBHOOK_MAX_ATTEMPTS
+    last = final or delivery.attempt >= settings.PORTAL_WEBHOOK_MAX_ATTEMPTS
     status = NotificationDelivery.Status.FAILED if last else NotificationDelivery.Status.RETRYING
     NotificationDelivery.objects.filter(pk=delivery.pk).update(status=status, response_code=code, error=error[:500])
     if not last:

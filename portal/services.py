@@ -23,10 +23,11 @@ from pydantic import SecretStr
 from pydantic import ValidationError as SchemaError
 
 from connectors.base import Action, ActionResult, ConnectorError, Schema, TargetState
+from connectors.outbound import destination
 from connectors.registry import get_connector_class
 
 from . import engine
-from .crypto import decrypt_json, encrypt_json
+from .crypto import UNREADABLE_CREDENTIALS, InvalidToken, decrypt_json, encrypt_json
 from .models import (
     ActionRun,
     AuditEvent,
@@ -46,6 +47,7 @@ from .models import (
     TusUpload,
     Upload,
 )
+from .outbound import url_check
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +140,7 @@ def credentials_validate(*, platform: str, data: dict[str, Any], old: dict[str, 
 def connection_create(
     *, team: Team, platform: str, name: str, base_url: str, credentials: dict[str, Any], actor
 ) -> Connection:  # type: ignore[no-untyped-def]
+    url_check(base_url, field="base_url")
     validated = credentials_validate(platform=platform, data=credentials)
     connection = Connection(
         team=team,
@@ -155,19 +158,49 @@ def connection_create(
     return connection
 
 
+DESTINATION_CHANGED = "The base URL now points to another scheme, host or port: the stored secrets are not sent there."
+
+
+def connection_destination_changed(*, connection: Connection, base_url: str) -> bool:
+    return destination(base_url) != destination(connection.base_url)
+
+
 @transaction.atomic
 def connection_update(
     *, connection: Connection, name: str, base_url: str, credentials: dict[str, Any], actor
 ) -> Connection:  # type: ignore[no-untyped-def]
-    old = decrypt_json(connection.credentials_encrypted)
+    url_check(base_url, field="base_url")
+    try:
+        old: dict[str, Any] | None = decrypt_json(connection.credentials_encrypted)
+    except InvalidToken:  # unreadable with the current keys: every secret must be entered again
+        old = None
+    moved = connection_destination_changed(connection=connection, base_url=base_url)
+    if moved:
+        # Secrets are bound to their destination (scheme, host, port): a new one gets none of the
+        # stored secrets, so an admin cannot redirect a connection to a listener and read them.
+        missing = sorted(
+            name
+            for name in connection.connector_class.secret_fields()
+            if (old or {}).get(name) and not _plain({name: credentials.get(name)}).get(name)
+        )
+        if missing:
+            raise ValidationError(
+                {"base_url": f"{DESTINATION_CHANGED} Enter {', '.join(missing)} again in the same submission."}
+            )
+        old = None
     validated = credentials_validate(platform=connection.platform, data=credentials, old=old)
     new = _plain(validated.model_dump())
-    changed = sorted(k for k in new if new.get(k) != old.get(k))  # names only: never values
+    changed = sorted(k for k in new if new.get(k) != (old or {}).get(k))  # names only: never values
     connection.name, connection.base_url = name, base_url
     connection.credentials_encrypted = encrypt_json(new)
     connection.full_clean()
     connection.save()
-    audit(actor=actor, action="connection-updated", obj=connection, changes={"fields": changed, "base_url": base_url})
+    audit(
+        actor=actor,
+        action="connection-updated",
+        obj=connection,
+        changes={"fields": changed, "base_url": base_url, "secrets_cleared": moved},
+    )
     return connection
 
 
@@ -190,6 +223,8 @@ def connection_test(*, connection: Connection) -> Connection:
         message, ok = exc.message, False
     except SchemaError:
         message, ok = "The stored credentials no longer fit this platform: edit the connection.", False
+    except InvalidToken:
+        message, ok = UNREADABLE_CREDENTIALS, False
     Connection.objects.filter(pk=connection.pk).update(
         last_test_at=timezone.now(), last_test_ok=ok, last_test_message=message[:500]
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -19,6 +20,7 @@ from django_htmx.middleware import HtmxDetails
 from connectors.registry import CONNECTORS, get_connector_class
 
 from . import permissions, selectors, services
+from .crypto import UNREADABLE_CREDENTIALS
 from .filters import ReleaseFilter
 from .forms import ConnectionForm, DatasetForm, MappingForm, MemberForm, ReleaseForm, RoleForm, SchemaForm, UploadForm
 from .models import (
@@ -107,17 +109,21 @@ def connection_add(request: HtmxHttpRequest) -> HttpResponse:
     form = ConnectionForm(request.POST or None, teams=teams, initial={"name": connector_class.label})
     cred_form = _credentials_form(connector_class, request.POST or None)
     if request.method == "POST" and form.is_valid() and cred_form.is_valid():
-        connection = services.connection_create(
-            team=form.cleaned_data["team"],
-            platform=platform,
-            name=form.cleaned_data["name"],
-            base_url=form.cleaned_data["base_url"],
-            credentials=cred_form.data_dict(),
-            actor=request.user,
-        )
-        services.connection_request_test(connection=connection, actor=request.user)
-        messages.success(request, f"Connection {connection.name} saved. Testing it now.")
-        return redirect(connection)
+        try:
+            connection = services.connection_create(
+                team=form.cleaned_data["team"],
+                platform=platform,
+                name=form.cleaned_data["name"],
+                base_url=form.cleaned_data["base_url"],
+                credentials=cred_form.data_dict(),
+                actor=request.user,
+            )
+        except ValidationError as exc:  # the outbound policy refused the base URL
+            form.add_error(None, exc)
+        else:
+            services.connection_request_test(connection=connection, actor=request.user)
+            messages.success(request, f"Connection {connection.name} saved. Testing it now.")
+            return redirect(connection)
     return render(
         request,
         "portal/connection_form.html",
@@ -134,11 +140,18 @@ def connection_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     except Exception:  # wrong key or stale schema: say so without details
         warnings = ["The stored credentials cannot be read with the current keys or schema: edit the connection."]
     stored, secret = _stored_credentials(connection), set(connector_class.secret_fields())
+    unreadable = not stored  # a stored blob always holds the schema's fields: empty means undecryptable
+    if unreadable:
+        warnings = [UNREADABLE_CREDENTIALS]
     credential_rows = [
         # Secrets: only whether one is stored. Other fields: their value.
         (
             info.title or name,
-            ("set" if stored.get(name) else "not used") if name in secret else stored.get(name, ""),
+            "cannot be decrypted"
+            if unreadable
+            else ("set" if stored.get(name) else "not used")
+            if name in secret
+            else stored.get(name, ""),
             name in secret,
         )
         for name, info in connector_class.Credentials.model_fields.items()
@@ -165,24 +178,34 @@ def connection_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     stored = _stored_credentials(connection)
     secret_names = connector_class.secret_fields()
     form = ConnectionForm(request.POST or None, initial={"name": connection.name, "base_url": connection.base_url})
+    # Secrets are bound to their destination: a new scheme, host or port keeps none of them.
+    moved = request.method == "POST" and services.connection_destination_changed(
+        connection=connection, base_url=request.POST.get("base_url", "")
+    )
     cred_form = SchemaForm(
         request.POST or None,
         schema=connector_class.Credentials,
         prefix="cred",
         initial={k: v for k, v in stored.items() if k not in secret_names},
-        stored_secrets={k: v for k, v in stored.items() if k in secret_names},
+        stored_secrets={} if moved else {k: v for k, v in stored.items() if k in secret_names},
     )
     if request.method == "POST" and form.is_valid() and cred_form.is_valid():
-        services.connection_update(
-            connection=connection,
-            name=form.cleaned_data["name"],
-            base_url=form.cleaned_data["base_url"],
-            credentials=cred_form.data_dict(),
-            actor=request.user,
-        )
-        services.connection_request_test(connection=connection, actor=request.user)
-        messages.success(request, "Connection saved. Testing it now.")
-        return redirect(connection)
+        try:
+            services.connection_update(
+                connection=connection,
+                name=form.cleaned_data["name"],
+                base_url=form.cleaned_data["base_url"],
+                credentials=cred_form.data_dict(),
+                actor=request.user,
+            )
+        except ValidationError as exc:  # refused URL, or a new destination without its secrets
+            form.add_error(None, exc)
+        else:
+            services.connection_request_test(connection=connection, actor=request.user)
+            messages.success(request, "Connection saved. Testing it now.")
+            return redirect(connection)
+    elif moved and cred_form.errors:
+        form.add_error("base_url", services.DESTINATION_CHANGED)
     return render(
         request,
         "portal/connection_form.html",
@@ -711,12 +734,27 @@ def account(request: HtmxHttpRequest) -> HttpResponse:
             token = request.user.api_tokens.filter(pk=request.POST["revoke"]).first()
             if token is None:
                 raise Http404("No such token")
-            tokens.token_revoke(token=token)
+            tokens.token_revoke(token=token, actor=request.user)
             messages.success(request, f"Token {token.name} revoked: it no longer works.")
             return redirect("portal:account")
         name = (request.POST.get("name") or "").strip()
+        days = request.POST.get("days") or str(settings.PORTAL_TOKEN_DEFAULT_DAYS)
         if not name:
             messages.error(request, "Give the token a name, e.g. the script that will use it.")
+        elif not days.isdigit():
+            messages.error(request, "Choose how many days the token lives.")
         else:
-            _token, new_key = tokens.token_create(user=request.user, name=name)
-    return render(request, "portal/account.html", {"tokens": request.user.api_tokens.all(), "new_key": new_key})
+            try:
+                _token, new_key = tokens.token_create(user=request.user, name=name, expires_in_days=int(days))
+            except ValidationError as exc:
+                messages.error(request, "; ".join(exc.messages))
+    return render(
+        request,
+        "portal/account.html",
+        {
+            "tokens": request.user.api_tokens.all(),
+            "new_key": new_key,
+            "expiry_choices": [30, 90, 180, 365],
+            "default_days": settings.PORTAL_TOKEN_DEFAULT_DAYS,
+        },
+    )

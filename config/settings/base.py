@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from config.logging import configure_structlog, logging_config
 from config.sentry import init_sentry
@@ -82,6 +84,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "health_check",
     "django_structlog",
+    "axes",
     "portal",
 ]
 
@@ -98,6 +101,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # MIDDLEWARE
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "portal.security_headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -108,6 +113,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
     "portal.log_context.LogContextMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 # BEHIND A PROXY (docs/deploy.md#behind-a-proxy)
@@ -130,6 +136,23 @@ MIDDLEWARE.insert(0, "portal.proxy.TrustedProxyMiddleware")
 # Static files: whitenoise serves the hashed names (ManifestStaticFilesStorage in production) with
 # "max-age=315360000, immutable"; other files for WHITENOISE_MAX_AGE.
 WHITENOISE_MAX_AGE = env.int("WHITENOISE_MAX_AGE", default=0 if DEBUG else 3600)
+
+# AUTHENTICATION HARDENING
+# https://django-axes.readthedocs.io/ — lockout per (user, client IP) with a cool-off; docs/security.md
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("PORTAL_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("PORTAL_LOGIN_COOLOFF_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client IP: REMOTE_ADDR, or X-Forwarded-For only when REMOTE_ADDR is one of these proxies (CIDRs).
+AXES_CLIENT_IP_CALLABLE = "portal.client_ip.client_ip"
+# API tokens: the expiry offered by default at creation, and how often last use is written.
+PORTAL_TOKEN_DEFAULT_DAYS = env.int("PORTAL_TOKEN_DEFAULT_DAYS", default=90)
+PORTAL_TOKEN_MAX_DAYS = env.int("PORTAL_TOKEN_MAX_DAYS", default=366)
+PORTAL_TOKEN_LAST_USED_EVERY_SECONDS = env.int("PORTAL_TOKEN_LAST_USED_EVERY_SECONDS", default=60)
+PASSWORD_RESET_TIMEOUT = 60 * 60 * 3  # a reset link works for 3 hours
+PORTAL_PASSWORD_RESETS_PER_HOUR = env.int("PORTAL_PASSWORD_RESETS_PER_HOUR", default=5)
 
 # STATIC AND MEDIA
 # https://docs.djangoproject.com/en/6.0/ref/settings/#storages
@@ -170,6 +193,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
             ],
         },
     }
@@ -179,6 +203,27 @@ TEMPLATES = [
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 X_FRAME_OPTIONS = "DENY"
+
+# CONTENT SECURITY POLICY
+# Django's built-in CSP (django.middleware.csp) on every response: scripts and styles from this site only,
+# plus a per-request nonce where a page needs an inline block (the API docs' style). No 'unsafe-inline',
+# no 'unsafe-eval': htmx runs with allowEval false (templates/base.html). docs/security.md.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+PORTAL_PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()"
 
 # CREDENTIAL ENCRYPTION
 # Fernet keys of their own (never SECRET_KEY). The first encrypts; all decrypt, so keys can rotate:
@@ -276,6 +321,13 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "portal.api_schema.PortalAutoSchema",
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.MultiPartParser"],
     "EXCEPTION_HANDLER": "portal.apis.exception_handler",
+    # Throttles key on the client IP as portal.client_ip reads it (trusted proxies only).
+    "DEFAULT_THROTTLE_CLASSES": ["portal.throttles.AnonThrottle", "portal.throttles.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("PORTAL_THROTTLE_ANON", default="60/min"),
+        "user": env.str("PORTAL_THROTTLE_USER", default="1200/min"),
+        "failed_token": env.str("PORTAL_THROTTLE_FAILED_TOKEN", default="10/min"),
+    },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -287,6 +339,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema and its docs are for logged-in users (session or token) only.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # NOTIFICATIONS
@@ -295,8 +349,11 @@ PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 PORTAL_WEBHOOK_TIMEOUT_SECONDS = env.float("PORTAL_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 PORTAL_WEBHOOK_MAX_ATTEMPTS = env.int("PORTAL_WEBHOOK_MAX_ATTEMPTS", default=5)
 PORTAL_WEBHOOK_RETRY_BASE_SECONDS = env.float("PORTAL_WEBHOOK_RETRY_BASE_SECONDS", default=30.0)
-# Webhooks to loopback or private addresses are refused unless this is set (local runs, tests).
-PORTAL_WEBHOOK_ALLOW_PRIVATE = env_bool("PORTAL_WEBHOOK_ALLOW_PRIVATE", False)
+
+# OUTBOUND POLICY
+# Every outbound call (connections, webhooks) refuses loopback, private, link-local, multicast, reserved
+# and unspecified addresses unless this lists the host name or a CIDR holding the address (docs/security.md).
+PORTAL_OUTBOUND_ALLOW: list[str] = env.list("PORTAL_OUTBOUND_ALLOW", default=[])
 
 # OPERATIONS
 # docs/operations.md: heartbeats, metrics, error tracking, alerts.

@@ -13,5 +13,7 @@ _key_file = BASE_DIR / "var" / "credential.key"  # noqa: F405
 if not PORTAL_CREDENTIAL_KEYS and _key_file.exists():  # noqa: F405
     PORTAL_CREDENTIAL_KEYS = [_key_file.read_text().strip()]
 
-PORTAL_WEBHOOK_ALLOW_PRIVATE = True  # receivers on this machine
+# OUTBOUND POLICY
+# The simulators and local webhook receivers listen on loopback.
+PORTAL_OUTBOUND_ALLOW = ["127.0.0.0/8", "::1", "localhost"]
 WHITENOISE_MAX_AGE = 0  # static files change while developing

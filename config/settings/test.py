@@ -5,7 +5,7 @@ import os
 from config.storage import s3_storage
 
 from .base import *  # noqa: F403
-from .base import PORTAL_ENGINE, env
+from .base import PORTAL_ENGINE, REST_FRAMEWORK, env
 
 SECRET_KEY = "test-only-not-a-secret"
 DEBUG = False
@@ -40,7 +40,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
-PORTAL_WEBHOOK_ALLOW_PRIVATE = True  # receivers on this machine
 
 # OPERATIONS
 PORTAL_METRICS_DB_CACHE_SECONDS = 0.0  # tests read their own writes at once
@@ -53,3 +52,16 @@ PORTAL_ALERTS = {
     "BEAT_SILENT_SECONDS": 3.0,
     "STEP_OVERDUE_SECONDS": 5.0,
 }
+
+# OUTBOUND POLICY
+# The simulators and the tests' receivers listen on loopback; nothing else is allowed.
+PORTAL_OUTBOUND_ALLOW = ["127.0.0.0/8", "::1", "localhost"]
+
+# AUTHENTICATION HARDENING
+# Throttles stay on but out of the way of tests that call the API many times (schemathesis);
+# tests/security lowers them where it checks them.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {"anon": "10000/min", "user": "100000/min", "failed_token": "10000/min"},
+}
+AXES_VERBOSE = False  # no log line per login in the test output

@@ -18,6 +18,13 @@ ARGS = [
 ]
 
 
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__portalCspViolation(`${location.pathname}: ${e.violatedDirective} blocked ${e.blockedURI || "inline"}`);
+});
+"""
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not os.path.exists(CHROMIUM):
@@ -37,7 +44,12 @@ def browser():
 def page(browser, live_server, celery_worker_process, sim, transactional_db):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
+    # Every flow counts Content-Security-Policy violations and expects none (docs/security.md).
+    violations: list[str] = []
+    context.expose_function("__portalCspViolation", lambda violation: violations.append(violation))
+    context.add_init_script(CSP_LISTENER)
     page = context.new_page()
+    page.csp_violations = violations
     # Confirmation dialogs: recorded, then accepted unless a test sets page.dismiss_dialogs.
     page.dialogs = []
     page.dismiss_dialogs = False
@@ -49,6 +61,7 @@ def page(browser, live_server, celery_worker_process, sim, transactional_db):
     page.on("dialog", answer)
     yield page
     context.close()
+    assert violations == [], f"Content-Security-Policy violations: {violations}"
 
 
 def login(page, username: str, password: str = "password") -> None:

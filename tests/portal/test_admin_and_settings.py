@@ -23,6 +23,9 @@ def test_every_portal_model_is_in_the_admin_without_its_secrets():
         assert hidden in (model_admin.exclude or []), f"{model}.{hidden} must not be in the admin"
 
 
+STRONG_KEY = "k3-Vq9xZ_r7Lp2Wm8Nc4Bt6Yh1Js5Dg0Fa-e9Qu2Io7Pl3Kx8Zm"
+
+
 @pytest.mark.parametrize(
     "missing", ["DJANGO_SECRET_KEY", "PORTAL_CREDENTIAL_KEYS", "DATABASE_URL", "DJANGO_ALLOWED_HOSTS"]
 )
@@ -31,7 +34,7 @@ def test_production_settings_refuse_to_start_without_their_secrets(missing):
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "config.settings.production",
-            "DJANGO_SECRET_KEY": "x" * 50,
+            "DJANGO_SECRET_KEY": STRONG_KEY,
             "DJANGO_ALLOWED_HOSTS": "portal.example",
             "DATABASE_URL": "postgres://u@h/db",
             "PORTAL_CREDENTIAL_KEYS": "pbo6sn4W8bWgaS_TXJcOBegpfdMBa6i_KcMu_4Z9xdg=",
@@ -45,7 +48,7 @@ def test_production_settings_refuse_to_start_without_their_secrets(missing):
     env[missing] = (
         "pbo6sn4W8bWgaS_TXJcOBegpfdMBa6i_KcMu_4Z9xdg="
         if missing == "PORTAL_CREDENTIAL_KEYS"
-        else ("postgres://u@h/db" if missing == "DATABASE_URL" else "value")
+        else ("postgres://u@h/db" if missing == "DATABASE_URL" else STRONG_KEY)
     )
     assert (
         subprocess.run(

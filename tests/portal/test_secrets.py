@@ -6,10 +6,24 @@ from __future__ import annotations
 import logging
 
 import pytest
+from django.contrib import admin
 from django.urls import reverse
 
 from portal import engine, services
-from portal.models import AuditEvent, Connection, Release, ReleaseEvent, ReleaseStep
+from portal.models import (
+    ActionRun,
+    AuditEvent,
+    ChunkedUpload,
+    Connection,
+    Membership,
+    NotificationChannel,
+    Release,
+    ReleaseEvent,
+    ReleaseSet,
+    ReleaseStep,
+)
+
+from ..security.test_authz_matrix import EXPECTED, url_for
 
 pytestmark = pytest.mark.django_db
 
@@ -151,3 +165,50 @@ def test_structured_log_lines_never_show_it(leaky_release, client, alice):
     assert any(line.get("event") == "request_finished" for line in lines)
     assert any("X-Amz-Signature" in line.get("event", "") for line in lines)
     assert CANARY not in stream.getvalue()
+def test_no_page_api_answer_or_log_of_a_full_run_shows_the_canary(client, alice, leaky_release, caplog):
+    """Every GET route of the URLconf (pages and API, the matrix's list), every admin list and change
+    page, as a superuser, after a full run (form, test, release, notification); and every log line."""
+    caplog.set_level(logging.DEBUG)
+    release, connection, mapping = leaky_release["release"], leaky_release["connection"], leaky_release["mapping"]
+    alice.is_staff = alice.is_superuser = True
+    alice.save()
+    services.connection_test(connection=connection)
+    engine.release_advance(release.pk)
+    world = {
+        "connection": connection,
+        "dataset": mapping.dataset,
+        "mapping": mapping,
+        "release": release,
+        "upload": release.upload,
+        "step": release.steps.first(),
+        "release_set": ReleaseSet.objects.create(team=connection.team, dataset=mapping.dataset, created_by=alice),
+        "run": ActionRun.objects.create(team=connection.team, connection=connection, action="x", label="X"),
+        "channel": NotificationChannel.objects.create(team=connection.team, kind="email", target="ops@example.org"),
+        "chunked": ChunkedUpload.objects.create(
+            team=connection.team, dataset=mapping.dataset, user=alice, filename="a.csv", size=3
+        ),
+        "member": Membership.objects.get(team=connection.team, user=alice),
+        "team": connection.team,
+    }
+    client.force_login(alice)
+    seen = 0
+    for name, methods in EXPECTED.items():
+        if "GET" not in methods:
+            continue
+        response = client.get(url_for(name, world))
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        assert CANARY not in body.decode(errors="replace"), name
+        seen += 1
+    for model, model_admin in admin.site._registry.items():
+        info = (model._meta.app_label, model._meta.model_name)
+        pages = [reverse("admin:{}_{}_changelist".format(*info))]
+        first = model._default_manager.first()
+        if first is not None and model_admin.has_change_permission:
+            pages.append(reverse("admin:{}_{}_change".format(*info), args=[first.pk]))
+        for page in pages:
+            response = client.get(page)
+            assert response.status_code == 200, page
+            assert CANARY not in response.content.decode(), page
+            seen += 1
+    assert seen > 60
+    assert CANARY not in caplog.text

@@ -130,7 +130,7 @@ def test_the_status_partial_polls_until_terminal(client, bob, toucan_mapping, cs
     url = reverse("portal:release-status", args=[release.pk])
     live = client.get(url, headers={"HX-Request": "true"})
     assert live.status_code == 200
-    assert 'hx-trigger="every 1s [!document.hidden], every 15s [document.hidden]"' in live.content.decode()
+    assert 'hx-trigger="every 1s" data-hidden-every="15"' in live.content.decode()  # slower when hidden, no eval
     assert b"<html" not in live.content, "only the partial is rendered"
     Release.objects.filter(pk=release.pk).update(status=ReleaseStatus.SUCCEEDED)
     ReleaseStep.objects.filter(release=release).update(status=StepStatus.SUCCEEDED)
