@@ -325,6 +325,10 @@ class Release(models.Model):
             models.Index(fields=["team", "platform", "-created_at", "-id"], name="release_history_platform"),
             models.Index(fields=["dataset", "-created_at", "-id"], name="release_history_dataset"),
             models.Index(fields=["created_by", "-created_at", "-id"], name="release_history_user"),
+            # A mapping's page, its latest release (dashboard) and search by mapping name.
+            models.Index(fields=["mapping", "-created_at", "-id"], name="release_history_mapping"),
+            # PostgreSQL also has trigram indexes on UPPER(error) and on dataset and mapping
+            # names for search; they live in migration 0006 only (SQLite has none), docs/scale.md.
         ]
 
     def __str__(self) -> str:
@@ -382,7 +386,11 @@ class ReleaseStep(models.Model):
     class Meta:
         ordering = ["release", "position"]
         constraints = [models.UniqueConstraint(fields=["release", "position"], name="step_unique_position")]
-        indexes = [models.Index(fields=["status", "next_check_at"], name="step_due")]
+        indexes = [
+            models.Index(fields=["status", "next_check_at"], name="step_due"),
+            # Search by remote reference: equality and prefix (LIKE 'ref%') on PostgreSQL.
+            models.Index(fields=["remote_ref"], name="step_remote_ref", opclasses=["varchar_pattern_ops"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.label} ({self.status})"
