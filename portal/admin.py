@@ -22,6 +22,7 @@ from .models import (
     Team,
     Upload,
 )
+from .paginators import EstimatedCountPaginator
 
 
 class MembershipInline(admin.TabularInline):
@@ -74,24 +75,34 @@ class ReleaseStepInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class LargeTableAdmin(admin.ModelAdmin):
+    """Lists of millions of rows: no COUNT(*) for the paginator nor for the "N total" link."""
+
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+
 @admin.register(Release)
-class ReleaseAdmin(admin.ModelAdmin):
+class ReleaseAdmin(LargeTableAdmin):
     list_display = ["id", "mapping", "platform", "status", "created_by", "created_at"]
+    list_select_related = ["mapping__dataset", "created_by"]
     list_filter = ["status", "platform"]
     inlines = [ReleaseStepInline]
     raw_id_fields = ["mapping", "dataset", "upload"]
 
 
 @admin.register(ReleaseStep)
-class ReleaseStepAdmin(admin.ModelAdmin):
+class ReleaseStepAdmin(LargeTableAdmin):
     list_display = ["release", "position", "label", "status", "remote_ref"]
+    list_select_related = ["release__mapping__dataset"]
     list_filter = ["status"]
     raw_id_fields = ["release"]
 
 
 @admin.register(ReleaseEvent)
-class ReleaseEventAdmin(admin.ModelAdmin):
+class ReleaseEventAdmin(LargeTableAdmin):
     list_display = ["release", "level", "message", "created_at"]
+    list_select_related = ["release__mapping__dataset"]
     raw_id_fields = ["release", "step"]
 
 

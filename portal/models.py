@@ -248,7 +248,10 @@ class ReleaseSet(models.Model):
     def current_releases(self) -> list[Release]:
         """The latest attempt of each mapping, in mapping order."""
         latest: dict[int, Release] = {}
-        for release in self.releases.select_related("mapping__connection").order_by("created_at", "id"):
+        # A list of sets prefetches its releases (apis.ReleaseSetList): use them, not a query per set.
+        prefetched = "releases" in getattr(self, "_prefetched_objects_cache", {})
+        releases = self.releases.all() if prefetched else self.releases.select_related("mapping__connection")
+        for release in sorted(releases, key=lambda r: (r.created_at, r.pk)):
             latest[release.mapping_id] = release
         return sorted(latest.values(), key=lambda r: (r.mapping.name, r.mapping_id))
 

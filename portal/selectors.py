@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
-from . import permissions
+from . import history_query, permissions
 from .models import Connection, Dataset, Mapping, ObjectState, Release, ReleaseStatus, Upload
 
 
@@ -62,6 +62,7 @@ def failing_mappings(*, user, limit: int = 10) -> QuerySet[Mapping]:  # type: ig
 class Page:
     items: list[Any]
     next_cursor: str | None
+    timed_out: bool = False  # the query hit its time bound (history_query.time_bound)
 
 
 def encode_cursor(created_at: datetime, pk: int) -> str:
@@ -88,3 +89,16 @@ def keyset_page(qs: QuerySet[Release], *, cursor: str | None, size: int = 50) ->
     rows = list(qs[: size + 1])
     next_cursor = encode_cursor(rows[size - 1].created_at, rows[size - 1].pk) if len(rows) > size else None
     return Page(items=rows[:size], next_cursor=next_cursor)
+
+
+def history_page(qs: QuerySet[Release], *, cursor: str | None, size: int = 50) -> tuple[Page, str]:
+    """A keyset page of ``qs`` read under the search time bound, and a total that counts no rows:
+    exact when the first page holds everything, else the planner's estimate (docs/scale.md)."""
+    try:
+        with history_query.time_bound():
+            page = keyset_page(qs, cursor=cursor, size=size)
+    except history_query.SearchTimeout:
+        return Page(items=[], next_cursor=None, timed_out=True), ""
+    if not cursor and page.next_cursor is None:
+        return page, history_query.count_label(len(page.items), exact=True)
+    return page, history_query.count_label(history_query.estimate_count(qs))

@@ -606,13 +606,19 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
     base = selectors.release_history(user=request.user)
     filterset = ReleaseFilter(request.GET or None, queryset=base, user=request.user)
     qs = filterset.qs if filterset.is_bound and filterset.is_valid() else base
-    page = selectors.keyset_page(qs, cursor=request.GET.get("after"), size=50)
+    page, total = selectors.history_page(qs, cursor=request.GET.get("after"), size=50)
     query = request.GET.copy()
     query.pop("after", None)
     return render(
         request,
         "portal/history.html",
-        {"filter": filterset, "page": page, "query": query.urlencode(), "first_page": not request.GET.get("after")},
+        {
+            "filter": filterset,
+            "page": page,
+            "total": total,
+            "query": query.urlencode(),
+            "first_page": not request.GET.get("after"),
+        },
     )
 
 
