@@ -611,3 +611,33 @@ class NotificationDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} #{self.attempt} to {self.channel}: {self.status}"
+
+
+class ReleaseDay(models.Model):
+    """Releases of one day, rolled up per (team, mapping, platform, status) by a periodic task
+    (``portal.rollups``), so that 30-day charts read a few thousand rows instead of millions.
+
+    ``durations`` counts the finished releases per bucket of ``rollups.DURATION_BUCKETS``, which
+    gives percentiles over any set of days to the precision of a bucket (docs/scale.md)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    mapping = models.ForeignKey(Mapping, on_delete=models.CASCADE, related_name="+")
+    platform = models.CharField(max_length=30)
+    status = models.CharField(max_length=10, choices=ReleaseStatus.choices)
+    count = models.PositiveIntegerField()
+    finished = models.PositiveIntegerField(default=0)
+    duration_seconds_sum = models.FloatField(default=0.0)
+    durations = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "mapping", "platform", "status"], name="release_day_unique")
+        ]
+        indexes = [
+            models.Index(fields=["team", "day"], name="release_day_team"),
+            models.Index(fields=["mapping", "day"], name="release_day_mapping"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.mapping_id} {self.status}: {self.count}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import engine, services
+from . import engine, rollups, services
 from .models import ActionRun, Connection, Release
 
 
@@ -71,3 +71,9 @@ def notification_deliver_task(delivery_id: int) -> None:
     )
     if delivery is not None:
         deliver(delivery)
+
+
+@shared_task(name="portal.tasks.release_rollup_task", ignore_result=True)
+def release_rollup_task(days: int = 2) -> int:
+    """Refresh the daily roll-ups the charts read (today and yesterday by default)."""
+    return rollups.release_rollup_days(days=days)

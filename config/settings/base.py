@@ -235,3 +235,11 @@ PORTAL_WEBHOOK_ALLOW_PRIVATE = env_bool("PORTAL_WEBHOOK_ALLOW_PRIVATE", False)
 # DEMO
 # Base URL of the bundled platform simulators, used by `manage.py seed_demo`.
 PORTAL_SIMULATOR_URL = env.str("PORTAL_SIMULATOR_URL", default="http://127.0.0.1:8100")
+
+# HISTORY AT SCALE
+# docs/scale.md: the charts read daily roll-ups that this periodic task refreshes.
+# https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html
+CELERY_BEAT_SCHEDULE["release-rollup"] = {
+    "task": "portal.tasks.release_rollup_task",
+    "schedule": env.float("PORTAL_ROLLUP_SECONDS", default=300.0),
+}
