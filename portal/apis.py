@@ -9,6 +9,7 @@ team's), 409 (state conflict).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -623,7 +624,7 @@ class ReleaseList(APIView):
             raise serializers.ValidationError(filterset.errors)
         paginator = HistoryPagination()
         try:
-            with history_query.time_bound():
+            with history_query.time_bound() if request.query_params.get("q", "").strip() else nullcontext():
                 page = paginator.paginate_queryset(filterset.qs, request, view=self)
         except history_query.SearchTimeout:
             raise serializers.ValidationError(

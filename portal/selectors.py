@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -91,11 +92,14 @@ def keyset_page(qs: QuerySet[Release], *, cursor: str | None, size: int = 50) ->
     return Page(items=rows[:size], next_cursor=next_cursor)
 
 
-def history_page(qs: QuerySet[Release], *, cursor: str | None, size: int = 50) -> tuple[Page, str]:
-    """A keyset page of ``qs`` read under the search time bound, and a total that counts no rows:
-    exact when the first page holds everything, else the planner's estimate (docs/scale.md)."""
+def history_page(
+    qs: QuerySet[Release], *, cursor: str | None, size: int = 50, searching: bool = False
+) -> tuple[Page, str]:
+    """A keyset page of ``qs``, read under the search time bound when ``searching``, and a total
+    that counts no rows: exact when the first page holds everything, else the planner's estimate
+    (docs/scale.md). Without a search every filter is an index range, so no bound is needed."""
     try:
-        with history_query.time_bound():
+        with history_query.time_bound() if searching else nullcontext():
             page = keyset_page(qs, cursor=cursor, size=size)
     except history_query.SearchTimeout:
         return Page(items=[], next_cursor=None, timed_out=True), ""

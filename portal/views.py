@@ -606,7 +606,9 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
     base = selectors.release_history(user=request.user)
     filterset = ReleaseFilter(request.GET or None, queryset=base, user=request.user)
     qs = filterset.qs if filterset.is_bound and filterset.is_valid() else base
-    page, total = selectors.history_page(qs, cursor=request.GET.get("after"), size=50)
+    page, total = selectors.history_page(
+        qs, cursor=request.GET.get("after"), size=50, searching=bool(request.GET.get("q", "").strip())
+    )
     query = request.GET.copy()
     query.pop("after", None)
     return render(

@@ -158,3 +158,12 @@ def test_the_history_shows_a_total(client, bob, searchable):
     response = client.get(reverse("portal:history"))
     assert response.context["total"] == "3"
     assert b"3 releases" in response.content
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="statement_timeout is PostgreSQL's")
+@pytest.mark.parametrize(("query", "bounded"), [({"q": "orders"}, True), ({"status": "failed"}, False)])
+def test_only_searches_run_under_the_time_bound(client, bob, searchable, query, bounded):
+    client.force_login(bob)
+    with CaptureQueriesContext(connection) as queries:
+        client.get(reverse("portal:history"), query)
+    assert any("statement_timeout = 3000" in q["sql"] for q in queries) is bounded
