@@ -153,18 +153,20 @@ class PlatformStat:
 def platform_stats(*, user, days: int = 30) -> list[PlatformStat]:  # type: ignore[no-untyped-def]
     """Per platform over the last ``days`` days: success rate and p50/p95 durations (to a bucket)."""
     since = timezone.localdate() - timedelta(days=days - 1)
-    by_platform: dict[str, list[ReleaseDay]] = defaultdict(list)
-    for row in permissions.scope(user, ReleaseDay.objects.filter(day__gte=since, status__in=TERMINAL)):
-        by_platform[row.platform].append(row)
+    by_platform: dict[str, list[tuple[str, int, list[int]]]] = defaultdict(list)
+    rows = permissions.scope(user, ReleaseDay.objects.filter(day__gte=since, status__in=TERMINAL))
+    # Tuples, not model instances: a row per day, mapping and status, i.e. thousands for a big team.
+    for platform, status, count, durations in rows.values_list("platform", "status", "count", "durations"):
+        by_platform[platform].append((status, count, durations))
     stats = []
-    for platform, rows in sorted(by_platform.items()):
-        succeeded = sum(r.count for r in rows if r.status == ReleaseStatus.SUCCEEDED)
-        failed = sum(r.count for r in rows if r.status == ReleaseStatus.FAILED)
-        histogram = _merge(r.durations for r in rows)
+    for platform, found in sorted(by_platform.items()):
+        succeeded = sum(count for status, count, _ in found if status == ReleaseStatus.SUCCEEDED)
+        failed = sum(count for status, count, _ in found if status == ReleaseStatus.FAILED)
+        histogram = _merge(durations for _, _, durations in found)
         stats.append(
             PlatformStat(
                 platform=platform,
-                finished=sum(r.count for r in rows),
+                finished=sum(count for _, count, _ in found),
                 succeeded=succeeded,
                 success_rate=succeeded / (succeeded + failed) if succeeded + failed else None,
                 p50_seconds=_percentile(histogram, 0.5),
