@@ -614,7 +614,8 @@ class NotificationDelivery(models.Model):
 
 
 class ReleaseDay(models.Model):
-    """Releases of one day, rolled up per (team, mapping, platform, status) by a periodic task
+    """Releases of one day, rolled up per (team, mapping, platform, status), and per (team,
+    platform, status) with ``mapping`` None, by a periodic task
     (``portal.rollups``), so that 30-day charts read a few thousand rows instead of millions.
 
     ``durations`` counts the finished releases per bucket of ``rollups.DURATION_BUCKETS``, which
@@ -622,7 +623,8 @@ class ReleaseDay(models.Model):
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
-    mapping = models.ForeignKey(Mapping, on_delete=models.CASCADE, related_name="+")
+    # None: the row sums every mapping of the team on that platform (what the 30-day charts read).
+    mapping = models.ForeignKey(Mapping, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     platform = models.CharField(max_length=30)
     status = models.CharField(max_length=10, choices=ReleaseStatus.choices)
     count = models.PositiveIntegerField()

@@ -72,10 +72,28 @@ def release_rollup_day(*, day: date) -> int:
         row.duration_seconds_sum += float(seconds)
         if finished:
             row.durations[min(int(bucket), len(DURATION_BUCKETS))] += finished
+    # The same per platform, all mappings summed: the 30-day charts read these few rows.
+    totals: dict[tuple[int, str, str], ReleaseDay] = {}
+    for row in rows.values():
+        total = totals.get((row.team_id, row.platform, row.status))
+        if total is None:
+            total = totals[(row.team_id, row.platform, row.status)] = ReleaseDay(
+                team_id=row.team_id,
+                day=day,
+                mapping=None,
+                platform=row.platform,
+                status=row.status,
+                count=0,
+                durations=[0] * (len(DURATION_BUCKETS) + 1),
+            )
+        total.count += row.count
+        total.finished += row.finished
+        total.duration_seconds_sum += row.duration_seconds_sum
+        total.durations = [a + b for a, b in zip(total.durations, row.durations, strict=True)]
     with transaction.atomic():
         ReleaseDay.objects.filter(day=day).delete()
-        ReleaseDay.objects.bulk_create(rows.values())
-    return len(rows)
+        ReleaseDay.objects.bulk_create([*rows.values(), *totals.values()])
+    return len(rows) + len(totals)
 
 
 def _fetch_portable(start: datetime, end: datetime) -> list[tuple[Any, ...]]:
@@ -132,7 +150,7 @@ def releases_per_day(*, user, days: int = 30) -> list[DayCount]:  # type: ignore
     """Releases per day and status over the last ``days`` days (today included), oldest first."""
     since = timezone.localdate() - timedelta(days=days - 1)
     rows = (
-        permissions.scope(user, ReleaseDay.objects.filter(day__gte=since))
+        permissions.scope(user, ReleaseDay.objects.filter(day__gte=since, mapping=None))
         .values("day", "status")
         .annotate(total=Sum("count"))
         .order_by("day", "status")
@@ -154,8 +172,8 @@ def platform_stats(*, user, days: int = 30) -> list[PlatformStat]:  # type: igno
     """Per platform over the last ``days`` days: success rate and p50/p95 durations (to a bucket)."""
     since = timezone.localdate() - timedelta(days=days - 1)
     by_platform: dict[str, list[tuple[str, int, list[int]]]] = defaultdict(list)
-    rows = permissions.scope(user, ReleaseDay.objects.filter(day__gte=since, status__in=TERMINAL))
-    # Tuples, not model instances: a row per day, mapping and status, i.e. thousands for a big team.
+    rows = permissions.scope(user, ReleaseDay.objects.filter(day__gte=since, mapping=None, status__in=TERMINAL))
+    # A row per day, platform and status: at most 30 x 5 x 5, whatever the number of mappings.
     for platform, status, count, durations in rows.values_list("platform", "status", "count", "durations"):
         by_platform[platform].append((status, count, durations))
     stats = []

@@ -79,3 +79,16 @@ def test_a_rollup_replaces_the_day_it_recomputes(history):
 
 def test_an_outsider_sees_only_their_team(charlie, history):
     assert {(p.status, p.count) for p in rollups.releases_per_day(user=charlie)} == {("failed", 1)}
+
+
+def test_the_charts_read_one_row_per_day_platform_and_status(team, bob):
+    connection = ConnectionFactory(team=team)
+    mappings = [MappingFactory(dataset=DatasetFactory(team=team), connection=connection) for _ in range(3)]
+    for mapping in mappings:
+        release(mapping, status="succeeded", seconds=10)
+    rollups.release_rollup_days(days=1)
+    [total] = ReleaseDay.objects.filter(mapping=None)
+    assert (total.platform, total.status, total.count, total.finished) == ("toucan", "succeeded", 3, 3)
+    assert sum(total.durations) == 3
+    assert ReleaseDay.objects.exclude(mapping=None).count() == 3
+    assert [(p.status, p.count) for p in rollups.releases_per_day(user=bob)] == [("succeeded", 3)]
