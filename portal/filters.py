@@ -42,6 +42,19 @@ class ReleaseFilter(django_filters.FilterSet):
             get_user_model().objects.filter(memberships__team_id__in=team_ids).distinct().order_by("username")
         )
 
+    @property
+    def form(self):  # type: ignore[no-untyped-def]
+        if not hasattr(self, "_form"):
+            form = super().form
+            # Plain choices read with one ordinary query: a ModelChoiceField renders through
+            # queryset.iterator(), a server-side cursor (DECLARE/FETCH/CLOSE) per select.
+            for name in ("dataset", "user"):
+                field = form.fields[name]
+                field.widget.choices = [("", field.empty_label)] + [
+                    (obj.pk, field.label_from_instance(obj)) for obj in field.queryset
+                ]
+        return self._form
+
     def search(self, queryset, name, value):  # type: ignore[no-untyped-def]
         return history_query.release_search(queryset, value)
 

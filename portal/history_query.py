@@ -54,7 +54,9 @@ def release_search(queryset: QuerySet[Release], value: str) -> QuerySet[Release]
     value = value.strip()
     if not value:
         return queryset
-    exact = list(ReleaseStep.objects.filter(remote_ref=value).values_list("release_id", flat=True)[:MAX_REF_MATCHES])
+    # order_by(): the steps' default ordering would join and sort the releases.
+    steps = ReleaseStep.objects.order_by()
+    exact = list(steps.filter(remote_ref=value).values_list("release_id", flat=True)[:MAX_REF_MATCHES])
     if exact:
         return queryset.filter(pk__in=exact)
     match = Q(pk__in=[])
@@ -67,11 +69,7 @@ def release_search(queryset: QuerySet[Release], value: str) -> QuerySet[Release]
     if mappings:
         match |= Q(mapping_id__in=mappings)
     if len(value) >= MIN_TEXT_SEARCH:
-        refs = list(
-            ReleaseStep.objects.filter(remote_ref__startswith=value).values_list("release_id", flat=True)[
-                :MAX_REF_MATCHES
-            ]
-        )
+        refs = list(steps.filter(remote_ref__startswith=value).values_list("release_id", flat=True)[:MAX_REF_MATCHES])
         if refs:
             match |= Q(pk__in=refs)
         match |= Q(error__icontains=value)

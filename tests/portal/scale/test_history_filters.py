@@ -167,3 +167,21 @@ def test_only_searches_run_under_the_time_bound(client, bob, searchable, query, 
     with CaptureQueriesContext(connection) as queries:
         client.get(reverse("portal:history"), query)
     assert any("statement_timeout = 3000" in q["sql"] for q in queries) is bounded
+
+
+def test_the_filter_selects_render_without_server_side_cursors(client, bob, searchable):
+    client.force_login(bob)
+    dataset = searchable["name"].dataset
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("portal:history"), {"dataset": dataset.pk})
+    assert not any(q["sql"].startswith("DECLARE") for q in queries)
+    assert f'<option value="{dataset.pk}" selected>{dataset.name}</option>' in response.content.decode()
+    assert rows(response) == [searchable["name"].pk]
+
+
+def test_a_reference_prefix_reads_no_release_to_find_the_steps(client, bob, searchable):
+    client.force_login(bob)
+    with CaptureQueriesContext(connection) as queries:
+        client.get(reverse("portal:history"), {"q": "job-42"})
+    step_sql = [q["sql"] for q in queries if 'FROM "portal_releasestep"' in q["sql"]]
+    assert step_sql and not any('portal_release"' in sql.split("FROM", 1)[1] for sql in step_sql)
