@@ -10,12 +10,14 @@ at millions of releases (docs/scale.md).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
@@ -30,6 +32,7 @@ MAX_REF_MATCHES = 200
 CAPPED_COUNT = 10_000
 # A search that the indexes cannot make cheap is cut off rather than hold a backend for a minute.
 SEARCH_TIMEOUT_MS = 3_000
+ESTIMATE_SECONDS = 60
 
 
 def day_start(day: date, tz: Any = None) -> datetime:
@@ -109,12 +112,19 @@ def estimate_count(queryset: QuerySet[Any]) -> int:
     read), or counted up to CAPPED_COUNT + 1 elsewhere."""
     if connection.vendor == "postgresql":
         sql, params = queryset.order_by().query.sql_with_params()
+        # The same filters give the same estimate for a minute: no planning on every page view.
+        key = "portal:estimate:" + hashlib.sha256(repr((sql, params)).encode()).hexdigest()
+        cached = cache.get(key)
+        if cached is not None:
+            return int(cached)
         with connection.cursor() as cursor:
             cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
             plan = cursor.fetchone()[0]
         if isinstance(plan, str):
             plan = json.loads(plan)
-        return int(plan[0]["Plan"]["Plan Rows"])
+        estimate = int(plan[0]["Plan"]["Plan Rows"])
+        cache.set(key, estimate, ESTIMATE_SECONDS)
+        return estimate
     return int(queryset.order_by()[: CAPPED_COUNT + 1].count())
 
 
