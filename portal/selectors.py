@@ -106,3 +106,11 @@ def history_page(
     if not cursor and page.next_cursor is None:
         return page, history_query.count_label(len(page.items), exact=True)
     return page, history_query.count_label(history_query.estimate_count(qs))
+
+
+def open_release_count(*, user) -> str:  # type: ignore[no-untyped-def]
+    """Queued and running releases, counted through the (team, status) index and capped:
+    '10,000+' rather than a count that grows with a backlog."""
+    open_releases = release_history(user=user).filter(status__in=[ReleaseStatus.QUEUED, ReleaseStatus.RUNNING])
+    n = open_releases.order_by()[: history_query.CAPPED_COUNT + 1].count()
+    return f"{history_query.CAPPED_COUNT:,}+" if n > history_query.CAPPED_COUNT else f"{n:,}"

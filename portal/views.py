@@ -29,7 +29,6 @@ from .models import (
     Membership,
     ObjectState,
     Release,
-    ReleaseStatus,
     Team,
 )
 from .permissions import MANAGE, OPERATE, VIEW, get_for_user
@@ -64,9 +63,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
             "recent": selectors.release_history(user=user)[:10],
             "failing": selectors.failing_mappings(user=user),
             "connections": selectors.connection_list(user=user),
-            "running_count": selectors.release_history(user=user)
-            .filter(status__in=[ReleaseStatus.QUEUED, ReleaseStatus.RUNNING])
-            .count(),
+            "running_count": selectors.open_release_count(user=user),
         },
     )
 

@@ -188,3 +188,12 @@ def test_a_reference_prefix_reads_no_release_to_find_the_steps(client, bob, sear
         client.get(reverse("portal:history"), {"q": "job-42"})
     step_sql = [q["sql"] for q in queries if 'FROM "portal_releasestep"' in q["sql"]]
     assert step_sql and not any('portal_release"' in sql.split("FROM", 1)[1] for sql in step_sql)
+
+
+def test_the_dashboard_counts_open_releases_with_a_cap(client, bob, mapping, monkeypatch):
+    for status in ("queued", "running", "running", "succeeded"):
+        ReleaseFactory(mapping=mapping, status=status)
+    client.force_login(bob)
+    assert client.get(reverse("portal:dashboard")).context["running_count"] == "3"
+    monkeypatch.setattr(history_query, "CAPPED_COUNT", 2)
+    assert client.get(reverse("portal:dashboard")).context["running_count"] == "2+"
