@@ -1,6 +1,7 @@
 """Every model in the Django admin. Connection credentials are excluded: never shown, never edited here."""
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from .models import (
     ActionRun,
@@ -16,6 +17,7 @@ from .models import (
     NotificationDelivery,
     ParamsVersion,
     Release,
+    ReleaseDay,
     ReleaseEvent,
     ReleaseSet,
     ReleaseStep,
@@ -164,3 +166,19 @@ class NotificationDeliveryAdmin(admin.ModelAdmin):
     list_display = ["created_at", "channel", "release", "event", "attempt", "status", "response_code"]
     list_filter = ["status", "event"]
     raw_id_fields = ["release"]
+
+
+@admin.register(ReleaseDay)
+class ReleaseDayAdmin(admin.ModelAdmin):
+    """The daily roll-ups (portal.rollups): read-only, rewritten by the periodic task."""
+
+    list_display = ["day", "team", "platform", "mapping", "status", "count", "finished"]
+    list_filter = ["platform", "status"]
+    list_select_related = ["team", "mapping__dataset"]
+    date_hierarchy = "day"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
