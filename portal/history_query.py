@@ -79,6 +79,16 @@ def release_search(queryset: QuerySet[Release], value: str) -> QuerySet[Release]
     return queryset.filter(match)
 
 
+def search_is_windowed(value: str) -> bool:
+    """Whether ``release_search(value)`` matches text (the error), whose cost depends on how rare
+    the text is: such a search is read one window of releases at a time (selectors.history_page).
+    An exact remote reference, a release number or a short word only reads indexes."""
+    value = value.strip()
+    if len(value) < MIN_TEXT_SEARCH or value.lstrip("#").isdigit():
+        return False
+    return not ReleaseStep.objects.order_by().filter(remote_ref=value).exists()
+
+
 def _ids(queryset: QuerySet[Any]) -> list[int]:
     return list(queryset.order_by().values_list("pk", flat=True)[:MAX_NAME_MATCHES])
 

@@ -604,7 +604,7 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
     filterset = ReleaseFilter(request.GET or None, queryset=base, user=request.user)
     qs = filterset.qs if filterset.is_bound and filterset.is_valid() else base
     page, total = selectors.history_page(
-        qs, cursor=request.GET.get("after"), size=50, searching=bool(request.GET.get("q", "").strip())
+        qs, cursor=request.GET.get("after"), size=50, search=request.GET.get("q", ""), window_base=base
     )
     query = request.GET.copy()
     query.pop("after", None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.cache import cache
@@ -197,3 +197,29 @@ def test_the_dashboard_counts_open_releases_with_a_cap(client, bob, mapping, mon
     assert client.get(reverse("portal:dashboard")).context["running_count"] == "3"
     monkeypatch.setattr(history_query, "CAPPED_COUNT", 2)
     assert client.get(reverse("portal:dashboard")).context["running_count"] == "2+"
+
+
+def test_a_text_search_reads_one_window_of_releases_per_page(client, bob, mapping, monkeypatch):
+    from portal import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_WINDOW_ROWS", 3)
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    made = [ReleaseFactory(mapping=mapping, created_at=now - timedelta(hours=i)) for i in range(8)]
+    needle = ReleaseFactory(mapping=mapping, created_at=now - timedelta(hours=9), error="a rare needle here")
+    old_ref = made[-1]
+    ReleaseStep.objects.create(release=old_ref, position=1, name="run", label="Run", remote_ref="ref-old")
+    client.force_login(bob)
+    url = reverse("portal:history")
+
+    first = client.get(url, {"q": "needle"})
+    assert rows(first) == [] and first.context["page"].searched_to is not None
+    assert b"Search older" in first.content
+    found, cursor, pages = [], first.context["page"].next_cursor, 1
+    while cursor and pages < 10:
+        response = client.get(url, {"q": "needle", "after": cursor})
+        found += rows(response)
+        cursor, pages = response.context["page"].next_cursor, pages + 1
+    assert found == [needle.pk]
+    assert pages == 3  # windows of 3 over 9 releases
+    # An exact reference is read through its index, never windowed.
+    assert rows(client.get(url, {"q": "ref-old"})) == [old_ref.pk]
