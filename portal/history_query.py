@@ -98,9 +98,13 @@ class SearchTimeout(Exception):
 
 
 @contextmanager
-def time_bound(milliseconds: int = SEARCH_TIMEOUT_MS) -> Iterator[None]:
+def time_bound(milliseconds: int = SEARCH_TIMEOUT_MS, *, walk_index: bool = False) -> Iterator[None]:
     """Run the block's queries with a statement timeout (PostgreSQL); raises SearchTimeout when
-    it is hit. Elsewhere the block runs unbounded."""
+    it is hit. Elsewhere the block runs unbounded.
+
+    ``walk_index``: no bitmap scans, for a query already bounded to a window of the history
+    index: walking the window costs its size, where a trigram bitmap for a text made of common
+    words ("job-1") would recheck every row that shares them."""
     if connection.vendor != "postgresql":
         yield
         return
@@ -108,9 +112,12 @@ def time_bound(milliseconds: int = SEARCH_TIMEOUT_MS) -> Iterator[None]:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL statement_timeout = %s", [int(milliseconds)])
+                if walk_index:
+                    cursor.execute("SET LOCAL enable_bitmapscan = off")
             yield
             with connection.cursor() as cursor:  # the rest of an enclosing transaction runs unbounded
                 cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
+                cursor.execute("SET LOCAL enable_bitmapscan TO DEFAULT")
     except DatabaseError as exc:
         if getattr(getattr(exc, "__cause__", None), "sqlstate", None) == "57014":  # query_canceled
             raise SearchTimeout from exc

@@ -121,7 +121,7 @@ def history_page(
             edge = edges[0]
             qs = qs.filter(created_at__gt=edge)
     try:
-        with history_query.time_bound() if searching else nullcontext():
+        with history_query.time_bound(walk_index=edge is not None) if searching else nullcontext():
             page = keyset_page(qs, cursor=cursor, size=size)
     except history_query.SearchTimeout:
         return Page(items=[], next_cursor=None, timed_out=True), ""
