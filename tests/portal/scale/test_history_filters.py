@@ -223,3 +223,20 @@ def test_a_text_search_reads_one_window_of_releases_per_page(client, bob, mappin
     assert pages == 3  # windows of 3 over 9 releases
     # An exact reference is read through its index, never windowed.
     assert rows(client.get(url, {"q": "ref-old"})) == [old_ref.pk]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="planner settings are PostgreSQL's")
+def test_a_windowed_search_walks_its_window(client, bob, mapping, monkeypatch):
+    from portal import selectors
+
+    monkeypatch.setattr(selectors, "SEARCH_WINDOW_ROWS", 2)
+    for _ in range(4):
+        ReleaseFactory(mapping=mapping)
+    client.force_login(bob)
+    with CaptureQueriesContext(connection) as queries:
+        client.get(reverse("portal:history"), {"q": "job-1"})
+    sql = [q["sql"] for q in queries]
+    assert "SET LOCAL enable_bitmapscan = off" in sql
+    assert sql.index("SET LOCAL enable_bitmapscan = off") < next(
+        i for i, s in enumerate(sql) if s.startswith('SELECT "portal_release"."id"') and "LIMIT 51" in s
+    )
