@@ -7,7 +7,7 @@ It creates and migrates a PostgreSQL database of its own, ``portal_bench5m`` (an
 ``generate_series`` with the secondary indexes dropped during the load and rebuilt after
 (a refill happens only when the row count differs, or with --refill). Then it starts gunicorn
 (config.settings.production, DEBUG off) on a loopback port, logs a superuser in who is also
-an admin of the bench team, and times each measure: 2 warm-up requests, then --requests
+an admin of the bench team, and times each measure: 2 warm-up requests per worker, then --requests
 timed ones, one after another. One line per measure: ``name p50_ms p95_ms goal_ms ok|FAIL``.
 Exit status 1 when any p95 misses its goal (or a request does not answer 200).
 
@@ -355,7 +355,7 @@ def main() -> int:
             floor = name.startswith("floor")
             samples: list[list[float]] = [[] for _ in runs]
             problem = ""
-            for _ in range(2):  # warm-up
+            for _ in range(2 * ARGS.workers + 1):  # warm-up: every worker has served the page once
                 for _t, fetches in runs:
                     fetches[i][1]()
             for _ in range(ARGS.requests):
