@@ -1,6 +1,7 @@
 """Every model in the Django admin. Connection credentials are excluded: never shown, never edited here."""
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from .models import (
     ActionRun,
@@ -17,6 +18,7 @@ from .models import (
     NotificationDelivery,
     ParamsVersion,
     Release,
+    ReleaseDay,
     ReleaseEvent,
     ReleaseSet,
     ReleaseStep,
@@ -24,6 +26,7 @@ from .models import (
     TusUpload,
     Upload,
 )
+from .paginators import EstimatedCountPaginator
 
 
 class MembershipInline(admin.TabularInline):
@@ -77,24 +80,35 @@ class ReleaseStepInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class LargeTableAdmin(admin.ModelAdmin):
+    """Lists of millions of rows: no COUNT(*) for the paginator nor for the "N total" link."""
+
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    list_per_page = 50  # half the default: the page's cost is rendering its rows
+
+
 @admin.register(Release)
-class ReleaseAdmin(admin.ModelAdmin):
+class ReleaseAdmin(LargeTableAdmin):
     list_display = ["id", "mapping", "platform", "status", "created_by", "created_at"]
+    list_select_related = ["mapping__dataset", "created_by"]
     list_filter = ["status", "platform"]
     inlines = [ReleaseStepInline]
     raw_id_fields = ["mapping", "dataset", "upload"]
 
 
 @admin.register(ReleaseStep)
-class ReleaseStepAdmin(admin.ModelAdmin):
+class ReleaseStepAdmin(LargeTableAdmin):
     list_display = ["release", "position", "label", "status", "remote_ref"]
+    list_select_related = ["release__mapping__dataset"]
     list_filter = ["status"]
     raw_id_fields = ["release"]
 
 
 @admin.register(ReleaseEvent)
-class ReleaseEventAdmin(admin.ModelAdmin):
+class ReleaseEventAdmin(LargeTableAdmin):
     list_display = ["release", "level", "message", "created_at"]
+    list_select_related = ["release__mapping__dataset"]
     raw_id_fields = ["release", "step"]
 
 
@@ -166,3 +180,19 @@ class AlertAdmin(admin.ModelAdmin):
 class TusUploadAdmin(admin.ModelAdmin):
     list_display = ["id", "filename", "dataset", "user", "offset", "length", "sink", "upload", "expires_at"]
     readonly_fields = ["sink_state", "hash_state", "storage_name", "offset", "length", "locked_until", "upload"]
+
+
+@admin.register(ReleaseDay)
+class ReleaseDayAdmin(admin.ModelAdmin):
+    """The daily roll-ups (portal.rollups): read-only, rewritten by the periodic task."""
+
+    list_display = ["day", "team", "platform", "mapping", "status", "count", "finished"]
+    list_filter = ["platform", "status"]
+    list_select_related = ["team", "mapping__dataset"]
+    date_hierarchy = "day"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

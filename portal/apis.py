@@ -9,10 +9,12 @@ team's), 409 (state conflict).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Prefetch
 from django.http import Http404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
@@ -35,7 +37,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from connectors.base import ConnectorError
 from connectors.registry import CONNECTORS, get_connector_class
 
-from . import permissions, selectors, services
+from . import history_query, permissions, selectors, services
 from .api_auth import ApiTokenAuthentication
 from .filters import ReleaseFilter
 from .models import (
@@ -636,7 +638,13 @@ class ReleaseList(APIView):
         if not filterset.is_valid():
             raise serializers.ValidationError(filterset.errors)
         paginator = HistoryPagination()
-        page = paginator.paginate_queryset(filterset.qs, request, view=self)
+        try:
+            with history_query.time_bound() if request.query_params.get("q", "").strip() else nullcontext():
+                page = paginator.paginate_queryset(filterset.qs, request, view=self)
+        except history_query.SearchTimeout:
+            raise serializers.ValidationError(
+                {"q": ["This search takes too long: narrow it with since/until, platform or status."]}
+            ) from None
         return paginator.get_paginated_response(ReleaseOutput(page, many=True).data)
 
     @extend_schema(
@@ -753,7 +761,10 @@ class ReleaseSetList(APIView):
     def get(self, request: Request) -> Response:
         from .models import ReleaseSet
 
-        sets = permissions.scope(request.user, ReleaseSet.objects.all())[:50]
+        releases = Release.objects.select_related("mapping__connection", "created_by").prefetch_related("steps")
+        sets = permissions.scope(
+            request.user, ReleaseSet.objects.prefetch_related(Prefetch("releases", queryset=releases))
+        )[:50]
         return Response(ReleaseSetOutput(sets, many=True).data)
 
     @extend_schema(

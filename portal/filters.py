@@ -5,11 +5,10 @@ from __future__ import annotations
 import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import Q
 
 from connectors.registry import platform_choices
 
-from . import permissions
+from . import history_query, permissions
 from .models import Dataset, Release, ReleaseStatus
 
 
@@ -23,11 +22,12 @@ class ReleaseFilter(django_filters.FilterSet):
     user = django_filters.ModelChoiceFilter(
         field_name="created_by", queryset=get_user_model().objects.none(), empty_label="Anyone", label="User"
     )
+    # Half-open ranges on created_at in the user's time zone, so the history index serves them.
     since = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__gte", label="From", widget=forms.DateInput(attrs={"type": "date"})
+        method="created_since", label="From", widget=forms.DateInput(attrs={"type": "date"})
     )
     until = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__lte", label="To", widget=forms.DateInput(attrs={"type": "date"})
+        method="created_until", label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
 
     class Meta:
@@ -42,16 +42,24 @@ class ReleaseFilter(django_filters.FilterSet):
             get_user_model().objects.filter(memberships__team_id__in=team_ids).distinct().order_by("username")
         )
 
+    @property
+    def form(self):  # type: ignore[no-untyped-def]
+        if not hasattr(self, "_form"):
+            form = super().form
+            # Plain choices read with one ordinary query: a ModelChoiceField renders through
+            # queryset.iterator(), a server-side cursor (DECLARE/FETCH/CLOSE) per select.
+            for name in ("dataset", "user"):
+                field = form.fields[name]
+                field.widget.choices = [("", field.empty_label)] + [
+                    (obj.pk, field.label_from_instance(obj)) for obj in field.queryset
+                ]
+        return self._form
+
     def search(self, queryset, name, value):  # type: ignore[no-untyped-def]
-        value = value.strip()
-        if not value:
-            return queryset
-        match = (
-            Q(dataset__name__icontains=value)
-            | Q(mapping__name__icontains=value)
-            | Q(steps__remote_ref=value)
-            | Q(error__icontains=value)
-        )
-        if value.lstrip("#").isdigit():
-            match |= Q(pk=int(value.lstrip("#")))
-        return queryset.filter(pk__in=Release.objects.filter(match).values("pk"))
+        return history_query.release_search(queryset, value)
+
+    def created_since(self, queryset, name, value):  # type: ignore[no-untyped-def]
+        return history_query.created_since(queryset, value)
+
+    def created_until(self, queryset, name, value):  # type: ignore[no-untyped-def]
+        return history_query.created_until(queryset, value)

@@ -252,7 +252,10 @@ class ReleaseSet(models.Model):
     def current_releases(self) -> list[Release]:
         """The latest attempt of each mapping, in mapping order."""
         latest: dict[int, Release] = {}
-        for release in self.releases.select_related("mapping__connection").order_by("created_at", "id"):
+        # A list of sets prefetches its releases (apis.ReleaseSetList): use them, not a query per set.
+        prefetched = "releases" in getattr(self, "_prefetched_objects_cache", {})
+        releases = self.releases.all() if prefetched else self.releases.select_related("mapping__connection")
+        for release in sorted(releases, key=lambda r: (r.created_at, r.pk)):
             latest[release.mapping_id] = release
         return sorted(latest.values(), key=lambda r: (r.mapping.name, r.mapping_id))
 
@@ -329,6 +332,10 @@ class Release(models.Model):
             models.Index(fields=["team", "platform", "-created_at", "-id"], name="release_history_platform"),
             models.Index(fields=["dataset", "-created_at", "-id"], name="release_history_dataset"),
             models.Index(fields=["created_by", "-created_at", "-id"], name="release_history_user"),
+            # A mapping's page, its latest release (dashboard) and search by mapping name.
+            models.Index(fields=["mapping", "-created_at", "-id"], name="release_history_mapping"),
+            # PostgreSQL also has trigram indexes on UPPER(error) and on dataset and mapping
+            # names for search; they live in migration 0006 only (SQLite has none), docs/scale.md.
         ]
 
     def __str__(self) -> str:
@@ -386,7 +393,11 @@ class ReleaseStep(models.Model):
     class Meta:
         ordering = ["release", "position"]
         constraints = [models.UniqueConstraint(fields=["release", "position"], name="step_unique_position")]
-        indexes = [models.Index(fields=["status", "next_check_at"], name="step_due")]
+        indexes = [
+            models.Index(fields=["status", "next_check_at"], name="step_due"),
+            # Search by remote reference: equality and prefix (LIKE 'ref%') on PostgreSQL.
+            models.Index(fields=["remote_ref"], name="step_remote_ref", opclasses=["varchar_pattern_ops"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.label} ({self.status})"
@@ -679,3 +690,35 @@ class TusUpload(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.offset}/{self.length})"
+
+
+class ReleaseDay(models.Model):
+    """Releases of one day, rolled up per (team, mapping, platform, status), and per (team,
+    platform, status) with ``mapping`` None, by a periodic task
+    (``portal.rollups``), so that 30-day charts read a few thousand rows instead of millions.
+
+    ``durations`` counts the finished releases per bucket of ``rollups.DURATION_BUCKETS``, which
+    gives percentiles over any set of days to the precision of a bucket (docs/scale.md)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    # None: the row sums every mapping of the team on that platform (what the 30-day charts read).
+    mapping = models.ForeignKey(Mapping, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    platform = models.CharField(max_length=30)
+    status = models.CharField(max_length=10, choices=ReleaseStatus.choices)
+    count = models.PositiveIntegerField()
+    finished = models.PositiveIntegerField(default=0)
+    duration_seconds_sum = models.FloatField(default=0.0)
+    durations = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "mapping", "platform", "status"], name="release_day_unique")
+        ]
+        indexes = [
+            models.Index(fields=["team", "day"], name="release_day_team"),
+            models.Index(fields=["mapping", "day"], name="release_day_mapping"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.mapping_id} {self.status}: {self.count}"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
-from . import permissions
+from . import history_query, permissions
 from .models import Connection, Dataset, Mapping, ObjectState, Release, ReleaseStatus, Upload
 
 
@@ -62,6 +63,12 @@ def failing_mappings(*, user, limit: int = 10) -> QuerySet[Mapping]:  # type: ig
 class Page:
     items: list[Any]
     next_cursor: str | None
+    timed_out: bool = False  # the query hit its time bound (history_query.time_bound)
+    searched_to: datetime | None = None  # a windowed search looked back to here (history_page)
+
+
+# A search looks at this many releases per page at most (history_page).
+SEARCH_WINDOW_ROWS = 50_000
 
 
 def encode_cursor(created_at: datetime, pk: int) -> str:
@@ -88,3 +95,55 @@ def keyset_page(qs: QuerySet[Release], *, cursor: str | None, size: int = 50) ->
     rows = list(qs[: size + 1])
     next_cursor = encode_cursor(rows[size - 1].created_at, rows[size - 1].pk) if len(rows) > size else None
     return Page(items=rows[:size], next_cursor=next_cursor)
+
+
+def history_page(
+    qs: QuerySet[Release],
+    *,
+    cursor: str | None,
+    size: int = 50,
+    search: str = "",
+    window_base: QuerySet[Release] | None = None,
+) -> tuple[Page, str]:
+    """A keyset page of ``qs``, and a total that counts no rows: exact when the first page holds
+    everything, else the planner's estimate (docs/scale.md).
+
+    With a ``search``, the page runs under the search time bound, and, given ``window_base`` (the
+    history without the search) and a text search (history_query.search_is_windowed), it looks
+    only at the SEARCH_WINDOW_ROWS releases of ``window_base`` before the cursor: a search that
+    matches rarely costs one window per page, not the whole table. When the window holds too few
+    matches, ``next_cursor`` continues below it and ``searched_to`` tells how far it looked."""
+    searching, edge = bool(search.strip()), None
+    if searching and window_base is not None and history_query.search_is_windowed(search):
+        older = _before(window_base.order_by("-created_at", "-id"), cursor)
+        edges = list(older.values_list("created_at", flat=True)[SEARCH_WINDOW_ROWS : SEARCH_WINDOW_ROWS + 1])
+        if edges:
+            edge = edges[0]
+            qs = qs.filter(created_at__gt=edge)
+    try:
+        with history_query.time_bound(walk_index=edge is not None) if searching else nullcontext():
+            page = keyset_page(qs, cursor=cursor, size=size)
+    except history_query.SearchTimeout:
+        return Page(items=[], next_cursor=None, timed_out=True), ""
+    if edge is not None and page.next_cursor is None:
+        # Every match newer than the edge is shown: continue with the rows at the edge and older.
+        page = Page(items=page.items, next_cursor=encode_cursor(edge, 2**62), searched_to=edge)
+    if not cursor and page.next_cursor is None:
+        return page, history_query.count_label(len(page.items), exact=True)
+    return page, history_query.count_label(history_query.estimate_count(qs))
+
+
+def _before(qs: QuerySet[Release], cursor: str | None) -> QuerySet[Release]:
+    position = decode_cursor(cursor) if cursor else None
+    if not position:
+        return qs
+    when, pk = position
+    return qs.filter(created_at__lte=when).filter(Q(created_at__lt=when) | Q(id__lt=pk))
+
+
+def open_release_count(*, user) -> str:  # type: ignore[no-untyped-def]
+    """Queued and running releases, counted through the (team, status) index and capped:
+    '10,000+' rather than a count that grows with a backlog."""
+    open_releases = release_history(user=user).filter(status__in=[ReleaseStatus.QUEUED, ReleaseStatus.RUNNING])
+    n = open_releases.order_by()[: history_query.CAPPED_COUNT + 1].count()
+    return f"{history_query.CAPPED_COUNT:,}+" if n > history_query.CAPPED_COUNT else f"{n:,}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import engine, services
+from . import engine, rollups, services
 from .models import ActionRun, Connection, Release
 from .uploads.services import tus_expire
 
@@ -92,3 +92,9 @@ def connection_test_all_task() -> int:
 def upload_expire_task() -> int:
     """Beat: delete unfinished tus uploads past PORTAL_UPLOAD_EXPIRE_SECONDS (portal.uploads)."""
     return tus_expire()
+
+
+@shared_task(name="portal.tasks.release_rollup_task", ignore_result=True)
+def release_rollup_task(days: int = 2) -> int:
+    """Refresh the daily roll-ups the charts read (today and yesterday by default)."""
+    return rollups.release_rollup_days(days=days)

@@ -31,7 +31,6 @@ from .models import (
     Membership,
     ObjectState,
     Release,
-    ReleaseStatus,
     Team,
 )
 from .permissions import MANAGE, OPERATE, VIEW, get_for_user
@@ -66,9 +65,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
             "recent": selectors.release_history(user=user)[:10],
             "failing": selectors.failing_mappings(user=user),
             "connections": selectors.connection_list(user=user),
-            "running_count": selectors.release_history(user=user)
-            .filter(status__in=[ReleaseStatus.QUEUED, ReleaseStatus.RUNNING])
-            .count(),
+            "running_count": selectors.open_release_count(user=user),
         },
     )
 
@@ -630,13 +627,21 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
     base = selectors.release_history(user=request.user)
     filterset = ReleaseFilter(request.GET or None, queryset=base, user=request.user)
     qs = filterset.qs if filterset.is_bound and filterset.is_valid() else base
-    page = selectors.keyset_page(qs, cursor=request.GET.get("after"), size=50)
+    page, total = selectors.history_page(
+        qs, cursor=request.GET.get("after"), size=50, search=request.GET.get("q", ""), window_base=base
+    )
     query = request.GET.copy()
     query.pop("after", None)
     return render(
         request,
         "portal/history.html",
-        {"filter": filterset, "page": page, "query": query.urlencode(), "first_page": not request.GET.get("after")},
+        {
+            "filter": filterset,
+            "page": page,
+            "total": total,
+            "query": query.urlencode(),
+            "first_page": not request.GET.get("after"),
+        },
     )
 
 

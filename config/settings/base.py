@@ -415,3 +415,12 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
     "portal.uploads.middleware.UploadLimitMiddleware",
 )
+
+
+# HISTORY AT SCALE
+# docs/scale.md: the charts read daily roll-ups that this periodic task refreshes.
+# https://docs.celeryq.dev/en/stable/userguide/periodic-tasks.html
+CELERY_BEAT_SCHEDULE["release-rollup"] = {
+    "task": "portal.tasks.release_rollup_task",
+    "schedule": env.float("PORTAL_ROLLUP_SECONDS", default=300.0),
+}
