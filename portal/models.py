@@ -160,6 +160,9 @@ class Mapping(models.Model):
         return self.connection.connector_class.Target.model_validate(self.target)
 
     def release_refusal(self) -> str | None:
+        """Why the pages offer no Release for this mapping, or None."""
+        if self.connection.state != ObjectState.ENABLED:
+            return f"its connection {self.connection.name} is {self.connection.state}"
         try:
             return self.connection.connector_class.release_refusal(self.target_schema())
         except Exception:  # an old target that no longer validates: the release form says why
@@ -292,6 +295,8 @@ class Release(models.Model):
     trigger = models.CharField(max_length=20, default="manual")
     # Unique per team when set: a second submission of the same form returns the same release.
     idempotency_key = models.CharField(max_length=100, blank=True)
+    # sha256 of the API request that used the key: the same key with another body is refused (422).
+    request_fingerprint = models.CharField(max_length=64, blank=True)
     # Handed to the connector as StepContext.release_key (e.g. Toucan's dzuuid).
     key = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     error = models.TextField(blank=True)

@@ -88,3 +88,15 @@ def keyset_page(qs: QuerySet[Release], *, cursor: str | None, size: int = 50) ->
     rows = list(qs[: size + 1])
     next_cursor = encode_cursor(rows[size - 1].created_at, rows[size - 1].pk) if len(rows) > size else None
     return Page(items=rows[:size], next_cursor=next_cursor)
+
+
+def mapping_name_suggestion(*, dataset: Dataset, connection: Connection) -> str:
+    """A free name for a new mapping: "<dataset> on <connection>", then " (2)", " (3)"..."""
+    base = f"{dataset.name} on {connection.name}"
+    taken = set(Mapping.objects.filter(dataset=dataset, name__startswith=base).values_list("name", flat=True))
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base} ({n})" in taken:
+        n += 1
+    return f"{base} ({n})"

@@ -33,6 +33,7 @@ from .models import (
     Team,
 )
 from .permissions import MANAGE, OPERATE, VIEW, get_for_user
+from .target_checks import TargetCheck, mapping_target_check
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -116,7 +117,8 @@ def connection_add(request: HtmxHttpRequest) -> HttpResponse:
             actor=request.user,
         )
         services.connection_request_test(connection=connection, actor=request.user)
-        messages.success(request, f"Connection {connection.name} saved. Testing it now.")
+        # Neutral, not green: the test may still fail (its result shows under "Connection test").
+        messages.info(request, f"Connection {connection.name} saved. Its test is running: see Connection test below.")
         return redirect(connection)
     return render(
         request,
@@ -181,7 +183,7 @@ def connection_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             actor=request.user,
         )
         services.connection_request_test(connection=connection, actor=request.user)
-        messages.success(request, "Connection saved. Testing it now.")
+        messages.info(request, "Connection saved. Its test is running: see Connection test below.")
         return redirect(connection)
     return render(
         request,
@@ -339,10 +341,14 @@ def mapping_add(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
     if connection is None:
         return render(request, "portal/mapping_connection.html", {"dataset": dataset, "connections": connections})
     connector_class = connection.connector_class
-    form = MappingForm(request.POST or None, initial={"name": f"{dataset.name} on {connection.name}"})
+    suggested = selectors.mapping_name_suggestion(dataset=dataset, connection=connection)
+    form = MappingForm(request.POST or None, initial={"name": suggested})
     target_form = SchemaForm(request.POST or None, schema=connector_class.Target, prefix="target")
     _mark_browsable(target_form, connection)
+    check = None
     if request.method == "POST" and form.is_valid() and target_form.is_valid():
+        check = _check_target(target_form, connection)
+    if check is not None and not check.problems:
         try:
             mapping = services.mapping_create(
                 dataset=dataset,
@@ -357,6 +363,8 @@ def mapping_add(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
             form.add_error(None, exc)
         else:
             messages.success(request, f"Mapping {mapping.name} created.")
+            if check.unverified:
+                messages.warning(request, check.unverified)
             return redirect(mapping)
     return render(
         request,
@@ -374,7 +382,10 @@ def mapping_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         request.POST or None, schema=connector_class.Target, prefix="target", initial=mapping.target
     )
     _mark_browsable(target_form, mapping.connection)
+    check = None
     if request.method == "POST" and form.is_valid() and target_form.is_valid():
+        check = _check_target(target_form, mapping.connection)
+    if check is not None and not check.problems:
         try:
             services.mapping_update(
                 mapping=mapping, name=form.cleaned_data["name"], target=target_form.validated, actor=request.user
@@ -383,6 +394,8 @@ def mapping_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, exc)
         else:
             messages.success(request, "Mapping saved.")
+            if check.unverified:
+                messages.warning(request, check.unverified)
             return redirect(mapping)
     return render(
         request,
@@ -395,6 +408,14 @@ def mapping_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "mapping": mapping,
         },
     )
+
+
+def _check_target(target_form: SchemaForm, connection: Connection) -> TargetCheck:
+    """Ask the platform whether the target exists; its problems become form errors."""
+    check = mapping_target_check(connection=connection, target=target_form.validated)
+    for problem in check.problems:
+        target_form.add_error(None, problem)
+    return check
 
 
 def _mark_browsable(form: SchemaForm, connection: Connection) -> None:
@@ -699,12 +720,13 @@ __all__ = ["Team"]
 
 # ACCOUNT: personal API tokens
 
+NEW_TOKEN_SESSION_KEY = "portal_new_api_token"  # noqa: S105 - the session entry's name, not a secret
+
 
 @login_required
 def account(request: HtmxHttpRequest) -> HttpResponse:
     from . import tokens
 
-    new_key = None
     if request.method == "POST":
         if request.POST.get("revoke"):
             token = request.user.api_tokens.filter(pk=request.POST["revoke"]).first()
@@ -718,4 +740,9 @@ def account(request: HtmxHttpRequest) -> HttpResponse:
             messages.error(request, "Give the token a name, e.g. the script that will use it.")
         else:
             _token, new_key = tokens.token_create(user=request.user, name=name)
+            # Post/redirect/get: a reload must not create a second token. The key waits in the
+            # server-side session for the next page only, then is gone.
+            request.session[NEW_TOKEN_SESSION_KEY] = new_key
+        return redirect("portal:account")
+    new_key = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
     return render(request, "portal/account.html", {"tokens": request.user.api_tokens.all(), "new_key": new_key})

@@ -1,0 +1,13 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("portal", "0005_history_index")]
+
+    operations = [
+        migrations.AddField(
+            model_name="release",
+            name="request_fingerprint",
+            field=models.CharField(blank=True, max_length=64),
+        ),
+    ]
