@@ -195,3 +195,37 @@
     });
   });
 })();
+
+// Phones: the top menu collapses behind a Menu button (CSS hides it only when JS runs).
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    var toggle = document.querySelector(".nav-toggle");
+    var bar = document.querySelector(".topbar");
+    if (!toggle || !bar) return;
+    toggle.addEventListener("click", function () {
+      var open = bar.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  });
+})();
+
+// Tables that scroll inside their own box on phones are reachable by keyboard.
+(function () {
+  "use strict";
+  function mark() {
+    document.querySelectorAll("table.table").forEach(function (table) {
+      var scrolls = table.scrollWidth > table.clientWidth + 1;
+      if (scrolls && !table.hasAttribute("tabindex")) {
+        table.setAttribute("tabindex", "0");
+        table.setAttribute("data-scroll-box", "");
+      } else if (!scrolls && table.hasAttribute("data-scroll-box")) {
+        table.removeAttribute("tabindex");
+        table.removeAttribute("data-scroll-box");
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", mark);
+  window.addEventListener("resize", mark);
+  document.addEventListener("htmx:afterSettle", mark);
+})();
