@@ -18,7 +18,7 @@ from django_htmx.middleware import HtmxDetails
 
 from connectors.registry import CONNECTORS, get_connector_class
 
-from . import permissions, selectors, services
+from . import permissions, selectors, services, stats_selectors
 from .filters import ReleaseFilter
 from .forms import ConnectionForm, DatasetForm, MappingForm, MemberForm, ReleaseForm, RoleForm, SchemaForm, UploadForm
 from .models import (
@@ -68,6 +68,8 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
             "running_count": selectors.release_history(user=user)
             .filter(status__in=[ReleaseStatus.QUEUED, ReleaseStatus.RUNNING])
             .count(),
+            "daily": stats_selectors.release_daily_counts(user=user),
+            "platform_stats": stats_selectors.platform_stats(user=user),
         },
     )
 
@@ -444,9 +446,19 @@ def mapping_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "panels": platform_panels(request, mapping.connection, mapping),
             "action_runs": mapping.action_runs.select_related("requested_by")[:10],
             "params_version": mapping.params_versions.first(),
+            **_trend_context(mapping),
             **_automation_context(mapping),
         },
     )
+
+
+def _trend_context(mapping: Mapping) -> dict[str, Any]:
+    trend = stats_selectors.mapping_duration_trend(mapping=mapping)
+    return {
+        "trend": trend,
+        "trend_chart": stats_selectors.trend_chart(trend),
+        "trend_summary": stats_selectors.trend_summary(trend),
+    }
 
 
 def _automation_context(mapping: Mapping) -> dict[str, Any]:
@@ -583,6 +595,7 @@ def _release_context(release: Release) -> dict[str, Any]:
         "events": list(release.events.order_by("-created_at", "-id")[:200])[::-1],
         "deliveries": release.deliveries.select_related("channel")[:20],
         "retries": list(release.retries.values_list("pk", flat=True)),
+        "timeline": stats_selectors.release_timeline(release=release),
     }
 
 

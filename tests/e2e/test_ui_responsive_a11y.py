@@ -180,3 +180,23 @@ def test_a_skip_link_and_a_visible_focus_ring(ui, released):
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     width = page.evaluate("parseFloat(getComputedStyle(document.activeElement).outlineWidth)")
     assert outline == "solid" and width >= 2
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_charts_draw_in_the_theme_with_a_text_alternative(ui, released, scheme):
+    page = ui(DESKTOP, scheme)
+    login(page, "alice")
+    for url, chart in ((reverse("portal:dashboard"), "daily"), (released.mapping.get_absolute_url(), "trend")):
+        page.goto(url)
+        figure = page.locator(f"figure[data-chart={chart}]")
+        expect(figure.locator("canvas")).to_have_count(1)
+        label = figure.locator(".chart-canvas").get_attribute("aria-label")
+        assert label and "1" in label
+        assert page.errors == []  # type: ignore[attr-defined]
+    page.goto(released.get_absolute_url())
+    bars = page.locator("svg.gantt rect")
+    expect(bars.first).to_be_visible()
+    assert bars.count() >= 2
+    work = page.evaluate("getComputedStyle(document.querySelector('svg.gantt .seg-work')).fill")
+    accent = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--accent').trim()")
+    assert work and accent, "the timeline is drawn in the theme's accent"
