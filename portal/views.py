@@ -21,6 +21,7 @@ from connectors.registry import CONNECTORS, get_connector_class
 from . import permissions, selectors, services, stats_selectors
 from .filters import ReleaseFilter
 from .forms import ConnectionForm, DatasetForm, MappingForm, MemberForm, ReleaseForm, RoleForm, SchemaForm, UploadForm
+from .history_selectors import history_total
 from .models import (
     AuditEvent,
     Connection,
@@ -646,7 +647,13 @@ def history(request: HtmxHttpRequest) -> HttpResponse:
     return render(
         request,
         "portal/history.html",
-        {"filter": filterset, "page": page, "query": query.urlencode(), "first_page": not request.GET.get("after")},
+        {
+            "filter": filterset,
+            "page": page,
+            "query": query.urlencode(),
+            "first_page": not request.GET.get("after"),
+            "total": history_total(qs),
+        },
     )
 
 
