@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import automation_views, history_views, platform_views, release_set_views, views
+from . import automation_views, bulk_views, history_views, platform_views, release_set_views, views
 
 app_name = "portal"
 
@@ -26,6 +26,7 @@ urlpatterns = [
     path("mappings/<int:mapping_pk>/release/", views.release_create, name="release-create"),
     path("releases/", views.history, name="history"),
     path("releases/export/<str:fmt>/", history_views.history_export, name="history-export"),
+    path("releases/bulk/", bulk_views.history_bulk, name="history-bulk"),
     path("releases/<int:pk>/", views.release_detail, name="release-detail"),
     path("releases/<int:pk>/status/", views.release_status, name="release-status"),
     path("releases/<int:pk>/cancel/", views.release_cancel, name="release-cancel"),

@@ -229,3 +229,13 @@
   window.addEventListener("resize", mark);
   document.addEventListener("htmx:afterSettle", mark);
 })();
+
+// "Select every release on this page" in the history's bulk form.
+(function () {
+  "use strict";
+  document.addEventListener("change", function (event) {
+    var all = event.target;
+    if (!all.matches || !all.matches("[data-select-all]")) return;
+    all.form.querySelectorAll("input[name=ids]").forEach(function (box) { box.checked = all.checked; });
+  });
+})();
