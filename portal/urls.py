@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import automation_views, bulk_views, history_views, platform_views, release_set_views, views
+from . import automation_views, bulk_views, history_views, platform_views, preflight_views, release_set_views, views
 
 app_name = "portal"
 
@@ -24,6 +24,11 @@ urlpatterns = [
     path("mappings/<int:pk>/edit/", views.mapping_edit, name="mapping-edit"),
     path("mappings/<int:pk>/state/<str:state>/", views.mapping_state, name="mapping-state"),
     path("mappings/<int:mapping_pk>/release/", views.release_create, name="release-create"),
+    path(
+        "mappings/<int:mapping_pk>/release/preflight/",
+        preflight_views.release_preflight_view,
+        name="release-preflight",
+    ),
     path("releases/", views.history, name="history"),
     path("releases/export/<str:fmt>/", history_views.history_export, name="history-export"),
     path("releases/bulk/", bulk_views.history_bulk, name="history-bulk"),

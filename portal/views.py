@@ -34,6 +34,7 @@ from .models import (
     Team,
 )
 from .permissions import MANAGE, OPERATE, VIEW, get_for_user
+from .preflight import release_preflight
 from .target_checks import TargetCheck, mapping_target_check
 
 
@@ -557,6 +558,10 @@ def release_create(request: HtmxHttpRequest, mapping_pk: int) -> HttpResponse:
         context={"target": mapping.target_schema()},
         initial=mapping.default_params or None,
     )
+    if request.method == "POST" and form.is_valid() and params_form.is_valid():
+        # The platform would refuse what pre-flight calls a blocker: say so before creating anything.
+        for blocker in release_preflight(mapping=mapping, upload=form.cleaned_data["upload"]).blockers:
+            form.add_error(None, f"{blocker.title}: {blocker.detail}" if blocker.detail else blocker.title)
     if request.method == "POST" and form.is_valid() and params_form.is_valid():
         try:
             release = services.release_create(
