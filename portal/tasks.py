@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from . import engine, services
+from .credential_health import connection_health_check, connections_due
 from .models import ActionRun, Connection, Release
 
 
@@ -71,3 +72,19 @@ def notification_deliver_task(delivery_id: int) -> None:
     )
     if delivery is not None:
         deliver(delivery)
+
+
+@shared_task(name="portal.tasks.connection_health_sweep_task", ignore_result=True)
+def connection_health_sweep_task() -> int:
+    """Daily (beat): one health check task per enabled connection that is due."""
+    due = connections_due()
+    for pk in due:
+        connection_health_task.delay(pk)
+    return len(due)
+
+
+@shared_task(name="portal.tasks.connection_health_task", acks_late=True)
+def connection_health_task(connection_id: int) -> None:
+    connection = Connection.objects.filter(pk=connection_id, state="enabled").first()
+    if connection is not None:
+        connection_health_check(connection=connection)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -235,3 +236,13 @@ PORTAL_WEBHOOK_ALLOW_PRIVATE = env_bool("PORTAL_WEBHOOK_ALLOW_PRIVATE", False)
 # DEMO
 # Base URL of the bundled platform simulators, used by `manage.py seed_demo`.
 PORTAL_SIMULATOR_URL = env.str("PORTAL_SIMULATOR_URL", default="http://127.0.0.1:8100")
+
+# CREDENTIAL HEALTH (docs/credential-health.md)
+# Every enabled connection is tested again by Celery beat at this UTC hour each day, and at
+# most once per PORTAL_HEALTH_MIN_HOURS (a manual test counts).
+PORTAL_HEALTH_HOUR_UTC = env.int("PORTAL_HEALTH_HOUR_UTC", default=5)
+PORTAL_HEALTH_MIN_HOURS = env.float("PORTAL_HEALTH_MIN_HOURS", default=20.0)
+CELERY_BEAT_SCHEDULE["connection-health"] = {
+    "task": "portal.tasks.connection_health_sweep_task",
+    "schedule": crontab(hour=PORTAL_HEALTH_HOUR_UTC, minute=0),
+}
