@@ -413,6 +413,8 @@ class ReleaseEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        # The release page reads a log's tail and pages back by id (portal.release_log).
+        indexes = [models.Index(fields=["release", "id"], name="event_release_id")]
 
     def __str__(self) -> str:
         return self.message[:80]

@@ -1,6 +1,15 @@
 from django.urls import path
 
-from . import automation_views, bulk_views, history_views, platform_views, preflight_views, release_set_views, views
+from . import (
+    automation_views,
+    bulk_views,
+    history_views,
+    platform_views,
+    preflight_views,
+    release_log_views,
+    release_set_views,
+    views,
+)
 
 app_name = "portal"
 
@@ -35,6 +44,8 @@ urlpatterns = [
     path("releases/<int:pk>/", views.release_detail, name="release-detail"),
     path("releases/<int:pk>/status/", views.release_status, name="release-status"),
     path("releases/<int:pk>/cancel/", views.release_cancel, name="release-cancel"),
+    path("releases/<int:pk>/log/", release_log_views.release_log_earlier, name="release-log-earlier"),
+    path("releases/<int:pk>/log/download/", release_log_views.release_log_download, name="release-log-download"),
     path("mappings/<int:pk>/actions/<str:name>/", platform_views.action, {"scope": "mapping"}, name="mapping-action"),
     path(
         "connections/<int:pk>/actions/<str:name>/",

@@ -35,6 +35,7 @@ from .models import (
 )
 from .permissions import MANAGE, OPERATE, VIEW, get_for_user
 from .preflight import release_preflight
+from .release_log import log_page
 from .target_checks import TargetCheck, mapping_target_check
 
 
@@ -598,7 +599,7 @@ def _release_context(release: Release) -> dict[str, Any]:
     return {
         "release": release,
         "steps": steps,
-        "events": list(release.events.order_by("-created_at", "-id")[:200])[::-1],
+        "log": log_page(release=release),
         "deliveries": release.deliveries.select_related("channel")[:20],
         "retries": list(release.retries.values_list("pk", flat=True)),
         "timeline": stats_selectors.release_timeline(release=release),

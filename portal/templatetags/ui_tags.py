@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django import template
 from django.http import HttpRequest
 
@@ -51,3 +54,21 @@ def nav_section(context: template.Context) -> str:
         if name.startswith(prefix):
             return section
     return ""
+
+
+@register.filter
+def param_rows(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """A release's parameters as (name, text) rows: lists joined, objects as compact JSON."""
+
+    def text(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, list):
+            return ", ".join(text(v) if not isinstance(v, dict | list) else json.dumps(v) for v in value)
+        if isinstance(value, dict):
+            return json.dumps(value, sort_keys=True)
+        return str(value)
+
+    return [(key.replace("_", " "), text(value)) for key, value in sorted((params or {}).items())]

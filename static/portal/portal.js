@@ -239,3 +239,23 @@
     all.form.querySelectorAll("input[name=ids]").forEach(function (box) { box.checked = all.checked; });
   });
 })();
+
+// The release log opens at its newest line, and follows new lines while it is at the bottom.
+(function () {
+  "use strict";
+  var pinned = true;
+  function follow() {
+    var log = document.getElementById("release-log");
+    if (log && pinned) log.scrollTop = log.scrollHeight;
+  }
+  document.addEventListener("DOMContentLoaded", follow);
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var log = document.getElementById("release-log");
+    // "Load earlier lines" swaps inside the log: keep the reader where they are.
+    if (log && !log.contains(event.detail.target)) pinned = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var log = document.getElementById("release-log");
+    if (log && !log.contains(event.detail.target)) follow();
+  });
+})();
