@@ -259,3 +259,79 @@
     if (log && !log.contains(event.detail.target)) follow();
   });
 })();
+
+// Keyboard: "/" focuses the page's search (or opens the jump box); Ctrl-K / Cmd-K opens a
+// jump-to box for any dataset, mapping, connection or release by name or id.
+(function () {
+  "use strict";
+  var dialog = null, input = null, list = null, timer = null, seq = 0;
+
+  function typing(el) {
+    return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  }
+  function build() {
+    dialog = document.createElement("dialog");
+    dialog.className = "jump";
+    dialog.setAttribute("aria-label", "Jump to");
+    var label = document.createElement("label");
+    label.textContent = "Jump to a dataset, mapping, connection or release (name or #id)";
+    input = document.createElement("input");
+    input.type = "search"; input.id = "jump-input"; input.autocomplete = "off";
+    label.htmlFor = "jump-input";
+    list = document.createElement("ul");
+    list.className = "jump-results";
+    list.setAttribute("aria-live", "polite");
+    dialog.append(label, input, list);
+    document.body.append(dialog);
+    input.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(search, 150); });
+    dialog.addEventListener("keydown", function (e) {
+      var links = Array.prototype.slice.call(list.querySelectorAll("a"));
+      var at = links.indexOf(document.activeElement);
+      if (e.key === "ArrowDown" && links.length) { e.preventDefault(); links[Math.min(at + 1, links.length - 1)].focus(); }
+      if (e.key === "ArrowUp") { e.preventDefault(); if (at <= 0) input.focus(); else links[at - 1].focus(); }
+      if (e.key === "Enter" && document.activeElement === input && links.length) { e.preventDefault(); links[0].click(); }
+    });
+    dialog.addEventListener("click", function (e) { if (e.target === dialog) dialog.close(); });
+  }
+  function jumpUrl() {
+    var button = document.querySelector("[data-jump-url]");
+    return button ? button.dataset.jumpUrl : "";
+  }
+  function search() {
+    var q = input.value.trim(), mine = ++seq;
+    if (!q) { list.innerHTML = ""; return; }
+    fetch(jumpUrl() + "?q=" + encodeURIComponent(q), {headers: {"Accept": "application/json"}})
+      .then(function (r) { return r.json(); })
+      .then(function (data) {
+        if (mine !== seq) return;
+        list.innerHTML = "";
+        if (!data.results.length) {
+          var none = document.createElement("li"); none.className = "muted"; none.textContent = "Nothing matches.";
+          list.append(none); return;
+        }
+        data.results.forEach(function (r) {
+          var li = document.createElement("li"), a = document.createElement("a"), kind = document.createElement("span");
+          kind.className = "badge"; kind.textContent = r.kind;
+          a.href = r.url; a.append(kind, " " + r.label);
+          li.append(a); list.append(li);
+        });
+      });
+  }
+  function open() {
+    if (!jumpUrl()) return;
+    if (!dialog) build();
+    if (!dialog.open) dialog.showModal();
+    input.select();
+  }
+  document.addEventListener("keydown", function (e) {
+    if ((e.ctrlKey || e.metaKey) && (e.key === "k" || e.key === "K")) { e.preventDefault(); open(); return; }
+    if (e.key === "/" && !e.ctrlKey && !e.metaKey && !e.altKey && !typing(document.activeElement)) {
+      var search = document.querySelector("main input[name=q], main input[type=search]");
+      e.preventDefault();
+      if (search) search.focus(); else open();
+    }
+  });
+  document.addEventListener("click", function (e) {
+    if (e.target.closest && e.target.closest("[data-jump-open]")) open();
+  });
+})();

@@ -200,3 +200,27 @@ def test_the_charts_draw_in_the_theme_with_a_text_alternative(ui, released, sche
     work = page.evaluate("getComputedStyle(document.querySelector('svg.gantt .seg-work')).fill")
     accent = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--accent').trim()")
     assert work and accent, "the timeline is drawn in the theme's accent"
+
+
+def test_slash_focuses_search_and_ctrl_k_jumps_anywhere(ui, released):
+    page = ui(DESKTOP)
+    login(page, "alice")
+    page.goto(reverse("portal:history"))
+    page.keyboard.press("/")
+    expect(page.locator("main input[name=q]")).to_be_focused()
+    page.locator("main h1").click()
+    page.keyboard.press("Control+k")
+    box = page.locator("dialog.jump")
+    expect(box).to_be_visible()
+    page.keyboard.type(released.mapping.name[:8])
+    expect(box.locator(".jump-results a").first).to_be_visible()
+    assert serious_violations(page) == []
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**{released.mapping.get_absolute_url()}")
+    page.keyboard.press("Control+k")
+    page.keyboard.type(f"#{released.pk}")
+    expect(box.locator(".jump-results a").first).to_contain_text(f"Release #{released.pk}")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**{released.get_absolute_url()}")
+    assert page.errors == []  # type: ignore[attr-defined]
