@@ -88,7 +88,7 @@ class DailyCounts:
             else ""
         )
         return (
-            f"{everything} releases in {len(self.days)} days: {t['succeeded']} succeeded, {t['failed']} failed, "
+            f"{everything} release{'' if everything == 1 else 's'} in {len(self.days)} days: {t['succeeded']} succeeded, {t['failed']} failed, "
             f"{t['cancelled']} cancelled, {t['running'] + t['queued']} under way ({rate}){peak}."
         )
 
