@@ -18,7 +18,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from . import permissions
-from .models import Mapping, Release, ReleaseEvent, ReleaseStatus
+from .models import Mapping, Release, ReleaseEvent, ReleaseSet, ReleaseStatus, ReleaseStep
 
 STATUSES = [s.value for s in ReleaseStatus]
 #: Rows read when the database cannot compute percentiles itself (SQLite in `make run`).
@@ -88,8 +88,9 @@ class DailyCounts:
             else ""
         )
         return (
-            f"{everything} release{'' if everything == 1 else 's'} in {len(self.days)} days: {t['succeeded']} succeeded, {t['failed']} failed, "
-            f"{t['cancelled']} cancelled, {t['running'] + t['queued']} under way ({rate}){peak}."
+            f"{everything} release{'' if everything == 1 else 's'} in {len(self.days)} days: "
+            f"{t['succeeded']} succeeded, {t['failed']} failed, {t['cancelled']} cancelled, "
+            f"{t['running'] + t['queued']} under way ({rate}){peak}."
         )
 
     def rows(self) -> list[dict[str, Any]]:
@@ -307,3 +308,57 @@ def release_timeline(*, release: Release) -> list[TimelineBar]:
         )
         for b in bars
     ]
+
+
+# RELEASE SET: its matrix over time
+
+
+@dataclass(frozen=True)
+class SetRow:
+    release_id: int
+    label: str
+    status: str
+    start: float
+    end: float
+    #: (step status, x, width, step label) in 0..TIMELINE_WIDTH
+    segments: list[tuple[str, float, float, str]]
+
+
+def release_set_timeline(*, release_set: ReleaseSet) -> list[SetRow]:
+    """Every release of the set (retries included) on one time axis, a segment per step,
+    coloured by the step's status: the matrix, over time."""
+    releases = list(
+        release_set.releases.filter(started_at__isnull=False).select_related("mapping").order_by("started_at", "id")
+    )
+    if not releases:
+        return []
+    now = timezone.now()
+    origin = min(r.started_at or now for r in releases)
+    steps: dict[int, list[ReleaseStep]] = {}
+    for step in ReleaseStep.objects.filter(release__in=releases, started_at__isnull=False).order_by(
+        "release_id", "position"
+    ):
+        steps.setdefault(step.release_id, []).append(step)
+    end_of_all = max(((r.finished_at or now) - origin).total_seconds() for r in releases) or 1.0
+    scale = TIMELINE_WIDTH / end_of_all
+    attempts: dict[int, int] = {}
+    rows = []
+    for release in releases:
+        attempts[release.mapping_id] = attempts.get(release.mapping_id, 0) + 1
+        segments = []
+        for step in steps.get(release.pk, []):
+            start = ((step.started_at or now) - origin).total_seconds()
+            end = ((step.finished_at or now) - origin).total_seconds()
+            segments.append((step.status, start * scale, max((end - start) * scale, 2.0), step.label))
+        rows.append(
+            SetRow(
+                release_id=release.pk,
+                label=f"{release.mapping.name} #{release.pk}"
+                + (f" (attempt {attempts[release.mapping_id]})" if attempts[release.mapping_id] > 1 else ""),
+                status=release.status,
+                start=((release.started_at or now) - origin).total_seconds(),
+                end=((release.finished_at or now) - origin).total_seconds(),
+                segments=segments,
+            )
+        )
+    return rows

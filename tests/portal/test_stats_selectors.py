@@ -122,3 +122,32 @@ def test_the_pages_carry_the_chart_data_and_its_text(client, bob, toucan_mapping
     mapping_html = client.get(toucan_mapping.get_absolute_url()).content.decode()
     assert 'id="chart-trend-data"' in mapping_html and "Last 2 finished releases" in mapping_html
     assert Release.objects.count() == 2
+
+
+def test_a_release_set_over_time_has_a_row_per_release_and_a_segment_per_step(client, bob, olivia, toucan_mapping):
+    from portal.release_sets import release_set_create
+
+    second = MappingFactory(
+        dataset=toucan_mapping.dataset,
+        connection=toucan_mapping.connection,
+        name="Referential on Toucan",
+        target={"small_app": "demo-app", "data_source": "undeclared.csv", "stage": "staging"},
+    )
+    upload = UploadFactory(dataset=toucan_mapping.dataset, uploaded_by=olivia)
+    release_set = release_set_create(
+        dataset=toucan_mapping.dataset, mappings=[toucan_mapping, second], upload=upload, actor=olivia
+    )
+    for release in release_set.releases.all():
+        drive_release(release)
+    rows = stats_selectors.release_set_timeline(release_set=release_set)
+    assert sorted(r.status for r in rows) == ["failed", "succeeded"]
+    for row in rows:
+        release = Release.objects.get(pk=row.release_id)
+        started = release.steps.filter(started_at__isnull=False).count()
+        assert len(row.segments) == started >= 1
+        assert all(0 <= x <= 1000 and x + w <= 1000.5 for _, x, w, _ in row.segments)
+    failed = next(r for r in rows if r.status == "failed")
+    assert failed.segments[-1][0] == "failed"
+    client.force_login(bob)
+    html = client.get(release_set.get_absolute_url()).content.decode()
+    assert 'class="gantt set-gantt"' in html and "Release set over time:" in html
