@@ -48,6 +48,7 @@ from .models import (
     Mapping,
     ObjectState,
     Release,
+    ReleaseSet,
     ReleaseStep,
     Upload,
 )
@@ -757,7 +758,7 @@ class ReleaseSetList(APIView):
     @extend_schema(
         request=InputSerializer,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
-        responses={201: ReleaseSetOutput},
+        responses={201: ReleaseSetOutput, 422: ErrorOutput},
     )
     def post(self, request: Request) -> Response:
         from .release_sets import release_set_create
@@ -779,6 +780,13 @@ class ReleaseSetList(APIView):
         except ValueError:
             raise serializers.ValidationError({"params": ["Keys are mapping ids."]}) from None
         key = request.headers.get("Idempotency-Key", "").strip()[:80]
+        fingerprint = request_fingerprint(data.validated_data) if key else ""
+        if key and (
+            seen := ReleaseSet.objects.filter(team=dataset.team, idempotency_key=f"api-set:{request.user.pk}:{key}")
+            .values_list("request_fingerprint", flat=True)
+            .first()
+        ):
+            check_reuse(stored=seen, fingerprint=fingerprint)
         release_set = release_set_create(
             dataset=dataset,
             mappings=mappings,
@@ -787,6 +795,8 @@ class ReleaseSetList(APIView):
             params=params,
             idempotency_key=f"api-set:{request.user.pk}:{key}" if key else "",
         )
+        if fingerprint and not release_set.request_fingerprint:
+            ReleaseSet.objects.filter(pk=release_set.pk).update(request_fingerprint=fingerprint)
         return Response(ReleaseSetOutput(release_set).data, status=status.HTTP_201_CREATED)
 
 

@@ -229,6 +229,8 @@ class ReleaseSet(models.Model):
     upload = models.ForeignKey(Upload, null=True, blank=True, on_delete=models.PROTECT, related_name="release_sets")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     idempotency_key = models.CharField(max_length=100, blank=True)
+    # sha256 of the API request that used the key: the same key with another body is refused (422).
+    request_fingerprint = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

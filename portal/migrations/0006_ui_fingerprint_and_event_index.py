@@ -10,6 +10,11 @@ class Migration(migrations.Migration):
             name="request_fingerprint",
             field=models.CharField(blank=True, max_length=64),
         ),
+        migrations.AddField(
+            model_name="releaseset",
+            name="request_fingerprint",
+            field=models.CharField(blank=True, max_length=64),
+        ),
         migrations.AddIndex(
             model_name="releaseevent",
             index=models.Index(fields=["release", "id"], name="event_release_id"),

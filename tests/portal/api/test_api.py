@@ -298,3 +298,16 @@ def test_an_idempotency_key_reused_with_another_body_is_refused_with_422(api, ol
     assert same.json()["id"] == first.json()["id"]
     assert "different request body" in refused.json()["detail"]
     assert Release.objects.count() == 1
+
+
+def test_a_release_set_idempotency_key_is_bound_to_its_body(api, olivia, toucan_mapping, csv_upload):
+    from portal.models import ReleaseSet
+
+    api.as_user(olivia)
+    body = {"dataset": toucan_mapping.dataset_id, "mappings": [toucan_mapping.pk], "upload": csv_upload.pk}
+    first = api.post("/api/v1/release-sets/", body, format="json", HTTP_IDEMPOTENCY_KEY="set-1")
+    again = api.post("/api/v1/release-sets/", body, format="json", HTTP_IDEMPOTENCY_KEY="set-1")
+    other = api.post("/api/v1/release-sets/", {**body, "upload": None}, format="json", HTTP_IDEMPOTENCY_KEY="set-1")
+    assert (first.status_code, again.status_code, other.status_code) == (201, 201, 422)
+    assert first.json()["id"] == again.json()["id"]
+    assert ReleaseSet.objects.count() == 1
