@@ -224,3 +224,40 @@ def test_slash_focuses_search_and_ctrl_k_jumps_anywhere(ui, released):
     page.keyboard.press("Enter")
     page.wait_for_url(f"**{released.get_absolute_url()}")
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1440x900", "390x844"])
+def test_bulk_cancel_from_the_history_after_a_preview(ui, released, viewport):
+    from tests.factories import ReleaseFactory
+
+    queued = [ReleaseFactory(mapping=released.mapping, status="queued") for _ in range(2)]
+    page = ui(viewport)
+    login(page, "olivia")
+    page.goto(reverse("portal:history"))
+    page.locator("[data-select-all]").check()
+    page.select_option("select[name=action]", "cancel")
+    page.click("button:has-text('Preview')")
+    expect(page.locator("h1")).to_have_text("Cancel 2 releases?")
+    expect(page.locator("[data-bulk-summary]")).to_contain_text("1 left alone")
+    assert serious_violations(page) == [] and page_overflow(page) <= 0
+    assert not Release.objects.filter(cancel_requested=True).exists(), "the preview changes nothing"
+    page.click("button:has-text('Cancel 2 releases')")
+    expect(page.locator(".messages")).to_contain_text("Cancel requested for 2 releases.")
+    assert set(Release.objects.filter(cancel_requested=True).values_list("pk", flat=True)) == {r.pk for r in queued}
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1440x900", "390x844"])
+def test_the_release_form_runs_its_pre_flight_live(ui, released, viewport):
+    from tests.factories import UploadFactory as Upload
+
+    Upload(dataset=released.dataset, original_name="newer.csv")  # the factory's bytes: the same as released
+    page = ui(viewport)
+    login(page, "olivia")
+    page.goto(reverse("portal:release-create", args=[released.mapping_id]))
+    panel = page.locator("#preflight .preflight")
+    expect(panel).to_contain_text("The target exists on Toucan Toco")
+    expect(panel.locator("[data-level=warning]")).to_contain_text("Same content as the last release")
+    page.select_option("#id_upload", str(released.upload_id))
+    expect(panel).to_contain_text("This file was already released")
+    assert serious_violations(page) == [] and page_overflow(page) <= 0 and page.errors == []  # type: ignore[attr-defined]
