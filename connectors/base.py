@@ -452,6 +452,12 @@ class Connector[CredentialsT: Schema, TargetT: Schema, ParamsT: Schema]:
         """Perform an action: calls ``action_<name>(target=..., params=...)``."""
         return getattr(self, f"action_{action.name}")(target=target, params=params)
 
+    def check_target(self, target: Schema) -> list[str]:
+        """What the platform says is wrong with ``target`` (e.g. a file it does not declare),
+        as sentences; [] when it is fine or the platform offers no way to ask. Called when a
+        mapping is saved; raises ConnectorError when the platform cannot be asked."""
+        return []
+
     def browse(self, field: str, *, query: str = "", values: Mapping[str, Any] | None = None) -> list[Choice]:
         """Choices for a target field marked ``json_schema_extra={"browse": True}``.
 

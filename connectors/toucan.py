@@ -20,6 +20,7 @@ from .base import (
     Done,
     Failed,
     InvalidResponse,
+    NotFound,
     Schema,
     StepContext,
     StepOutcome,
@@ -123,8 +124,9 @@ class ToucanParams(Schema):
         default="operations", title="Run", description="Whole operations, or a partial run by input domains"
     )
     operations: list[Operation] = Field(default_factory=lambda: list(OPERATIONS), title="Operations")
-    partial_kind: Literal["preprocess", "populate", "populate_release"] = Field(
-        default="preprocess", title="Partial run"
+    # None for whole operations: a release records only what it ran.
+    partial_kind: Literal["preprocess", "populate", "populate_release"] | None = Field(
+        default=None, title="Partial run", description="For a partial run; preprocess when left blank"
     )
     input_domains: list[str] = Field(
         default_factory=list, title="Input domains", description="For a partial run: one domain name per line"
@@ -144,6 +146,9 @@ class ToucanParams(Schema):
             # Keep the platform's order whatever order they were ticked in.
             ordered = [op for op in OPERATIONS if op in self.operations]
             object.__setattr__(self, "operations", ordered)
+            object.__setattr__(self, "partial_kind", None)
+        elif self.partial_kind is None:
+            object.__setattr__(self, "partial_kind", "preprocess")
         if self.mode == "partial" and not self.input_domains:
             raise ValueError("a partial run needs at least one input domain")
         if not self.upload and self.mode == "operations" and not self.operations:
@@ -187,6 +192,23 @@ class ToucanConnector(Connector[ToucanCredentials, ToucanTarget, ToucanParams]):
     def describe_target(cls, target: ToucanTarget) -> str:
         return f"{target.small_app} / {target.data_source} ({target.stage})"
 
+    def check_target(self, target: ToucanTarget) -> list[str]:  # type: ignore[override]  # narrower, as describe_target
+        """The data source must be declared in the small app's etl_config (GET config/etl,
+        as toucan-data-sdk reads it): an undeclared one is refused only at upload otherwise."""
+        try:
+            config = self.http.json("GET", f"/{target.small_app}/config/etl", params={"stage": target.stage})
+        except NotFound:
+            return [f"Toucan has no small app {target.small_app!r}"]
+        sources = config.get("DATA_SOURCES", []) if isinstance(config, dict) else []
+        files = [str(s.get("file")) for s in sources if isinstance(s, dict) and s.get("file")]
+        if target.data_source not in files:
+            declared = ", ".join(files) or "none"
+            return [
+                f"{target.data_source} is not declared in the etl_config of {target.small_app} "
+                f"({target.stage}); declared: {declared}"
+            ]
+        return []
+
     # Releases
 
     @classmethod
@@ -195,7 +217,8 @@ class ToucanConnector(Connector[ToucanCredentials, ToucanTarget, ToucanParams]):
         if params.upload:
             steps.append(StepSpec("upload", f"Upload {target.data_source}", idempotent=True, sends_file=True))
         if params.mode == "partial":
-            steps.append(StepSpec(f"partial:{params.partial_kind}", PARTIAL_PATHS[params.partial_kind][2]))
+            kind = params.partial_kind or "preprocess"
+            steps.append(StepSpec(f"partial:{kind}", PARTIAL_PATHS[kind][2]))
         else:
             steps += [StepSpec(f"operation:{op}", op.replace("_", " ").capitalize()) for op in params.operations]
         return steps

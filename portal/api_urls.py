@@ -1,7 +1,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import apis
+from . import apis, ledger_apis
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -27,6 +27,8 @@ urlpatterns = [
     path("uploads/chunked/<uuid:pk>/complete/", apis.ChunkedComplete.as_view(), name="api-chunked-complete"),
     path("releases/", apis.ReleaseList.as_view(), name="api-releases"),
     path("releases/<int:pk>/", apis.ReleaseDetail.as_view(), name="api-release"),
+    path("releases/<int:pk>/ledger/", ledger_apis.ReleaseLedger.as_view(), name="api-release-ledger"),
+    path("releases/export/<str:fmt>/", ledger_apis.ReleaseExport.as_view(), name="api-release-export"),
     path("releases/<int:pk>/cancel/", apis.ReleaseCancel.as_view(), name="api-release-cancel"),
     path("releases/<int:pk>/retry/", apis.ReleaseRetry.as_view(), name="api-release-retry"),
     path("release-sets/", apis.ReleaseSetList.as_view(), name="api-release-sets"),

@@ -39,7 +39,9 @@ from connectors.registry import CONNECTORS, get_connector_class
 
 from . import history_query, permissions, selectors, services
 from .api_auth import ApiTokenAuthentication
+from .api_schema import ErrorOutput
 from .filters import ReleaseFilter
+from .idempotency import check_reuse, request_fingerprint
 from .models import (
     ActionRun,
     ChunkedUpload,
@@ -48,10 +50,12 @@ from .models import (
     Mapping,
     ObjectState,
     Release,
+    ReleaseSet,
     ReleaseStep,
     Upload,
 )
 from .permissions import MANAGE, OPERATE, VIEW, get_for_user
+from .target_checks import mapping_target_check
 
 # AUTHENTICATION AND ERRORS
 
@@ -333,6 +337,8 @@ class MappingList(APIView):
         dataset = get_for_user(request.user, Dataset.objects.all(), MANAGE, pk=data.validated_data["dataset"])
         connection = get_for_user(request.user, Connection.objects.all(), MANAGE, pk=data.validated_data["connection"])
         target = services.target_validate(connection=connection, data=data.validated_data["target"])
+        if problems := mapping_target_check(connection=connection, target=target).problems:
+            raise serializers.ValidationError({"target": problems})
         mapping = services.mapping_create(
             dataset=dataset, connection=connection, name=data.validated_data["name"], target=target, actor=request.user
         )
@@ -655,10 +661,10 @@ class ReleaseList(APIView):
                 str,
                 OpenApiParameter.HEADER,
                 required=False,
-                description="The same key returns the same release.",
+                description="The same key with the same body returns the same release; with another body, 422.",
             )
         ],
-        responses={201: ReleaseOutput, 200: ReleaseOutput},
+        responses={201: ReleaseOutput, 200: ReleaseOutput, 422: ErrorOutput},
     )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
@@ -674,14 +680,22 @@ class ReleaseList(APIView):
             upload = get_for_user(request.user, Upload.objects.all(), OPERATE, pk=data.validated_data["upload"])
         key = request.headers.get("Idempotency-Key", "").strip()[:80]
         key = f"api:{request.user.pk}:{key}" if key else ""
+        fingerprint = request_fingerprint(data.validated_data) if key else ""
         existing = Release.objects.filter(team=mapping.team, idempotency_key=key).first() if key else None
         if existing is not None:
+            check_reuse(stored=existing.request_fingerprint, fingerprint=fingerprint)
             return Response(ReleaseOutput(existing, context={"with_steps": True}).data, status=status.HTTP_200_OK)
         params = services.params_validate(
             mapping=mapping, data={**(mapping.default_params or {}), **data.validated_data["params"]}
         )
         release = services.release_create(
-            mapping=mapping, upload=upload, params=params, actor=request.user, idempotency_key=key, trigger="api"
+            mapping=mapping,
+            upload=upload,
+            params=params,
+            actor=request.user,
+            idempotency_key=key,
+            trigger="api",
+            request_fingerprint=fingerprint,
         )
         return Response(ReleaseOutput(release, context={"with_steps": True}).data, status=status.HTTP_201_CREATED)
 
@@ -770,7 +784,7 @@ class ReleaseSetList(APIView):
     @extend_schema(
         request=InputSerializer,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
-        responses={201: ReleaseSetOutput},
+        responses={201: ReleaseSetOutput, 422: ErrorOutput},
     )
     def post(self, request: Request) -> Response:
         from .release_sets import release_set_create
@@ -792,6 +806,13 @@ class ReleaseSetList(APIView):
         except ValueError:
             raise serializers.ValidationError({"params": ["Keys are mapping ids."]}) from None
         key = request.headers.get("Idempotency-Key", "").strip()[:80]
+        fingerprint = request_fingerprint(data.validated_data) if key else ""
+        if key and (
+            seen := ReleaseSet.objects.filter(team=dataset.team, idempotency_key=f"api-set:{request.user.pk}:{key}")
+            .values_list("request_fingerprint", flat=True)
+            .first()
+        ):
+            check_reuse(stored=seen, fingerprint=fingerprint)
         release_set = release_set_create(
             dataset=dataset,
             mappings=mappings,
@@ -800,6 +821,8 @@ class ReleaseSetList(APIView):
             params=params,
             idempotency_key=f"api-set:{request.user.pk}:{key}" if key else "",
         )
+        if fingerprint and not release_set.request_fingerprint:
+            ReleaseSet.objects.filter(pk=release_set.pk).update(request_fingerprint=fingerprint)
         return Response(ReleaseSetOutput(release_set).data, status=status.HTTP_201_CREATED)
 
 

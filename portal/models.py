@@ -164,6 +164,9 @@ class Mapping(models.Model):
         return self.connection.connector_class.Target.model_validate(self.target)
 
     def release_refusal(self) -> str | None:
+        """Why the pages offer no Release for this mapping, or None."""
+        if self.connection.state != ObjectState.ENABLED:
+            return f"its connection {self.connection.name} is {self.connection.state}"
         try:
             return self.connection.connector_class.release_refusal(self.target_schema())
         except Exception:  # an old target that no longer validates: the release form says why
@@ -230,6 +233,8 @@ class ReleaseSet(models.Model):
     upload = models.ForeignKey(Upload, null=True, blank=True, on_delete=models.PROTECT, related_name="release_sets")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     idempotency_key = models.CharField(max_length=100, blank=True)
+    # sha256 of the API request that used the key: the same key with another body is refused (422).
+    request_fingerprint = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -299,6 +304,8 @@ class Release(models.Model):
     trigger = models.CharField(max_length=20, default="manual")
     # Unique per team when set: a second submission of the same form returns the same release.
     idempotency_key = models.CharField(max_length=100, blank=True)
+    # sha256 of the API request that used the key: the same key with another body is refused (422).
+    request_fingerprint = models.CharField(max_length=64, blank=True)
     # Handed to the connector as StepContext.release_key (e.g. Toucan's dzuuid).
     key = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     error = models.TextField(blank=True)
@@ -423,6 +430,8 @@ class ReleaseEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        # The release page reads a log's tail and pages back by id (portal.release_log).
+        indexes = [models.Index(fields=["release", "id"], name="event_release_id")]
 
     def __str__(self) -> str:
         return self.message[:80]

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from . import permissions, selectors
+from . import permissions, selectors, stats_selectors
 from .forms import SchemaForm
 from .models import Dataset, ObjectState, ReleaseSet, Upload
 from .permissions import OPERATE, VIEW, get_for_user
@@ -81,6 +81,7 @@ def _matrix(release_set: ReleaseSet) -> dict[str, Any]:
         "columns": range(1, width + 1),
         "status": status,
         "terminal": status != "running",
+        "set_timeline": stats_selectors.release_set_timeline(release_set=release_set),
     }
 
 

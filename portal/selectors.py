@@ -147,3 +147,15 @@ def open_release_count(*, user) -> str:  # type: ignore[no-untyped-def]
     open_releases = release_history(user=user).filter(status__in=[ReleaseStatus.QUEUED, ReleaseStatus.RUNNING])
     n = open_releases.order_by()[: history_query.CAPPED_COUNT + 1].count()
     return f"{history_query.CAPPED_COUNT:,}+" if n > history_query.CAPPED_COUNT else f"{n:,}"
+
+
+def mapping_name_suggestion(*, dataset: Dataset, connection: Connection) -> str:
+    """A free name for a new mapping: "<dataset> on <connection>", then " (2)", " (3)"..."""
+    base = f"{dataset.name} on {connection.name}"
+    taken = set(Mapping.objects.filter(dataset=dataset, name__startswith=base).values_list("name", flat=True))
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base} ({n})" in taken:
+        n += 1
+    return f"{base} ({n})"

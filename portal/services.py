@@ -622,6 +622,7 @@ def release_create(
     trigger: str = "manual",
     schedule: Any = None,
     release_set: Any = None,
+    request_fingerprint: str = "",
 ) -> Release:
     """Create a release and its planned steps, then start it once committed.
 
@@ -652,6 +653,7 @@ def release_create(
                 trigger=trigger,
                 schedule=schedule,
                 release_set=release_set,
+                request_fingerprint=request_fingerprint,
             )
             ReleaseStep.objects.bulk_create(
                 ReleaseStep(release=release, position=i, name=s.name, label=s.label, idempotent=s.idempotent)

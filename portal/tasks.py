@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from . import engine, rollups, services
+from .credential_health import connection_health_check, connections_due
 from .models import ActionRun, Connection, Release
 from .uploads.services import tus_expire
 
@@ -98,3 +99,19 @@ def upload_expire_task() -> int:
 def release_rollup_task(days: int = 2) -> int:
     """Refresh the daily roll-ups the charts read (today and yesterday by default)."""
     return rollups.release_rollup_days(days=days)
+
+
+@shared_task(name="portal.tasks.connection_health_sweep_task", ignore_result=True)
+def connection_health_sweep_task() -> int:
+    """Daily (beat): one health check task per enabled connection that is due."""
+    due = connections_due()
+    for pk in due:
+        connection_health_task.delay(pk)
+    return len(due)
+
+
+@shared_task(name="portal.tasks.connection_health_task", acks_late=True)
+def connection_health_task(connection_id: int) -> None:
+    connection = Connection.objects.filter(pk=connection_id, state="enabled").first()
+    if connection is not None:
+        connection_health_check(connection=connection)

@@ -1,6 +1,17 @@
 from django.urls import path
 
-from . import automation_views, ops_views, platform_views, release_set_views, views
+from . import (
+    automation_views,
+    bulk_views,
+    history_views,
+    jump_views,
+    ops_views,
+    platform_views,
+    preflight_views,
+    release_log_views,
+    release_set_views,
+    views,
+)
 
 app_name = "portal"
 
@@ -24,10 +35,19 @@ urlpatterns = [
     path("mappings/<int:pk>/edit/", views.mapping_edit, name="mapping-edit"),
     path("mappings/<int:pk>/state/<str:state>/", views.mapping_state, name="mapping-state"),
     path("mappings/<int:mapping_pk>/release/", views.release_create, name="release-create"),
+    path(
+        "mappings/<int:mapping_pk>/release/preflight/",
+        preflight_views.release_preflight_view,
+        name="release-preflight",
+    ),
     path("releases/", views.history, name="history"),
+    path("releases/export/<str:fmt>/", history_views.history_export, name="history-export"),
+    path("releases/bulk/", bulk_views.history_bulk, name="history-bulk"),
     path("releases/<int:pk>/", views.release_detail, name="release-detail"),
     path("releases/<int:pk>/status/", views.release_status, name="release-status"),
     path("releases/<int:pk>/cancel/", views.release_cancel, name="release-cancel"),
+    path("releases/<int:pk>/log/", release_log_views.release_log_earlier, name="release-log-earlier"),
+    path("releases/<int:pk>/log/download/", release_log_views.release_log_download, name="release-log-download"),
     path("mappings/<int:pk>/actions/<str:name>/", platform_views.action, {"scope": "mapping"}, name="mapping-action"),
     path(
         "connections/<int:pk>/actions/<str:name>/",
@@ -42,6 +62,7 @@ urlpatterns = [
     path("mappings/<int:pk>/params/diff/", platform_views.params_diff, name="params-diff"),
     path("steps/<int:pk>/download/<str:fmt>/", platform_views.step_download, name="step-download"),
     path("account/", views.account, name="account"),
+    path("jump/", jump_views.jump, name="jump"),
     path("datasets/<int:dataset_pk>/release-set/", release_set_views.release_set_new, name="release-set-new"),
     path("sets/", release_set_views.release_set_list, name="release-set-list"),
     path("sets/<int:pk>/", release_set_views.release_set_detail, name="release-set-detail"),

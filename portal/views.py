@@ -19,7 +19,7 @@ from django_htmx.middleware import HtmxDetails
 
 from connectors.registry import CONNECTORS, get_connector_class
 
-from . import permissions, selectors, services
+from . import permissions, selectors, services, stats_selectors
 from .crypto import UNREADABLE_CREDENTIALS
 from .filters import ReleaseFilter
 from .forms import ConnectionForm, DatasetForm, MappingForm, MemberForm, ReleaseForm, RoleForm, SchemaForm, UploadForm
@@ -34,6 +34,9 @@ from .models import (
     Team,
 )
 from .permissions import MANAGE, OPERATE, VIEW, get_for_user
+from .preflight import release_preflight
+from .release_log import log_page
+from .target_checks import TargetCheck, mapping_target_check
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -66,6 +69,8 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
             "failing": selectors.failing_mappings(user=user),
             "connections": selectors.connection_list(user=user),
             "running_count": selectors.open_release_count(user=user),
+            "daily": stats_selectors.release_daily_counts(user=user),
+            "platform_stats": stats_selectors.platform_stats(user=user),
         },
     )
 
@@ -119,7 +124,8 @@ def connection_add(request: HtmxHttpRequest) -> HttpResponse:
             form.add_error(None, exc)
         else:
             services.connection_request_test(connection=connection, actor=request.user)
-            messages.success(request, f"Connection {connection.name} saved. Testing it now.")
+            # Neutral, not green: the test may still fail (its result shows under "Connection test").
+            messages.info(request, f"Connection {connection.name} saved. Its test is running: see Connection test below.")
             return redirect(connection)
     return render(
         request,
@@ -199,7 +205,7 @@ def connection_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, exc)
         else:
             services.connection_request_test(connection=connection, actor=request.user)
-            messages.success(request, "Connection saved. Testing it now.")
+            messages.info(request, "Connection saved. Its test is running: see Connection test below.")
             return redirect(connection)
     elif moved and cred_form.errors:
         form.add_error("base_url", services.DESTINATION_CHANGED)
@@ -359,10 +365,14 @@ def mapping_add(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
     if connection is None:
         return render(request, "portal/mapping_connection.html", {"dataset": dataset, "connections": connections})
     connector_class = connection.connector_class
-    form = MappingForm(request.POST or None, initial={"name": f"{dataset.name} on {connection.name}"})
+    suggested = selectors.mapping_name_suggestion(dataset=dataset, connection=connection)
+    form = MappingForm(request.POST or None, initial={"name": suggested})
     target_form = SchemaForm(request.POST or None, schema=connector_class.Target, prefix="target")
     _mark_browsable(target_form, connection)
+    check = None
     if request.method == "POST" and form.is_valid() and target_form.is_valid():
+        check = _check_target(target_form, connection)
+    if check is not None and not check.problems:
         try:
             mapping = services.mapping_create(
                 dataset=dataset,
@@ -377,6 +387,8 @@ def mapping_add(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
             form.add_error(None, exc)
         else:
             messages.success(request, f"Mapping {mapping.name} created.")
+            if check.unverified:
+                messages.warning(request, check.unverified)
             return redirect(mapping)
     return render(
         request,
@@ -394,7 +406,10 @@ def mapping_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         request.POST or None, schema=connector_class.Target, prefix="target", initial=mapping.target
     )
     _mark_browsable(target_form, mapping.connection)
+    check = None
     if request.method == "POST" and form.is_valid() and target_form.is_valid():
+        check = _check_target(target_form, mapping.connection)
+    if check is not None and not check.problems:
         try:
             services.mapping_update(
                 mapping=mapping, name=form.cleaned_data["name"], target=target_form.validated, actor=request.user
@@ -403,6 +418,8 @@ def mapping_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, exc)
         else:
             messages.success(request, "Mapping saved.")
+            if check.unverified:
+                messages.warning(request, check.unverified)
             return redirect(mapping)
     return render(
         request,
@@ -415,6 +432,14 @@ def mapping_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "mapping": mapping,
         },
     )
+
+
+def _check_target(target_form: SchemaForm, connection: Connection) -> TargetCheck:
+    """Ask the platform whether the target exists; its problems become form errors."""
+    check = mapping_target_check(connection=connection, target=target_form.validated)
+    for problem in check.problems:
+        target_form.add_error(None, problem)
+    return check
 
 
 def _mark_browsable(form: SchemaForm, connection: Connection) -> None:
@@ -443,9 +468,19 @@ def mapping_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             "panels": platform_panels(request, mapping.connection, mapping),
             "action_runs": mapping.action_runs.select_related("requested_by")[:10],
             "params_version": mapping.params_versions.first(),
+            **_trend_context(mapping),
             **_automation_context(mapping),
         },
     )
+
+
+def _trend_context(mapping: Mapping) -> dict[str, Any]:
+    trend = stats_selectors.mapping_duration_trend(mapping=mapping)
+    return {
+        "trend": trend,
+        "trend_chart": stats_selectors.trend_chart(trend),
+        "trend_summary": stats_selectors.trend_summary(trend),
+    }
 
 
 def _automation_context(mapping: Mapping) -> dict[str, Any]:
@@ -545,6 +580,10 @@ def release_create(request: HtmxHttpRequest, mapping_pk: int) -> HttpResponse:
         initial=mapping.default_params or None,
     )
     if request.method == "POST" and form.is_valid() and params_form.is_valid():
+        # The platform would refuse what pre-flight calls a blocker: say so before creating anything.
+        for blocker in release_preflight(mapping=mapping, upload=form.cleaned_data["upload"]).blockers:
+            form.add_error(None, f"{blocker.title}: {blocker.detail}" if blocker.detail else blocker.title)
+    if request.method == "POST" and form.is_valid() and params_form.is_valid():
         try:
             release = services.release_create(
                 mapping=mapping,
@@ -580,9 +619,10 @@ def _release_context(release: Release) -> dict[str, Any]:
     return {
         "release": release,
         "steps": steps,
-        "events": list(release.events.order_by("-created_at", "-id")[:200])[::-1],
+        "log": log_page(release=release),
         "deliveries": release.deliveries.select_related("channel")[:20],
         "retries": list(release.retries.values_list("pk", flat=True)),
+        "timeline": stats_selectors.release_timeline(release=release),
     }
 
 
@@ -728,12 +768,13 @@ __all__ = ["Team"]
 
 # ACCOUNT: personal API tokens
 
+NEW_TOKEN_SESSION_KEY = "portal_new_api_token"  # noqa: S105 - the session entry's name, not a secret
+
 
 @login_required
 def account(request: HtmxHttpRequest) -> HttpResponse:
     from . import tokens
 
-    new_key = None
     if request.method == "POST":
         if request.POST.get("revoke"):
             token = request.user.api_tokens.filter(pk=request.POST["revoke"]).first()
@@ -753,6 +794,12 @@ def account(request: HtmxHttpRequest) -> HttpResponse:
                 _token, new_key = tokens.token_create(user=request.user, name=name, expires_in_days=int(days))
             except ValidationError as exc:
                 messages.error(request, "; ".join(exc.messages))
+            else:
+                # Post/redirect/get: a reload must not create a second token. The key waits in the
+                # server-side session for the next page only, then is gone.
+                request.session[NEW_TOKEN_SESSION_KEY] = new_key
+        return redirect("portal:account")
+    new_key = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
     return render(
         request,
         "portal/account.html",

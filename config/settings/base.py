@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -423,4 +424,15 @@ MIDDLEWARE.insert(
 CELERY_BEAT_SCHEDULE["release-rollup"] = {
     "task": "portal.tasks.release_rollup_task",
     "schedule": env.float("PORTAL_ROLLUP_SECONDS", default=300.0),
+}
+
+
+# CREDENTIAL HEALTH (docs/credential-health.md)
+# Every enabled connection is tested again by Celery beat at this UTC hour each day, and at
+# most once per PORTAL_HEALTH_MIN_HOURS (a manual test counts).
+PORTAL_HEALTH_HOUR_UTC = env.int("PORTAL_HEALTH_HOUR_UTC", default=5)
+PORTAL_HEALTH_MIN_HOURS = env.float("PORTAL_HEALTH_MIN_HOURS", default=20.0)
+CELERY_BEAT_SCHEDULE["connection-health"] = {
+    "task": "portal.tasks.connection_health_sweep_task",
+    "schedule": crontab(hour=PORTAL_HEALTH_HOUR_UTC, minute=0),
 }

@@ -195,3 +195,143 @@
     });
   });
 })();
+
+// Phones: the top menu collapses behind a Menu button (CSS hides it only when JS runs).
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    var toggle = document.querySelector(".nav-toggle");
+    var bar = document.querySelector(".topbar");
+    if (!toggle || !bar) return;
+    toggle.addEventListener("click", function () {
+      var open = bar.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  });
+})();
+
+// Tables that scroll inside their own box on phones are reachable by keyboard.
+(function () {
+  "use strict";
+  function mark() {
+    document.querySelectorAll("table.table").forEach(function (table) {
+      var scrolls = table.scrollWidth > table.clientWidth + 1;
+      if (scrolls && !table.hasAttribute("tabindex")) {
+        table.setAttribute("tabindex", "0");
+        table.setAttribute("data-scroll-box", "");
+      } else if (!scrolls && table.hasAttribute("data-scroll-box")) {
+        table.removeAttribute("tabindex");
+        table.removeAttribute("data-scroll-box");
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", mark);
+  window.addEventListener("resize", mark);
+  document.addEventListener("htmx:afterSettle", mark);
+})();
+
+// "Select every release on this page" in the history's bulk form.
+(function () {
+  "use strict";
+  document.addEventListener("change", function (event) {
+    var all = event.target;
+    if (!all.matches || !all.matches("[data-select-all]")) return;
+    all.form.querySelectorAll("input[name=ids]").forEach(function (box) { box.checked = all.checked; });
+  });
+})();
+
+// The release log opens at its newest line, and follows new lines while it is at the bottom.
+(function () {
+  "use strict";
+  var pinned = true;
+  function follow() {
+    var log = document.getElementById("release-log");
+    if (log && pinned) log.scrollTop = log.scrollHeight;
+  }
+  document.addEventListener("DOMContentLoaded", follow);
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var log = document.getElementById("release-log");
+    // "Load earlier lines" swaps inside the log: keep the reader where they are.
+    if (log && !log.contains(event.detail.target)) pinned = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var log = document.getElementById("release-log");
+    if (log && !log.contains(event.detail.target)) follow();
+  });
+})();
+
+// Keyboard: "/" focuses the page's search (or opens the jump box); Ctrl-K / Cmd-K opens a
+// jump-to box for any dataset, mapping, connection or release by name or id.
+(function () {
+  "use strict";
+  var dialog = null, input = null, list = null, timer = null, seq = 0;
+
+  function typing(el) {
+    return el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  }
+  function build() {
+    dialog = document.createElement("dialog");
+    dialog.className = "jump";
+    dialog.setAttribute("aria-label", "Jump to");
+    var label = document.createElement("label");
+    label.textContent = "Jump to a dataset, mapping, connection or release (name or #id)";
+    input = document.createElement("input");
+    input.type = "search"; input.id = "jump-input"; input.autocomplete = "off";
+    label.htmlFor = "jump-input";
+    list = document.createElement("ul");
+    list.className = "jump-results";
+    list.setAttribute("aria-live", "polite");
+    dialog.append(label, input, list);
+    document.body.append(dialog);
+    input.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(search, 150); });
+    dialog.addEventListener("keydown", function (e) {
+      var links = Array.prototype.slice.call(list.querySelectorAll("a"));
+      var at = links.indexOf(document.activeElement);
+      if (e.key === "ArrowDown" && links.length) { e.preventDefault(); links[Math.min(at + 1, links.length - 1)].focus(); }
+      if (e.key === "ArrowUp") { e.preventDefault(); if (at <= 0) input.focus(); else links[at - 1].focus(); }
+      if (e.key === "Enter" && document.activeElement === input && links.length) { e.preventDefault(); links[0].click(); }
+    });
+    dialog.addEventListener("click", function (e) { if (e.target === dialog) dialog.close(); });
+  }
+  function jumpUrl() {
+    var button = document.querySelector("[data-jump-url]");
+    return button ? button.dataset.jumpUrl : "";
+  }
+  function search() {
+    var q = input.value.trim(), mine = ++seq;
+    if (!q) { list.innerHTML = ""; return; }
+    fetch(jumpUrl() + "?q=" + encodeURIComponent(q), {headers: {"Accept": "application/json"}})
+      .then(function (r) { return r.json(); })
+      .then(function (data) {
+        if (mine !== seq) return;
+        list.innerHTML = "";
+        if (!data.results.length) {
+          var none = document.createElement("li"); none.className = "muted"; none.textContent = "Nothing matches.";
+          list.append(none); return;
+        }
+        data.results.forEach(function (r) {
+          var li = document.createElement("li"), a = document.createElement("a"), kind = document.createElement("span");
+          kind.className = "badge"; kind.textContent = r.kind;
+          a.href = r.url; a.append(kind, " " + r.label);
+          li.append(a); list.append(li);
+        });
+      });
+  }
+  function open() {
+    if (!jumpUrl()) return;
+    if (!dialog) build();
+    if (!dialog.open) dialog.showModal();
+    input.select();
+  }
+  document.addEventListener("keydown", function (e) {
+    if ((e.ctrlKey || e.metaKey) && (e.key === "k" || e.key === "K")) { e.preventDefault(); open(); return; }
+    if (e.key === "/" && !e.ctrlKey && !e.metaKey && !e.altKey && !typing(document.activeElement)) {
+      var search = document.querySelector("main input[name=q], main input[type=search]");
+      e.preventDefault();
+      if (search) search.focus(); else open();
+    }
+  });
+  document.addEventListener("click", function (e) {
+    if (e.target.closest && e.target.closest("[data-jump-open]")) open();
+  });
+})();

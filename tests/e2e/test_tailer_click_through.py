@@ -229,6 +229,8 @@ def test_a_team_member_launches_a_tailer_operation_and_flips_its_toggles(page, a
     expect_states(page, "enabled", "")
     page.click(".toggles button:has-text('Disable')")
     expect(page.locator(".messages")).to_contain_text("is now disabled")
+    assert len(page.dialogs) == 1 and page.dialogs[0].startswith("Disable"), "disabling asks first"
+    page.dialogs.clear()
     expect_states(page, "disabled", "disabled")
     assert sim_flags(sim, SENT_ID) == (False, False)
     expect(page.locator("a.button:has-text('Release')")).to_have_count(0)

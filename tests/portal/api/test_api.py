@@ -22,7 +22,7 @@ def test_a_token_is_stored_hashed_and_shown_once(alice, client):
     client.force_login(alice)
     page = client.get("/account/").content.decode()
     assert key not in page and token.prefix in page
-    created = client.post("/account/", {"name": "cron"}).content.decode()
+    created = client.post("/account/", {"name": "cron"}, follow=True).content.decode()
     new = ApiToken.objects.get(name="cron")
     assert new.prefix in created and "shown only once" in created
     assert "Copy this token" not in client.get("/account/").content.decode(), "the clear token is not shown again"
@@ -284,3 +284,30 @@ def test_platform_actions_and_connection_test(api, olivia, bob, toucan_mapping, 
     with django_capture_on_commit_callbacks() as callbacks:
         response = api.post(f"/api/v1/connections/{toucan_mapping.connection_id}/test/")
     assert response.status_code == 202 and response.json()["test_pending"] is True and len(callbacks) == 1
+
+
+def test_an_idempotency_key_reused_with_another_body_is_refused_with_422(api, olivia, toucan_mapping, csv_upload):
+    api.as_user(olivia)
+    body = {"mapping": toucan_mapping.pk, "upload": csv_upload.pk, "params": {"operations": ["release"]}}
+    first = api.post("/api/v1/releases/", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    reordered = {"params": {"operations": ["release"]}, "upload": csv_upload.pk, "mapping": toucan_mapping.pk}
+    same = api.post("/api/v1/releases/", reordered, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    other = {**body, "params": {"operations": ["preprocess_data_sources"]}}
+    refused = api.post("/api/v1/releases/", other, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert (first.status_code, same.status_code, refused.status_code) == (201, 200, 422)
+    assert same.json()["id"] == first.json()["id"]
+    assert "different request body" in refused.json()["detail"]
+    assert Release.objects.count() == 1
+
+
+def test_a_release_set_idempotency_key_is_bound_to_its_body(api, olivia, toucan_mapping, csv_upload):
+    from portal.models import ReleaseSet
+
+    api.as_user(olivia)
+    body = {"dataset": toucan_mapping.dataset_id, "mappings": [toucan_mapping.pk], "upload": csv_upload.pk}
+    first = api.post("/api/v1/release-sets/", body, format="json", HTTP_IDEMPOTENCY_KEY="set-1")
+    again = api.post("/api/v1/release-sets/", body, format="json", HTTP_IDEMPOTENCY_KEY="set-1")
+    other = api.post("/api/v1/release-sets/", {**body, "upload": None}, format="json", HTTP_IDEMPOTENCY_KEY="set-1")
+    assert (first.status_code, again.status_code, other.status_code) == (201, 201, 422)
+    assert first.json()["id"] == again.json()["id"]
+    assert ReleaseSet.objects.count() == 1
