@@ -5,20 +5,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
 from .client_ip import client_ip
 
 
+def _django_request(request: Request | HttpRequest) -> HttpRequest:
+    """The Django request under a DRF one; the tus view authenticates plain Django requests."""
+    return request._request if isinstance(request, Request) else request
+
+
 class AnonThrottle(AnonRateThrottle):
     def get_ident(self, request: Request) -> str:
-        return client_ip(request._request)
+        return client_ip(_django_request(request))
 
 
 class UserThrottle(UserRateThrottle):
     def get_ident(self, request: Request) -> str:
-        return client_ip(request._request)
+        return client_ip(_django_request(request))
 
 
 class FailedTokenThrottle(SimpleRateThrottle):
@@ -31,7 +37,7 @@ class FailedTokenThrottle(SimpleRateThrottle):
     duration: int
 
     def get_cache_key(self, request: Request, view: Any) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": client_ip(request._request)}
+        return self.cache_format % {"scope": self.scope, "ident": client_ip(_django_request(request))}
 
     def blocked_for(self, request: Request) -> float | None:
         """Seconds to wait when this client has failed too often, else None."""

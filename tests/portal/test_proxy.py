@@ -55,7 +55,7 @@ def test_the_middleware_sets_remote_addr(settings):
 
 PRODUCTION = {
     "DJANGO_SETTINGS_MODULE": "config.settings.production",
-    "DJANGO_SECRET_KEY": "x" * 50,
+    "DJANGO_SECRET_KEY": "k3-Vq9xZ_r7Lp2Wm8Nc4Bt6Yh1Js5Dg0Fa-e9Qu2Io7Pl3Kx8Zm",  # strong enough for production's check
     "DJANGO_ALLOWED_HOSTS": "portal.example",
     "DATABASE_URL": "postgres://u@h/db",
     "PORTAL_CREDENTIAL_KEYS": "pbo6sn4W8bWgaS_TXJcOBegpfdMBa6i_KcMu_4Z9xdg=",
