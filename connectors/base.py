@@ -32,12 +32,24 @@ class ConnectorError(Exception):
     """
 
     permanent: bool = False
+    #: The request may have reached the platform before this error (a read timeout, a
+    #: connection dropped after sending): for a mutating call the outcome is unknown.
+    maybe_sent: bool = False
 
-    def __init__(self, message: str, *, permanent: bool | None = None, status_code: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool | None = None,
+        status_code: int | None = None,
+        maybe_sent: bool | None = None,
+    ):
         super().__init__(message)
         self.message = message
         if permanent is not None:
             self.permanent = permanent
+        if maybe_sent is not None:
+            self.maybe_sent = maybe_sent
         self.status_code = status_code
 
     def __str__(self) -> str:
@@ -161,6 +173,12 @@ class StepContext:
     remote_ref: str = ""
     output: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     checks: int = 0
+    #: Derived from the release and the step (and changed only when a person asks to send it
+    #: again): send it where the platform honours an idempotency key.
+    idempotency_key: str = ""
+    #: When ``run_step`` was first called for this step (a Unix time), for ``reconcile_step``
+    #: to tell the platform's objects made by this step from older ones.
+    started_at: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +204,9 @@ class Waiting:
     remote_status: str = ""
     output: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     check_after: float | None = None
+    #: How long the remote job is expected to take in all (seconds), when the connector
+    #: knows: the engine checks near that time instead of backing off blindly.
+    expected_seconds: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +220,17 @@ class Failed:
 
 
 StepOutcome = Done | Waiting | Failed
+
+
+@dataclasses.dataclass(frozen=True)
+class NotSent:
+    """``reconcile_step``'s answer when the platform shows the call never happened: the
+    engine may send it again."""
+
+    message: str = ""
+
+
+ReconcileOutcome = Done | Waiting | Failed | NotSent
 TargetState = Literal["enabled", "disabled", "archived"]
 
 
@@ -361,6 +393,31 @@ class Connector:
     def check_step(self, step: StepSpec, ctx: StepContext) -> StepOutcome:
         """Check a waiting step (``ctx.remote_ref``). Read-only: safe to repeat."""
         raise NotImplementedError(f"{self.slug} step {step.name} never waits")
+
+    def reconcile_step(self, step: StepSpec, ctx: StepContext) -> ReconcileOutcome:
+        """Ask the platform whether the mutating call of ``run_step`` happened, after an
+        answer was lost (a timeout, a dropped connection, a worker that died mid-call).
+
+        Return the step's outcome as if ``run_step`` had answered (``Waiting`` with the
+        remote job found, ``Done``, ``Failed``) when it happened, ``NotSent`` when the
+        platform shows it did not. Raise ``NotSupported`` when the platform cannot say:
+        a person then decides. Read-only: safe to repeat.
+        """
+        raise NotSupported(f"{self.label} cannot tell whether this call reached it")
+
+    #: Seconds a step may wait on the platform before it fails, by step name or name
+    #: prefix (the part before ":"), "*" for any other. A mapping may override them.
+    wait_deadlines: ClassVar[Mapping[str, float]] = {"*": 6 * 3600.0}
+
+    @classmethod
+    def wait_deadline(cls, step_name: str, overrides: Mapping[str, Any] | None = None) -> float:
+        """The deadline of a waiting step, in seconds from its start."""
+        for table in (overrides or {}, cls.wait_deadlines):
+            for key in (step_name, step_name.split(":", 1)[0], "*"):
+                value = table.get(key)
+                if isinstance(value, int | float) and value > 0:
+                    return float(value)
+        return 6 * 3600.0
 
     def cancel_step(self, step: StepSpec, ctx: StepContext) -> str | Failed:
         """Cancel the remote job of a waiting step: a message, or a ``Failed`` whose output

@@ -163,10 +163,18 @@ class HttpClient:
         """Send, mapping transport failures onto the typed errors (no URL query in messages)."""
         try:
             return self._client.send(request, stream=stream)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):
+            raise Timeout(f"{method} {safe_url(url)} timed out connecting", maybe_sent=False) from None
         except httpx.TimeoutException:
-            raise Timeout(f"{method} {safe_url(url)} timed out") from None
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            # The request (or part of it) went out: the platform may have acted.
+            raise Timeout(f"{method} {safe_url(url)} timed out", maybe_sent=True) from None
+        except httpx.ConnectError as exc:
             raise Unreachable(f"{method} {safe_url(url)}: cannot reach the platform ({type(exc).__name__})") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            # The connection broke after it was open: the request may have reached the platform.
+            raise Unreachable(
+                f"{method} {safe_url(url)}: the connection broke off ({type(exc).__name__})", maybe_sent=True
+            ) from None
         except httpx.HTTPError as exc:
             raise ConnectorError(f"{method} {safe_url(url)}: {type(exc).__name__}") from None
 

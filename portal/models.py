@@ -139,6 +139,8 @@ class Mapping(models.Model):
     # For platforms with remote toggles: the state the platform last confirmed.
     remote_state = models.CharField(max_length=10, choices=ObjectState.choices, blank=True)
     remote_state_at = models.DateTimeField(null=True, blank=True)
+    # Seconds a waiting step may wait, by step name (or "*"), over the connector's defaults.
+    wait_deadlines = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -270,6 +272,8 @@ class ReleaseStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    # A step's outcome is unknown and the platform cannot say: a person decides (issue 14).
+    ATTENTION = "attention", "Needs attention"
 
 
 TERMINAL_RELEASE = {ReleaseStatus.SUCCEEDED, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED}
@@ -304,6 +308,9 @@ class Release(models.Model):
     release_set = models.ForeignKey(
         ReleaseSet, null=True, blank=True, on_delete=models.CASCADE, related_name="releases"
     )
+    # When the task last enqueued for this release is due; None once a task picked it up.
+    # The sweeper re-dispatches only releases with no task pending (issue 14).
+    dispatch_due_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -352,9 +359,13 @@ class StepStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     SKIPPED = "skipped", "Skipped"
+    # The call may have reached the platform; the engine asks it what happened (reconcile).
+    UNKNOWN = "unknown", "Checking what happened"
+    # The platform cannot say whether the call happened: a person decides.
+    ATTENTION = "attention", "Needs attention"
 
 
-OPEN_STEP = {StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING}
+OPEN_STEP = {StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING, StepStatus.UNKNOWN, StepStatus.ATTENTION}
 
 
 class ReleaseStep(models.Model):
@@ -375,6 +386,12 @@ class ReleaseStep(models.Model):
     transient_failures = models.PositiveIntegerField(default=0)  # in a row; reset by any success
     next_check_at = models.DateTimeField(null=True, blank=True)  # when the engine looks again
     lease_until = models.DateTimeField(null=True, blank=True)  # a worker holds the step until then
+    # Fencing token: bumped by every claim; a worker's writes carry it, so a stale worker's are discarded.
+    fence = models.PositiveIntegerField(default=0)
+    # A waiting step fails past this (the connector's default for the step, or the mapping's).
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by "Send again": part of the idempotency key sent to the platform.
+    sends = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)

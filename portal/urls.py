@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import automation_views, platform_views, release_set_views, views
+from . import attention_views, automation_views, platform_views, release_set_views, views
 
 app_name = "portal"
 
@@ -28,6 +28,11 @@ urlpatterns = [
     path("releases/<int:pk>/", views.release_detail, name="release-detail"),
     path("releases/<int:pk>/status/", views.release_status, name="release-status"),
     path("releases/<int:pk>/cancel/", views.release_cancel, name="release-cancel"),
+    path(
+        "releases/<int:pk>/steps/<int:step_pk>/<str:decision>/",
+        attention_views.release_step_resolve,
+        name="release-step-resolve",
+    ),
     path("mappings/<int:pk>/actions/<str:name>/", platform_views.action, {"scope": "mapping"}, name="mapping-action"),
     path(
         "connections/<int:pk>/actions/<str:name>/",
