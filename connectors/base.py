@@ -17,6 +17,7 @@ calls ``check_step()`` from rescheduled tasks until the step is ``Done`` or ``Fa
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any, ClassVar, Literal
 
@@ -231,6 +232,23 @@ class NotSent:
 
 
 ReconcileOutcome = Done | Waiting | Failed | NotSent
+
+
+def since_start(value: Any, started_at: float | None, *, skew: float = 5.0) -> bool | None:
+    """Whether a platform's ISO 8601 timestamp is at or after a step's start (less ``skew``
+    seconds of clock difference); None when either is missing or unreadable. A time
+    without a zone is taken as UTC."""
+    if started_at is None or not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp() >= started_at - skew
+
+
 TargetState = Literal["enabled", "disabled", "archived"]
 
 

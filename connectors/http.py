@@ -8,6 +8,7 @@ reschedules transient failures, so no worker waits on a platform.
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import json
 import time
@@ -30,6 +31,12 @@ from .base import (
 )
 
 USER_AGENT = "data-release-portal/1.0"
+
+#: The idempotency key of the step being run (set by the engine around a non-idempotent
+#: ``run_step``): sent as ``Idempotency-Key`` on every mutating request, so a platform that
+#: honours it can drop a repeat, and the simulators count calls by it. Never a secret.
+idempotency_key: contextvars.ContextVar[str] = contextvars.ContextVar("idempotency_key", default="")
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -128,6 +135,9 @@ class HttpClient:
         AuthenticationError, NotFound, PermanentError (permanent).
         """
         url = self.url(path)
+        key = idempotency_key.get()
+        if key and method.upper() in MUTATING_METHODS:
+            kwargs["headers"] = {"Idempotency-Key": key, **(kwargs.get("headers") or {})}
         response = self._send(method, url, self._client.build_request(method, url, **kwargs))
         if response.status_code in set(ok):
             return response

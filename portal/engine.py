@@ -43,6 +43,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from pydantic import ValidationError as SchemaError
 
+from connectors import http
 from connectors.base import (
     ConnectorError,
     Done,
@@ -281,8 +282,13 @@ def _advance_step(release: Release, step: ReleaseStep) -> bool:
             )
         if step.attempts == 1:
             event(release, f"{step.label}: started", step=step)
-        with Heartbeat(step):
-            return _call(release, step, lambda connector, spec, ctx: connector.run_step(spec, ctx))
+        # A non-idempotent call carries the step's idempotency key (connectors.http sends it).
+        token = http.idempotency_key.set("" if step.idempotent else _idempotency_key(release, step))
+        try:
+            with Heartbeat(step):
+                return _call(release, step, lambda connector, spec, ctx: connector.run_step(spec, ctx))
+        finally:
+            http.idempotency_key.reset(token)
     if step.status == StepStatus.WAITING:
         # A check is read-only; the lease in next_check_at keeps a duplicate task away.
         if not _claim(step, due & Q(status=StepStatus.WAITING), next_check_at=lease_until, checks=F("checks") + 1):
@@ -433,7 +439,6 @@ def _context(release: Release, step: ReleaseStep) -> StepContext:
         s.name: {**s.output, "remote_ref": s.remote_ref}
         for s in release.steps.filter(status=StepStatus.SUCCEEDED, position__lt=step.position)
     }
-    key = f"{release.key.hex}-{step.position}" + (f"-{step.sends}" if step.sends else "")
     return StepContext(
         target=target,
         params=params,
@@ -443,9 +448,14 @@ def _context(release: Release, step: ReleaseStep) -> StepContext:
         remote_ref=step.remote_ref,
         output=step.output,
         checks=step.checks,
-        idempotency_key=key,
+        idempotency_key=_idempotency_key(release, step),
         started_at=step.started_at.timestamp() if step.started_at else None,
     )
+
+
+def _idempotency_key(release: Release, step: ReleaseStep) -> str:
+    """Stable across retries of the step; new only when a person asks to send it again."""
+    return f"{release.key.hex}-{step.position}" + (f"-{step.sends}" if step.sends else "")
 
 
 def _payload(release: Release) -> FilePayload | None:
