@@ -753,6 +753,14 @@ def release_sweep() -> int:
         .values_list("release_id", flat=True)
         .distinct()[:limit]
     )
+    # An open release none of whose steps is open: only its last advance (lost) was missing.
+    open_step = ReleaseStep.objects.filter(release=OuterRef("pk"), status__in=OPEN_STEP)
+    ids |= set(
+        Release.objects.filter(status__in=OPEN_RELEASE)
+        .filter(Q(dispatch_due_at__isnull=True) | Q(dispatch_due_at__lt=grace))
+        .exclude(Exists(open_step))
+        .values_list("pk", flat=True)[:limit]
+    )
     # A cancel request on a release whose step is mid-wait is handled at the next advance.
     cancel_no_task = Q(dispatch_due_at__isnull=True) | Q(dispatch_due_at__lt=grace)
     ids |= set(
