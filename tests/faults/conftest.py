@@ -9,6 +9,7 @@ the suite's workers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -143,10 +144,8 @@ class Fleet:
         pids = children(worker.pid)
         worker.kill()
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         worker.wait()
         self.workers.remove(worker)
         self.start_worker()
