@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import IO, Any, ClassVar, Literal
+from typing import IO, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -313,6 +313,18 @@ class Download:
     chunks: Iterable[bytes]
 
 
+# TOKENS SHARED ACROSS TASKS
+
+
+class TokenStore(Protocol):
+    """Where a connector keeps a short-lived platform token between tasks (set by the
+    portal as ``Connector.token_store``; encrypted there). ``ttl`` is in seconds."""
+
+    def get(self, name: str) -> str | None: ...
+
+    def put(self, name: str, value: str, *, ttl: float) -> None: ...
+
+
 # THE CONNECTOR
 
 
@@ -345,6 +357,9 @@ class Connector:
     actions: ClassVar[tuple[Action, ...]] = ()
     #: Templates get the class itself: read its attributes, never instantiate it.
     do_not_call_in_templates: ClassVar[bool] = True
+
+    #: Set by the portal: a store that keeps fetched tokens across tasks (None: in memory only).
+    token_store: TokenStore | None = None
 
     def __init__(self, credentials: Schema, *, base_url: str, timeout: float = 30.0):
         self.credentials = credentials

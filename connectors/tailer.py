@@ -446,6 +446,11 @@ class TailerConnector(Connector):
             return token, False
         if self._jwt is not None and time.time() < self._renew_at:
             return self._jwt.get_secret_value(), False
+        if self.token_store is not None and (shared := self.token_store.get("jwt")):
+            # Fetched by an earlier task of this connection, kept until shortly before exp.
+            self._adopt(shared, {})
+            if time.time() < self._renew_at:
+                return shared, False
         return self._fetch_token(), True
 
     def _fetch_token(self) -> str:
@@ -474,6 +479,14 @@ class TailerConnector(Connector):
         token = answer.get("id_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
             raise InvalidResponse("The token endpoint answered without an id_token")
+        exp = self._adopt(token, answer)
+        if self.token_store is not None:
+            self.token_store.put("jwt", token, ttl=self._renew_at - time.time())
+        logger.info("Fetched a Tailer JWT valid until %s", _utc(exp))
+        return token
+
+    def _adopt(self, token: str, answer: dict[str, Any]) -> float:
+        """Use ``token`` from now on, renewed shortly before its exp (returned)."""
         now = time.time()
         try:
             claims = jwt_claims(token)
@@ -489,8 +502,7 @@ class TailerConnector(Connector):
         lifetime = exp - (float(issued) if isinstance(issued, int | float) else now)
         self._renew_at = exp - min(self.token_margin, max(0.0, lifetime) / 10)
         self._jwt = SecretStr(token)
-        logger.info("Fetched a Tailer JWT valid until %s", _utc(exp))
-        return token
+        return exp
 
     def _call(self, path: str, body: dict[str, Any]) -> Any:
         """POST ``body`` with the bearer JWT and return the decoded JSON answer.

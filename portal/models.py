@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from connectors.registry import get_connector_class, platform_choices
 
+from .token_cache import RedisTokenStore
+
 if TYPE_CHECKING:
     from connectors.base import Connector, Schema
 
@@ -96,9 +98,12 @@ class Connection(models.Model):
         return self.connector_class.Credentials.model_validate(decrypt_json(self.credentials_encrypted))
 
     def connector(self) -> Connector:
-        return self.connector_class(
+        connector = self.connector_class(
             self.credentials(), base_url=self.base_url, timeout=settings.PORTAL_HTTP_TIMEOUT_SECONDS
         )
+        # Tokens the platform hands out are shared by every task of this connection (issue 14).
+        connector.token_store = RedisTokenStore(connection_id=self.pk, credentials_encrypted=self.credentials_encrypted)
+        return connector
 
     @property
     def test_pending(self) -> bool:
