@@ -262,7 +262,7 @@ class ReleaseSet(models.Model):
     @staticmethod
     def status_of(releases: list[Release]) -> str:
         statuses = {r.status for r in releases}
-        if statuses & {"queued", "running"}:
+        if statuses & {"queued", "running", "attention"}:  # attention: a person decides, then it goes on
             return "running"
         if statuses == {"succeeded"}:
             return "succeeded"
