@@ -462,7 +462,7 @@ def _payload(release: Release) -> FilePayload | None:
     upload = release.upload
     if upload is None:
         return None
-    storage, name = upload.file.storage, upload.file.name
+    storage, name = upload.file.storage, upload.file.name or ""
     return FilePayload(
         name=upload.original_name,
         size=upload.size,
