@@ -77,88 +77,87 @@ def children(pid: int) -> list[int]:
 
 
 class Fleet:
-    """Worker processes (prefork, 2 children each) and a beat, on the private Redis."""
+    """Worker processes (prefork, 2 children each) and a beat, on the private Redis, each
+    run as the Procfile runs them: under ``scripts/restart-on-exit``, which starts a
+    worker again when it exits (Celery's Redis transport can die on a reconnect)."""
 
     def __init__(self, env: dict[str, str], logdir: Path, workers: int = 2) -> None:
         self.env, self.logdir, self.count = env, logdir, workers
-        self.workers: list[subprocess.Popen[bytes]] = []
-        self.beat: subprocess.Popen[bytes] | None = None
+        self.wrappers: list[subprocess.Popen[bytes]] = []
         self.started = 0
 
     def _spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
         self.started += 1
         log = open(self.logdir / f"{name}-{self.started}.log", "wb")  # noqa: SIM115 - lives as long as the process
         return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", *args],
+            [str(ROOT / "scripts" / "restart-on-exit"), sys.executable, "-m", "celery", "-A", "config", *args],
             cwd=ROOT,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        process = self._spawn(
-            [
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "2",
-                "--pool",
-                "prefork",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "-n",
-                f"fault{self.started}@%h",
-            ],
-            "worker",
-        )
-        deadline = time.monotonic() + 30
-        while len(children(process.pid)) < 2 and time.monotonic() < deadline:
+    def masters(self) -> list[int]:
+        """The Celery worker main processes (children of the wrappers, not their sleeps)."""
+        found = []
+        for wrapper in self.wrappers[: self.count]:
+            for pid in children(wrapper.pid):
+                try:
+                    if b"celery" in (Path("/proc") / str(pid) / "cmdline").read_bytes():
+                        found.append(pid)
+                except OSError:
+                    continue
+        return found
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            masters = self.masters()
+            if len(masters) == self.count and all(len(children(m)) >= 2 for m in masters):
+                return
             time.sleep(0.1)
-        self.workers.append(process)
-        return process
+        raise RuntimeError("the workers did not start")
 
     def start(self) -> None:
         for _ in range(self.count):
-            self.start_worker()
-        self.beat = self._spawn(
-            ["beat", "--loglevel", "INFO", "-S", "celery.beat:PersistentScheduler", "-s", str(self.logdir / "beat")],
-            "beat",
-        )
+            name = f"fault{self.started}@%h"
+            args = ["worker", "--loglevel", "INFO", "--concurrency", "2", "--pool", "prefork", "-n", name]
+            self.wrappers.append(
+                self._spawn([*args, "--without-heartbeat", "--without-gossip", "--without-mingle"], "worker")
+            )
+        beat = ["beat", "--loglevel", "INFO", "-S", "celery.beat:PersistentScheduler", "-s", str(self.logdir / "beat")]
+        self.wrappers.append(self._spawn(beat, "beat"))
+        self.wait_ready()
 
     def pool_children(self) -> list[int]:
-        return [pid for worker in self.workers if worker.poll() is None for pid in children(worker.pid)]
+        return [pid for master in self.masters() for pid in children(master)]
 
     def kill_children(self) -> int:
         """SIGKILL every pool child (the masters start new ones)."""
         pids = self.pool_children()
         for pid in pids:
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         return len(pids)
 
     def kill_worker(self) -> None:
-        """SIGKILL one whole worker, master and children, then start a new one."""
-        worker = next(w for w in self.workers if w.poll() is None)
-        pids = children(worker.pid)
-        worker.kill()
+        """SIGKILL one whole worker, master and children; its wrapper starts it again."""
+        master = self.masters()[0]
+        pids = [master, *children(master)]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        worker.wait()
-        self.workers.remove(worker)
-        self.start_worker()
+        self.wait_ready()
 
     def stop(self) -> None:
-        for process in [*self.workers, *([self.beat] if self.beat else [])]:
-            if process.poll() is None:
-                process.terminate()
-        for process in [*self.workers, *([self.beat] if self.beat else [])]:
+        for wrapper in self.wrappers:
+            if wrapper.poll() is None:
+                wrapper.terminate()
+        for wrapper in self.wrappers:
             try:
-                process.wait(timeout=10)
+                wrapper.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                process.kill()
+                wrapper.kill()
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,9 @@ import time
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from rest_framework.test import APIClient
 
-from portal import services
+from portal import services, tokens
 from portal.models import Release, ReleaseStatus, ReleaseStep, StepStatus
 from tests.helpers import wait_for
 
@@ -144,12 +145,24 @@ def test_redis_down_at_trigger_time(setup, sim, fleet, private_redis, client):
     release = Release.objects.get(mapping=mapping)
     assert release.status == ReleaseStatus.QUEUED
     assert took < 2.0, f"the form answered in {took:.1f} s"
+    # The API too: 201, the release queued, the same one for the same key.
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens.token_create(user=user, name='t')[1]}")
+    body = {"mapping": mapping.pk, "upload": upload.pk, "params": {"operations": ["release"], "upload": False}}
+    began = time.monotonic()
+    answer = api.post("/api/v1/releases/", body, format="json", HTTP_IDEMPOTENCY_KEY="down-1")
+    took = time.monotonic() - began
+    assert answer.status_code == 201, answer.content
+    assert answer.json()["status"] == ReleaseStatus.QUEUED and took < 2.0
+    again = api.post("/api/v1/releases/", body, format="json", HTTP_IDEMPOTENCY_KEY="down-1")
+    assert again.json()["id"] == answer.json()["id"]
+    by_api = Release.objects.get(pk=answer.json()["id"])
     private_redis.start()
     back = time.monotonic()
     wait_for(lambda: Release.objects.get(pk=release.pk).status != ReleaseStatus.QUEUED, timeout=15)
     assert time.monotonic() - back <= 10
-    (release,) = check([release], sim)
-    assert release.status == ReleaseStatus.SUCCEEDED
+    released = check([release, by_api], sim)
+    assert {r.status for r in released} == {ReleaseStatus.SUCCEEDED}
 
 
 def test_an_answer_held_past_the_client_timeout(setup, sim, fleet):
