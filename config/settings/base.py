@@ -221,11 +221,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "retry_on_timeout": True,
     "health_check_interval": 10,
 }
-# The sweeper runs on a queue of its own, so a backlog of release tasks cannot delay it.
-# A worker started without -Q consumes both.
+# The sweeper runs on a queue of its own, so a backlog of release tasks cannot delay it;
+# notifications too, so that they neither wait behind releases nor hold them up.
+# A worker started without -Q consumes every queue.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = {"celery": {}, "sweep": {}}
-CELERY_TASK_ROUTES = {"portal.tasks.release_sweep_task": {"queue": "sweep"}}
+CELERY_TASK_QUEUES = {"celery": {}, "sweep": {}, "notify": {}}
+CELERY_TASK_ROUTES = {
+    "portal.tasks.release_sweep_task": {"queue": "sweep"},
+    "portal.tasks.notify_release_task": {"queue": "notify"},
+    "portal.tasks.notification_deliver_task": {"queue": "notify"},
+}
 
 # HTTP TO PLATFORMS
 PORTAL_HTTP_TIMEOUT_SECONDS = env.float("PORTAL_HTTP_TIMEOUT_SECONDS", default=30.0)
