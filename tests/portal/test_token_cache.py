@@ -58,11 +58,12 @@ def test_new_credentials_fetch_a_new_token(connection, sim):
 
 
 def test_a_token_is_shared_only_until_shortly_before_its_expiry(connection, sim):
-    sim.config("tailer", token_ttl=2)  # renewed 0.2 s before its exp: kept in Redis 1 s
+    # exp is in whole seconds: the token lives 3 to 4 s, kept in Redis until a tenth of that before.
+    sim.config("tailer", token_ttl=4)
     connection.connector().last_runs(TARGET, limit=1)
     connection.connector().last_runs(TARGET, limit=1)
     assert sim.state("tailer")["token_fetches"] == 1
-    time.sleep(2.0)
+    time.sleep(4.2)
     connection.connector().last_runs(TARGET, limit=1)
     assert sim.state("tailer")["token_fetches"] == 2
     assert sim.state("tailer")["auth_failures"] == 0
