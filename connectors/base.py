@@ -17,9 +17,10 @@ calls ``check_step()`` from rescheduled tasks until the step is ``Done`` or ``Fa
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, ClassVar, Literal, Self
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -36,12 +37,24 @@ class ConnectorError(Exception):
     """
 
     permanent: bool = False
+    #: The request may have reached the platform before this error (a read timeout, a
+    #: connection dropped after sending): for a mutating call the outcome is unknown.
+    maybe_sent: bool = False
 
-    def __init__(self, message: str, *, permanent: bool | None = None, status_code: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool | None = None,
+        status_code: int | None = None,
+        maybe_sent: bool | None = None,
+    ):
         super().__init__(message)
         self.message = message
         if permanent is not None:
             self.permanent = permanent
+        if maybe_sent is not None:
+            self.maybe_sent = maybe_sent
         self.status_code = status_code
 
     def __str__(self) -> str:
@@ -165,6 +178,12 @@ class StepContext[TargetT: Schema, ParamsT: Schema]:
     remote_ref: str = ""
     output: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     checks: int = 0
+    #: Derived from the release and the step (and changed only when a person asks to send it
+    #: again): send it where the platform honours an idempotency key.
+    idempotency_key: str = ""
+    #: When ``run_step`` was first called for this step (a Unix time), for ``reconcile_step``
+    #: to tell the platform's objects made by this step from older ones.
+    started_at: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +212,9 @@ class Waiting:
     output: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     check_after: float | None = None
     warning: str = ""
+    #: How long the remote job is expected to take in all (seconds), when the connector
+    #: knows: the engine checks near that time instead of backing off blindly.
+    expected_seconds: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +228,34 @@ class Failed:
 
 
 StepOutcome = Done | Waiting | Failed
+
+
+@dataclasses.dataclass(frozen=True)
+class NotSent:
+    """``reconcile_step``'s answer when the platform shows the call never happened: the
+    engine may send it again."""
+
+    message: str = ""
+
+
+ReconcileOutcome = Done | Waiting | Failed | NotSent
+
+
+def since_start(value: Any, started_at: float | None, *, skew: float = 5.0) -> bool | None:
+    """Whether a platform's ISO 8601 timestamp is at or after a step's start (less ``skew``
+    seconds of clock difference); None when either is missing or unreadable. A time
+    without a zone is taken as UTC."""
+    if started_at is None or not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp() >= started_at - skew
+
+
 TargetState = Literal["enabled", "disabled", "archived"]
 
 
@@ -270,6 +320,18 @@ class Download:
     chunks: Iterable[bytes]
 
 
+# TOKENS SHARED ACROSS TASKS
+
+
+class TokenStore(Protocol):
+    """Where a connector keeps a short-lived platform token between tasks (set by the
+    portal as ``Connector.token_store``; encrypted there). ``ttl`` is in seconds."""
+
+    def get(self, name: str) -> str | None: ...
+
+    def put(self, name: str, value: str, *, ttl: float) -> None: ...
+
+
 # THE CONNECTOR
 
 
@@ -314,6 +376,9 @@ class Connector[CredentialsT: Schema, TargetT: Schema, ParamsT: Schema]:
     actions: ClassVar[tuple[Action, ...]] = ()
     #: Templates get the class itself: read its attributes, never instantiate it.
     do_not_call_in_templates: ClassVar[bool] = True
+
+    #: Set by the portal: a store that keeps fetched tokens across tasks (None: in memory only).
+    token_store: TokenStore | None = None
 
     def __init__(self, credentials: CredentialsT, *, base_url: str, timeout: float = 30.0):
         """``timeout`` bounds each network operation (connect, each read, each write), in seconds.
@@ -411,6 +476,31 @@ class Connector[CredentialsT: Schema, TargetT: Schema, ParamsT: Schema]:
     def check_step(self, step: StepSpec, ctx: StepContext[TargetT, ParamsT]) -> StepOutcome:
         """Check a waiting step (``ctx.remote_ref``). Read-only: safe to repeat."""
         raise NotImplementedError(f"{self.slug} step {step.name} never waits")
+
+    def reconcile_step(self, step: StepSpec, ctx: StepContext[TargetT, ParamsT]) -> ReconcileOutcome:
+        """Ask the platform whether the mutating call of ``run_step`` happened, after an
+        answer was lost (a timeout, a dropped connection, a worker that died mid-call).
+
+        Return the step's outcome as if ``run_step`` had answered (``Waiting`` with the
+        remote job found, ``Done``, ``Failed``) when it happened, ``NotSent`` when the
+        platform shows it did not. Raise ``NotSupported`` when the platform cannot say:
+        a person then decides. Read-only: safe to repeat.
+        """
+        raise NotSupported(f"{self.label} cannot tell whether this call reached it")
+
+    #: Seconds a step may wait on the platform before it fails, by step name or name
+    #: prefix (the part before ":"), "*" for any other. A mapping may override them.
+    wait_deadlines: ClassVar[Mapping[str, float]] = {"*": 6 * 3600.0}
+
+    @classmethod
+    def wait_deadline(cls, step_name: str, overrides: Mapping[str, Any] | None = None) -> float:
+        """The deadline of a waiting step, in seconds from its start."""
+        for table in (overrides or {}, cls.wait_deadlines):
+            for key in (step_name, step_name.split(":", 1)[0], "*"):
+                value = table.get(key)
+                if isinstance(value, int | float) and value > 0:
+                    return float(value)
+        return 6 * 3600.0
 
     def cancel_step(self, step: StepSpec, ctx: StepContext[TargetT, ParamsT]) -> str | Failed:
         """Cancel the remote job of a waiting step: a message, or a ``Failed`` whose output

@@ -42,13 +42,17 @@ from .base import (
     Failed,
     InvalidResponse,
     NotFound,
+    NotSent,
+    NotSupported,
     PermanentError,
+    ReconcileOutcome,
     Schema,
     StepContext,
     StepOutcome,
     StepSpec,
     Table,
     Waiting,
+    since_start,
 )
 from .http import HttpClient, default_error_message, safe_url
 from .statuses import known_status, unknown_status
@@ -353,6 +357,16 @@ def _error_message(response: httpx.Response) -> str:
     return default_error_message(response)
 
 
+def _without_times(spec: Any) -> Any:
+    """A spec without the times the spec store stamps into its ``meta``."""
+    if not isinstance(spec, dict):
+        return spec
+    meta = spec.get("meta")
+    if isinstance(meta, dict):
+        meta = {k: v for k, v in meta.items() if k not in ("create_time", "update_time")}
+    return {**spec, "meta": meta}
+
+
 class DatahqConnector(Connector[DatahqCredentials, DatahqTarget, DatahqParams]):
     slug = "datahq"
     label = "DataHQ spec store"
@@ -505,6 +519,30 @@ class DatahqConnector(Connector[DatahqCredentials, DatahqTarget, DatahqParams]):
                 f"revision {revision} of {target.owner}/{target.dataset} is unknown to the spec store", status_code=404
             ) from None
         return self._outcome(status, ctx.remote_ref, revision, ctx.output)
+
+    # RECONCILE (issue 14): after a lost answer, ask the spec store what happened.
+
+    def reconcile_step(self, step: StepSpec, ctx: StepContext) -> ReconcileOutcome:
+        """The dataset's latest revision tells: our spec, modified since the step started,
+        means the upload happened (follow that revision); no revision, another spec or an
+        older one means it did not. An unreadable time leaves it to a person."""
+        target: DatahqTarget = ctx.target
+        self._check_owner(target)
+        try:
+            status = self._status(f"{self.credentials.ownerid}/{target.dataset}/latest")
+        except NotFound:
+            return NotSent("the spec store has no revision of this dataset")
+        contents = status.get("spec_contents")
+        if not isinstance(contents, dict) or _without_times(contents) != _without_times(ctx.params.spec):
+            return NotSent("the latest revision holds another spec")
+        recent = since_start(status.get("modified"), ctx.started_at)
+        if recent is None:
+            raise NotSupported("the spec store's latest revision has no readable time")
+        if not recent:
+            return NotSent("the latest revision with this spec is older than the release")
+        flow_id = str(status.get("id") or "")
+        revision = self._revision_number(flow_id)
+        return self._outcome(status, flow_id, revision)
 
     # What the portal shows beyond steps
 

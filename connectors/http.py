@@ -8,8 +8,11 @@ reschedules transient failures, so no worker waits on a platform.
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
+import functools
 import json
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -33,6 +36,12 @@ from .errortext import error_sentence
 from .outbound import PinnedTransport, current_policy, short_escaped
 
 USER_AGENT = "data-release-portal/1.0"
+
+#: The idempotency key of the step being run (set by the engine around a non-idempotent
+#: ``run_step``): sent as ``Idempotency-Key`` on every mutating request, so a platform that
+#: honours it can drop a repeat, and the simulators count calls by it. Never a secret.
+idempotency_key: contextvars.ContextVar[str] = contextvars.ContextVar("idempotency_key", default="")
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -113,6 +122,13 @@ def _notify(exchange: Exchange) -> None:
             continue
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process: building one loads the CA bundle,
+    which cost about half of a release task (each task builds its connector afresh)."""
+    return httpx.create_ssl_context()
+
+
 class HttpClient:
     """httpx with explicit timeouts and typed errors.
 
@@ -140,7 +156,8 @@ class HttpClient:
             auth=auth,
             headers={"User-Agent": USER_AGENT, **(headers or {})},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            transport=transport or PinnedTransport(current_policy()),
+            transport=transport or PinnedTransport(current_policy(), ssl_context=_ssl_context()),
+            verify=_ssl_context(),
             follow_redirects=False,
         )
 
@@ -166,6 +183,9 @@ class HttpClient:
         AuthenticationError, NotFound, PermanentError (permanent).
         """
         url = self.url(path)
+        key = idempotency_key.get()
+        if key and method.upper() in MUTATING_METHODS:
+            kwargs["headers"] = {"Idempotency-Key": key, **(kwargs.get("headers") or {})}
         response = self._send(method, url, self._client.build_request(method, url, **kwargs))
         if response.status_code in set(ok):
             return response
@@ -205,10 +225,18 @@ class HttpClient:
             response = self._client.send(request, stream=stream)
             status = response.status_code
             return response
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):
+            raise Timeout(f"{method} {safe_url(url)} timed out connecting", maybe_sent=False) from None
         except httpx.TimeoutException:
-            raise Timeout(f"{method} {safe_url(url)} timed out") from None
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            # The request (or part of it) went out: the platform may have acted.
+            raise Timeout(f"{method} {safe_url(url)} timed out", maybe_sent=True) from None
+        except httpx.ConnectError as exc:
             raise Unreachable(f"{method} {safe_url(url)}: cannot reach the platform ({type(exc).__name__})") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            # The connection broke after it was open: the request may have reached the platform.
+            raise Unreachable(
+                f"{method} {safe_url(url)}: the connection broke off ({type(exc).__name__})", maybe_sent=True
+            ) from None
         except httpx.HTTPError as exc:
             raise ConnectorError(f"{method} {safe_url(url)}: {type(exc).__name__}") from None
         finally:

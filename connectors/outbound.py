@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import ssl
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -230,9 +231,12 @@ class PinnedTransport(httpx.BaseTransport):
     the original name as SNI and for certificate checks.
     """
 
-    def __init__(self, policy: OutboundPolicy, inner: httpx.BaseTransport | None = None):
+    def __init__(
+        self, policy: OutboundPolicy, inner: httpx.BaseTransport | None = None, *, ssl_context: ssl.SSLContext | None = None
+    ):
         self.policy = policy
-        self.inner = inner or httpx.HTTPTransport()
+        # The caller's TLS context (one per process: building one loads the CA bundle).
+        self.inner = inner or httpx.HTTPTransport(verify=ssl_context if ssl_context is not None else True)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         resolved = self.policy.resolve(request.url)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -40,7 +41,10 @@ from .base import (
     Done,
     Failed,
     InvalidResponse,
+    NotSent,
+    NotSupported,
     PermanentError,
+    ReconcileOutcome,
     Schema,
     StepContext,
     StepOutcome,
@@ -48,6 +52,7 @@ from .base import (
     Table,
     TargetState,
     Waiting,
+    since_start,
 )
 from .http import HttpClient, default_error_message
 
@@ -478,6 +483,11 @@ class TailerConnector(Connector[TailerCredentials, TailerTarget, TailerParams]):
             return token, False
         if self._jwt is not None and time.time() < self._renew_at:
             return self._jwt.get_secret_value(), False
+        if self.token_store is not None and (shared := self.token_store.get("jwt")):
+            # Fetched by an earlier task of this connection, kept until shortly before exp.
+            self._adopt(shared, {})
+            if time.time() < self._renew_at:
+                return shared, False
         return self._fetch_token(), True
 
     def _fetch_token(self) -> str:
@@ -507,6 +517,14 @@ class TailerConnector(Connector[TailerCredentials, TailerTarget, TailerParams]):
         token = answer.get("id_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
             raise InvalidResponse("The token endpoint answered without an id_token")
+        exp = self._adopt(token, answer)
+        if self.token_store is not None:
+            self.token_store.put("jwt", token, ttl=self._renew_at - time.time())
+        logger.info("Fetched a Tailer JWT valid until %s", _utc(exp))
+        return token
+
+    def _adopt(self, token: str, answer: dict[str, Any]) -> float:
+        """Use ``token`` from now on, renewed shortly before its exp (returned)."""
         now = time.time()
         try:
             claims = jwt_claims(token)
@@ -522,8 +540,7 @@ class TailerConnector(Connector[TailerCredentials, TailerTarget, TailerParams]):
         lifetime = exp - (float(issued) if isinstance(issued, int | float) else now)
         self._renew_at = exp - min(self.token_margin, max(0.0, lifetime) / 10)
         self._jwt = SecretStr(token)
-        logger.info("Fetched a Tailer JWT valid until %s", _utc(exp))
-        return token
+        return exp
 
     def _call(self, path: str, body: dict[str, Any]) -> Any:
         """POST ``body`` with the bearer JWT and return the decoded JSON answer.
@@ -799,6 +816,26 @@ class TailerConnector(Connector[TailerCredentials, TailerTarget, TailerParams]):
         if key in RUNNING_STATUSES:
             return Waiting(remote_ref=run_id, message=f"{status} ({when})", remote_status=status, output=output)
         return self._unknown(run_id, status, unknown_checks, output, f"status '{status}'")
+
+    # RECONCILE (issue 14): after a lost answer, ask Tailer what happened.
+
+    def reconcile_step(self, step: StepSpec, ctx: StepContext) -> ReconcileOutcome:
+        """The configuration's last runs tell: a run started since the step started is the
+        one launch_job made (follow it); none means it was not launched. Start times Tailer
+        does not give, or gives unreadable, leave it to a person."""
+        target: TailerTarget = ctx.target
+        if ctx.remote_ref:
+            return self.check_step(step, ctx)
+        rows = self.last_runs(target, limit=20)
+        verdicts = [(row, since_start(row.get("start_execution_date"), ctx.started_at)) for row in rows]
+        ours = [row for row, recent in verdicts if recent]
+        if ours:
+            run_id = str(ours[-1].get("run_id") or "")  # the oldest run since the start: ours
+            if run_id:
+                return self.check_step(step, dataclasses.replace(ctx, remote_ref=run_id))
+        if any(recent is None for _, recent in verdicts):
+            raise NotSupported("Tailer's last runs have no readable start time")
+        return NotSent("no run of this configuration started since")
 
     def _unknown(self, run_id: str, status: str, seen: int, output: dict[str, Any], what: str) -> StepOutcome:
         """Keep waiting on an answer we cannot classify, shown as it came, up to a limit.

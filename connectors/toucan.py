@@ -21,6 +21,7 @@ from .base import (
     Failed,
     InvalidResponse,
     NotFound,
+    NotSupported,
     Schema,
     StepContext,
     StepOutcome,
@@ -252,6 +253,18 @@ class ToucanConnector(Connector[ToucanCredentials, ToucanTarget, ToucanParams]):
         stage = ctx.params.stage or target.stage
         operation = self.http.json("GET", f"/{target.small_app}/operations/{ctx.remote_ref}", params={"stage": stage})
         return self._outcome(operation, ctx.output)
+
+    # RECONCILE (issue 14): after a lost answer, ask Toucan what happened.
+
+    def reconcile_step(self, step: StepSpec, ctx: StepContext[ToucanTarget, ToucanParams]) -> StepOutcome:
+        """Toucan can look an operation up by id only, and has no list of operations: with
+        the id stored (the answer came back before the worker died) it says where the
+        operation is; without one it cannot say, and a person decides."""
+        if step.name == "upload":
+            raise NotSupported("the upload is sent again safely")  # idempotent: never reconciled
+        if ctx.remote_ref:
+            return self.check_step(step, ctx)
+        raise NotSupported("Toucan has no way to find an operation whose id never came back")
 
     def _outcome(self, operation: Any, previous: Mapping[str, Any] | None = None) -> StepOutcome:
         """Done, Failed or Waiting from an operation; a status word not known here is ``unknown_status``."""

@@ -1,7 +1,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import apis, ledger_apis
+from . import apis, attention_views, ledger_apis
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -31,6 +31,7 @@ urlpatterns = [
     path("releases/export/<str:fmt>/", ledger_apis.ReleaseExport.as_view(), name="api-release-export"),
     path("releases/<int:pk>/cancel/", apis.ReleaseCancel.as_view(), name="api-release-cancel"),
     path("releases/<int:pk>/retry/", apis.ReleaseRetry.as_view(), name="api-release-retry"),
+    path("releases/<int:pk>/resolve/", attention_views.ReleaseStepResolve.as_view(), name="api-release-resolve"),
     path("release-sets/", apis.ReleaseSetList.as_view(), name="api-release-sets"),
     path("release-sets/<int:pk>/", apis.ReleaseSetDetail.as_view(), name="api-release-set"),
     path("release-sets/<int:pk>/cancel/", apis.ReleaseSetCancel.as_view(), name="api-release-set-cancel"),

@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from connectors.registry import get_connector_class, platform_choices
 
+from .token_cache import RedisTokenStore
+
 if TYPE_CHECKING:
     from connectors.base import Connector, Schema
 
@@ -102,7 +104,10 @@ class Connection(models.Model):
         the short ``PORTAL_HTTP_READ_TIMEOUT_SECONDS`` instead of the workers' ``PORTAL_HTTP_TIMEOUT_SECONDS``.
         """
         timeout = settings.PORTAL_HTTP_READ_TIMEOUT_SECONDS if interactive else settings.PORTAL_HTTP_TIMEOUT_SECONDS
-        return self.connector_class(self.credentials(), base_url=self.base_url, timeout=timeout)
+        connector = self.connector_class(self.credentials(), base_url=self.base_url, timeout=timeout)
+        # Tokens the platform hands out are shared by every task of this connection (issue 14).
+        connector.token_store = RedisTokenStore(connection_id=self.pk, credentials_encrypted=self.credentials_encrypted)
+        return connector
 
     @property
     def test_pending(self) -> bool:
@@ -143,6 +148,8 @@ class Mapping(models.Model):
     # For platforms with remote toggles: the state the platform last confirmed.
     remote_state = models.CharField(max_length=10, choices=ObjectState.choices, blank=True)
     remote_state_at = models.DateTimeField(null=True, blank=True)
+    # Seconds a waiting step may wait, by step name (or "*"), over the connector's defaults.
+    wait_deadlines = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -267,7 +274,7 @@ class ReleaseSet(models.Model):
     @staticmethod
     def status_of(releases: list[Release]) -> str:
         statuses = {r.status for r in releases}
-        if statuses & {"queued", "running"}:
+        if statuses & {"queued", "running", "attention"}:  # attention: a person decides, then it goes on
             return "running"
         if statuses == {"succeeded"}:
             return "succeeded"
@@ -282,6 +289,8 @@ class ReleaseStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    # A step's outcome is unknown and the platform cannot say: a person decides (issue 14).
+    ATTENTION = "attention", "Needs attention"
 
 
 TERMINAL_RELEASE = {ReleaseStatus.SUCCEEDED, ReleaseStatus.FAILED, ReleaseStatus.CANCELLED}
@@ -318,6 +327,9 @@ class Release(models.Model):
     release_set = models.ForeignKey(
         ReleaseSet, null=True, blank=True, on_delete=models.CASCADE, related_name="releases"
     )
+    # When the task last enqueued for this release is due; None once a task picked it up.
+    # The sweeper re-dispatches only releases with no task pending (issue 14).
+    dispatch_due_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -370,9 +382,13 @@ class StepStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     SKIPPED = "skipped", "Skipped"
+    # The call may have reached the platform; the engine asks it what happened (reconcile).
+    UNKNOWN = "unknown", "Checking what happened"
+    # The platform cannot say whether the call happened: a person decides.
+    ATTENTION = "attention", "Needs attention"
 
 
-OPEN_STEP = {StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING}
+OPEN_STEP = {StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING, StepStatus.UNKNOWN, StepStatus.ATTENTION}
 
 
 class ReleaseStep(models.Model):
@@ -393,6 +409,12 @@ class ReleaseStep(models.Model):
     transient_failures = models.PositiveIntegerField(default=0)  # in a row; reset by any success
     next_check_at = models.DateTimeField(null=True, blank=True)  # when the engine looks again
     lease_until = models.DateTimeField(null=True, blank=True)  # a worker holds the step until then
+    # Fencing token: bumped by every claim; a worker's writes carry it, so a stale worker's are discarded.
+    fence = models.PositiveIntegerField(default=0)
+    # A waiting step fails past this (the connector's default for the step, or the mapping's).
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by "Send again": part of the idempotency key sent to the platform.
+    sends = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)

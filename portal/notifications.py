@@ -115,9 +115,10 @@ def release_finished(release: Release) -> None:
     """Queue a delivery per channel that wants this outcome (called once a release ends)."""
     from .tasks import notification_deliver_task
 
-    if release.status not in (ReleaseStatus.FAILED, ReleaseStatus.SUCCEEDED):
+    if release.status not in (ReleaseStatus.FAILED, ReleaseStatus.SUCCEEDED, ReleaseStatus.ATTENTION):
         return
-    event = "failure" if release.status == ReleaseStatus.FAILED else "success"
+    # A release that needs attention is told like a failure: someone has to act.
+    event = "success" if release.status == ReleaseStatus.SUCCEEDED else "failure"
     for channel in channels_for(release):
         if (event == "failure" and channel.on_failure) or (event == "success" and channel.on_success):
             delivery = NotificationDelivery.objects.create(channel=channel, release=release, event=event)

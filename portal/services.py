@@ -742,7 +742,26 @@ def release_cancel(*, release: Release, actor) -> Release:  # type: ignore[no-un
     audit(actor=actor, action="release-cancel", obj=release)
     from .tasks import release_cancel_task
 
-    transaction.on_commit(lambda: release_cancel_task.delay(release.pk))
+    transaction.on_commit(lambda: engine.send_safely(release_cancel_task, release.pk))
+    release.refresh_from_db()
+    return release
+
+
+@transaction.atomic
+def release_step_resolve(*, release: Release, step: ReleaseStep, happened: bool, actor) -> Release:  # type: ignore[no-untyped-def]
+    """A person's answer for a step that needs attention (its outcome is unknown and the
+    platform cannot say): ``happened`` continues from there, else the step is sent again."""
+    if step.release_id != release.pk or step.status != StepStatus.ATTENTION:
+        raise ApplicationError("This step does not need attention (any more).")
+    if release.cancel_requested:
+        raise ApplicationError("This release is being cancelled.")
+    engine.step_resolve(release=release, step=step, happened=happened, who=actor.get_username())
+    audit(
+        actor=actor,
+        action="release-step-happened" if happened else "release-step-send-again",
+        obj=release,
+        changes={"step": step.name},
+    )
     release.refresh_from_db()
     return release
 

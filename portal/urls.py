@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import (
+    attention_views,
     automation_views,
     bulk_views,
     history_views,
@@ -48,6 +49,11 @@ urlpatterns = [
     path("releases/<int:pk>/cancel/", views.release_cancel, name="release-cancel"),
     path("releases/<int:pk>/log/", release_log_views.release_log_earlier, name="release-log-earlier"),
     path("releases/<int:pk>/log/download/", release_log_views.release_log_download, name="release-log-download"),
+    path(
+        "releases/<int:pk>/steps/<int:step_pk>/<str:decision>/",
+        attention_views.release_step_resolve,
+        name="release-step-resolve",
+    ),
     path("mappings/<int:pk>/actions/<str:name>/", platform_views.action, {"scope": "mapping"}, name="mapping-action"),
     path(
         "connections/<int:pk>/actions/<str:name>/",

@@ -6,11 +6,15 @@ connection stores: the connectors cannot tell it from the real platform.
 
 Control endpoints (tests and demos only), under each platform's prefix:
 
-- ``POST /_sim/fail``   ``{"mode": "500"|"429"|"401"|"hang"|"<platform mode>", "times": 1,
-  "match": "<path substring>", "retry_after": 1, "hang_seconds": 40}``
+- ``POST /_sim/fail``   ``{"mode": "500"|"429"|"401"|"hang"|"hold"|"<platform mode>", "times": 1,
+  "match": "<path substring>", "retry_after": 1, "hang_seconds": 40}``. ``hold`` lets the
+  platform act, then holds its answer back ``hang_seconds`` (past a client's timeout).
+  ``unknown_status`` (platforms that support it) reports ``message`` as a job's status.
 - ``POST /_sim/config`` ``{"delay": 0.5}``: seconds per state of a remote job
 - ``POST /_sim/reset``  forget all state and faults
-- ``GET  /_sim/state``  what the simulator holds, for assertions
+- ``GET  /_sim/state``  what the simulator holds, for assertions; ``mutations`` counts
+  the mutating calls the platform accepted (2xx) by logical key: the request's
+  ``Idempotency-Key`` header (the portal sends one per non-idempotent step), method and path
 
 Remote jobs move through their states by the clock (``elapsed // delay``), computed
 when asked: no background task, so a hung request never stalls a job.
@@ -32,6 +36,8 @@ from starlette.types import ASGIApp
 
 #: Fault modes handled for every platform before its own routes see the request.
 GENERIC_MODES = {"500", "502", "503", "429", "401", "403", "hang"}
+#: Methods whose accepted calls are counted in ``mutations``.
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 @dataclasses.dataclass
@@ -102,6 +108,7 @@ class Simulator:
     def reset(self) -> None:
         """Forget every remote object (subclasses extend it)."""
         self.faults.clear()
+        self.mutations: dict[str, int] = {}
 
     def state(self) -> dict[str, Any]:
         """What the simulator holds, for tests."""
@@ -139,9 +146,40 @@ class Simulator:
                     response = await simulator._play(fault)
                     await response(scope, receive, send)
                     return
+                await simulator._serve(inner, scope, receive, send)
+                return
             await inner(scope, receive, send)
 
         return app
+
+    async def _serve(self, inner, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        """Let the platform answer; count an accepted mutating call; play a ``hold`` fault
+        (the platform acted, its answer comes late)."""
+        hold = self.faults.take("hold", scope["path"])
+        status: list[int] = []
+        held: list[dict[str, Any]] = []
+
+        async def recording_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            if hold is not None:
+                held.append(message)
+            else:
+                await send(message)
+
+        await inner(scope, receive, recording_send)
+        if scope["method"] in MUTATING and status and 200 <= status[0] < 300:
+            headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+            key = f"{headers.get('idempotency-key', '-')} {scope['method']} {scope['path']}"
+            with self.lock:
+                self.mutations[key] = self.mutations.get(key, 0) + 1
+        if hold is not None:
+            await asyncio.sleep(hold.hang_seconds)
+            try:
+                for message in held:
+                    await send(message)
+            except Exception:  # the client gave up long ago: that is the point
+                return
 
     async def _play(self, fault: Fault) -> Response:
         if fault.mode == "hang":
@@ -178,4 +216,6 @@ class Simulator:
 
     async def _control_state(self, request: Request) -> Response:
         with self.lock:
-            return JSONResponse({"delay": self.delay, "faults": self.faults.as_list(), **self.state()})
+            return JSONResponse(
+                {"delay": self.delay, "faults": self.faults.as_list(), "mutations": self.mutations, **self.state()}
+            )

@@ -267,7 +267,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # the worker logs through LOGGING (str
 CELERY_BEAT_SCHEDULE = {
     "release-sweeper": {
         "task": "portal.tasks.release_sweep_task",
-        "schedule": env.float("PORTAL_SWEEP_SECONDS", default=30.0),
+        "schedule": env.float("PORTAL_SWEEP_SECONDS", default=5.0),
     },
     "ops-alerts": {
         "task": "portal.tasks.alerts_check_task",
@@ -302,6 +302,41 @@ PORTAL_ENGINE = {
     "LEASE_SECONDS": env.float("PORTAL_LEASE_SECONDS", default=120.0),
     # A step is overdue when its next check is this late; the sweeper re-dispatches it.
     "SWEEP_GRACE_SECONDS": env.float("PORTAL_SWEEP_GRACE_SECONDS", default=30.0),
+    # RELEASE ENGINE UNDER FAULTS (issue 14, docs/engine.md)
+    # The longest Celery countdown; also capped at half the visibility timeout. Longer
+    # waits stay in the database and the sweeper's due-work scan picks them up.
+    "MAX_COUNTDOWN_SECONDS": env.float("PORTAL_MAX_COUNTDOWN_SECONDS", default=300.0),
+    # A dispatched task this late, while the queue is not empty, is taken as lost.
+    "LOST_SECONDS": env.float("PORTAL_LOST_SECONDS", default=900.0),
+    # Releases the sweeper dispatches per run, at most.
+    "SWEEP_BATCH": env.int("PORTAL_SWEEP_BATCH", default=2000),
+}
+
+# CELERY UNDER FAULTS (issue 14, docs/engine.md)
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-settings
+# Reconnect to the broker forever; never cancel a running task when the connection drops
+# (its work is fenced in the database, and acks_late redelivers it only after the
+# visibility timeout, which is set explicitly and far above the longest countdown).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("PORTAL_BROKER_VISIBILITY_TIMEOUT", default=3600),
+    "socket_connect_timeout": 2,
+    "socket_timeout": 10,
+    "retry_on_timeout": True,
+    "health_check_interval": 10,
+}
+# The sweeper runs on a queue of its own, so a backlog of release tasks cannot delay it;
+# notifications too, so that they neither wait behind releases nor hold them up.
+# A worker started without -Q consumes every queue.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = {"celery": {}, "sweep": {}, "notify": {}}
+CELERY_TASK_ROUTES = {
+    "portal.tasks.release_sweep_task": {"queue": "sweep"},
+    "portal.tasks.notify_release_task": {"queue": "notify"},
+    "portal.tasks.notification_deliver_task": {"queue": "notify"},
 }
 
 # HTTP TO PLATFORMS

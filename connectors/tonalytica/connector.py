@@ -21,14 +21,17 @@ from ..base import (
     Failed,
     InvalidResponse,
     NotFound,
+    NotSent,
     NotSupported,
     PermanentError,
+    ReconcileOutcome,
     ServerError,
     StepContext,
     StepOutcome,
     StepSpec,
     Table,
     Waiting,
+    since_start,
 )
 from ..statuses import known_status, unknown_status
 from .client import (
@@ -663,4 +666,36 @@ class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, Ton
         return NotFound(
             f"TONalytica has no query #{int(query_id)} (it was deleted, or this API key cannot see it)",
             status_code=404,
+        )
+
+    # RECONCILE (issue 14): after a lost answer, ask TONalytica what happened.
+
+    def reconcile_step(
+        self, step: StepSpec, ctx: StepContext[TonalyticaTarget, TonalyticaParams]
+    ) -> ReconcileOutcome:
+        """The refresh: with a job id stored, the job says where it is. Without one, the
+        query's latest result tells: retrieved since the step started, it is this run's
+        (the step is done with it); else the refresh is sent again, which is safe here:
+        Redash hands a second identical request the job already running for it (its
+        per-query-hash enqueue lock), and a query refresh changes nothing but the cache."""
+        if step.name != "refresh":
+            raise NotSupported(f"TONalytica step {step.name} is not reconciled")
+        if ctx.remote_ref:
+            return self.check_step(step, ctx)
+        target: TonalyticaTarget = ctx.target
+        query = self.get_query(target.query_id)
+        result_id = query.get("latest_query_data_id")
+        if result_id is None:
+            return NotSent("the query has no result yet")
+        result = self.fetch_result(int(result_id))
+        recent = since_start(result.get("retrieved_at"), ctx.started_at)
+        if recent is None:
+            raise NotSupported("TONalytica's latest result has no readable time")
+        if not recent:
+            return NotSent("the query's latest result is older than the release")
+        return Done(
+            message=f"Result retrieved at {result.get('retrieved_at')}",
+            remote_ref=str(result_id),
+            remote_status="done",
+            output={"query_result_id": int(result_id), "cached": False, "retrieved_at": result.get("retrieved_at")},
         )

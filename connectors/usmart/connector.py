@@ -22,13 +22,16 @@ from ..base import (
     InvalidResponse,
     NoParams,
     NotFound,
+    NotSent,
     NotSupported,
     PermanentError,
+    ReconcileOutcome,
     StepContext,
     StepOutcome,
     StepSpec,
     Table,
     Waiting,
+    since_start,
 )
 from ..http import HttpClient, iter_file
 from ..statuses import known_status, unknown_status
@@ -694,3 +697,58 @@ class UsmartConnector(Connector[UsmartCredentials, UsmartTarget, NoParams]):
                 "created": action == "file:create",
             },
         )
+
+    # RECONCILE (issue 14): after a lost answer, ask uSmart what happened. Kept in one
+    # block at the end of the class so it moves as one piece when the module is split.
+
+    def reconcile_step(self, step: StepSpec, ctx: StepContext) -> ReconcileOutcome:
+        """The dataset's files and pipelines tell.
+
+        The revision: the file (the target's, or the one of our name) updated since the
+        step started is our revision; else it was not made. A pipeline: a run queued or
+        processing now is followed (ours, or a newer one that processes our data too); one
+        processed since the step started is done; else the run was not requested.
+        """
+        target: UsmartTarget = ctx.target
+        dataset = self.view_dataset(target.dataset_guid)
+        if step.name == "revision":
+            upload = ctx.results.get("put_request") or {}
+            name = upload.get("file_name") or (self._file_name(target, ctx.file) if ctx.file else "")
+            files = [
+                f
+                for f in dataset["files"]
+                if (f["guid"] == target.file_guid if target.file_guid else f["name"] == name)
+            ]
+            verdicts = [since_start(f["updated_at"], ctx.started_at) for f in files]
+            for found, recent in zip(files, verdicts, strict=True):
+                if recent:
+                    return Done(
+                        message=f"uSmart shows {found['name']} at revision {found['revision']}",
+                        remote_ref=str(found["guid"]),
+                        output={
+                            "file_guid": found["guid"],
+                            "revision": found["revision"],
+                            "file_name": found["name"],
+                            "file_size": found["size"],
+                            "created": not target.file_guid,
+                        },
+                    )
+            if any(recent is None for recent in verdicts):
+                raise NotSupported("uSmart's file has no readable update time")
+            return NotSent("no file of the dataset was updated since")
+        if step.name.startswith("pipeline:"):
+            guid = step.name.split(":", 1)[1]
+            pipeline = next((p for p in dataset["pipelines"] if p["guid"] == guid), None)
+            if pipeline is None:
+                raise NotFound(f"Output pipeline {target.pipeline_label(guid)} is no longer in the dataset")
+            status = pipeline["status"]
+            if status in PIPELINE_DONE:
+                recent = since_start(pipeline["processed_at"], ctx.started_at)
+                if recent is None:
+                    raise NotSupported("uSmart's pipeline has no readable processing time")
+                if not recent:
+                    return NotSent("the pipeline last processed before the release")
+            elif status in PIPELINE_FAILED:
+                raise NotSupported(f"the pipeline shows a failure ({status}) that may be ours or older")
+            return self._pipeline_outcome(pipeline, pipeline["process_id"] or guid)
+        raise NotSupported(f"uSmart step {step.name} is not reconciled")

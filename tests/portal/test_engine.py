@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from portal import engine, services
-from portal.models import Release, ReleaseStatus, ReleaseStep, StepStatus
+from portal.models import AuditEvent, Release, ReleaseStatus, ReleaseStep, StepStatus
 from tests.helpers import drive_release as drive
 
 pytestmark = pytest.mark.django_db
@@ -98,13 +98,30 @@ def test_a_refused_login_fails_at_once_without_retry(toucan_mapping, csv_upload,
     assert set(release.steps.exclude(name="upload").values_list("status", flat=True)) == {StepStatus.SKIPPED}
 
 
-def test_a_timeout_is_transient(toucan_mapping, csv_upload, alice, dispatched, sim):
+def test_a_timeout_of_a_mutating_call_is_never_retried_blindly(toucan_mapping, csv_upload, alice, dispatched, sim):
+    # The request went out and no answer came: Toucan cannot be asked about an operation
+    # whose id it never sent back, so a person decides.
     sim.fail("toucan", "hang", match="/operations", hang_seconds=3)
     release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
     ReleaseStep.objects.filter(release=release, name="upload").update(status=StepStatus.SUCCEEDED)
     engine.release_advance(release.pk)
     step = release.steps.get(name="operation:release")
-    assert step.status == StepStatus.PENDING and step.transient_failures == 1
+    assert step.status == StepStatus.ATTENTION and step.attempts == 1
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.ATTENTION
+    assert release.events.filter(message__contains="timed out").exists()
+
+
+def test_a_timeout_of_a_check_is_transient(toucan_mapping, csv_upload, alice, dispatched, sim):
+    sim.config("toucan", delay=2)
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    ReleaseStep.objects.filter(release=release, name="upload").update(status=StepStatus.SUCCEEDED)
+    engine.release_advance(release.pk)
+    sim.fail("toucan", "hang", match="/operations/", hang_seconds=3)
+    ReleaseStep.objects.filter(release=release).update(next_check_at=timezone.now())
+    engine.release_advance(release.pk)
+    step = release.steps.get(name="operation:release")
+    assert step.status == StepStatus.WAITING and step.transient_failures == 1
     assert "timed out" in step.message
 
 
@@ -146,12 +163,98 @@ def test_an_interrupted_mutating_step_is_never_repeated_blindly(toucan_mapping, 
     ReleaseStep.objects.filter(release=release, name="operation:release").update(
         status=StepStatus.RUNNING, attempts=1, lease_until=timezone.now() - timedelta(seconds=1)
     )
+    engine.release_advance(release.pk)
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.ATTENTION
+    step = release.steps.get(name="operation:release")
+    assert step.attempts == 1 and step.status == StepStatus.ATTENTION
+    assert "Needs attention" in step.message
+    assert sim.state("toucan")["operations"] == {}
+
+
+def test_an_interrupted_step_whose_answer_came_back_continues_from_the_platform(
+    toucan_mapping, csv_upload, alice, dispatched, sim
+):
+    # The worker stored the operation id, then died: the lookup shows it happened.
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    ReleaseStep.objects.filter(release=release, name="upload").update(status=StepStatus.SUCCEEDED)
+    engine.release_advance(release.pk)
+    step = release.steps.get(name="operation:release")
+    ReleaseStep.objects.filter(pk=step.pk).update(
+        status=StepStatus.RUNNING, lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    release = drive(release)
+    assert release.status == ReleaseStatus.SUCCEEDED
+    assert len(sim.state("toucan")["operations"]) == 1
+    assert release.events.filter(message__contains="shows it happened").exists()
+
+
+@pytest.mark.parametrize("decision", ["happened", "send-again"])
+def test_a_person_decides_a_step_that_needs_attention(toucan_mapping, csv_upload, alice, dispatched, sim, decision):
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    ReleaseStep.objects.filter(release=release, name="upload").update(status=StepStatus.SUCCEEDED)
+    ReleaseStep.objects.filter(release=release, name="operation:release").update(
+        status=StepStatus.RUNNING, attempts=1, lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    engine.release_advance(release.pk)
+    step = release.steps.get(name="operation:release")
+    release.refresh_from_db()
+    services.release_step_resolve(release=release, step=step, happened=decision == "happened", actor=alice)
+    release = drive(release)
+    assert release.status == ReleaseStatus.SUCCEEDED
+    sent = len(sim.state("toucan")["operations"])
+    assert sent == (0 if decision == "happened" else 1)
+    action = "release-step-happened" if decision == "happened" else "release-step-send-again"
+    assert AuditEvent.objects.filter(action=action, object_id=str(release.pk), actor=alice).exists()
+    with pytest.raises(services.ApplicationError):
+        services.release_step_resolve(release=release, step=step, happened=True, actor=alice)
+
+
+def test_a_stale_workers_late_write_is_discarded(toucan_mapping, csv_upload, alice, dispatched, sim):
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    step = release.steps.get(name="upload")
+    stale = ReleaseStep.objects.get(pk=step.pk)
+    stale.fence = step.fence
+    # Another worker claimed the step since (the fence moved on) and finished it.
+    ReleaseStep.objects.filter(pk=step.pk).update(fence=step.fence + 1, status=StepStatus.SUCCEEDED)
+    assert not engine._write(stale, status=StepStatus.FAILED, error="late")
+    assert release.steps.get(pk=step.pk).status == StepStatus.SUCCEEDED
+
+
+def test_a_long_wait_stays_in_the_database(toucan_mapping, csv_upload, alice, dispatched, sim, settings):
+    settings.PORTAL_ENGINE = {**settings.PORTAL_ENGINE, "MAX_COUNTDOWN_SECONDS": 3.0}
+    sim.fail("toucan", "429", match="/operations", retry_after=3000)
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    ReleaseStep.objects.filter(release=release, name="upload").update(status=StepStatus.SUCCEEDED)
+    engine.release_advance(release.pk)
+    step = release.steps.get(name="operation:release")
+    assert step.status == StepStatus.PENDING
+    assert step.next_check_at > timezone.now() + timedelta(seconds=engine.max_countdown())
+    assert all(countdown <= engine.max_countdown() for _, countdown in dispatched)
+    # Once due, the sweeper's scan picks it up.
+    ReleaseStep.objects.filter(pk=step.pk).update(next_check_at=timezone.now())
+    dispatched.clear()
+    assert engine.release_sweep() == 1 and dispatched == [(release.pk, 0)]
+
+
+def test_a_waiting_step_fails_past_its_deadline(toucan_mapping, csv_upload, alice, dispatched, sim):
+    sim.config("toucan", delay=30)
+    toucan_mapping.wait_deadlines = {"operation": 1}
+    toucan_mapping.save()
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    ReleaseStep.objects.filter(release=release, name="upload").update(status=StepStatus.SUCCEEDED)
     release = drive(release)
     assert release.status == ReleaseStatus.FAILED
     step = release.steps.get(name="operation:release")
-    assert step.attempts == 1
-    assert "not sent again" in step.error
-    assert sim.state("toucan")["operations"] == {}
+    assert "deadline" in step.error and step.remote_ref in step.error
+
+
+def test_polling_follows_a_fifth_of_the_elapsed_time(settings):
+    settings.PORTAL_ENGINE = {**settings.PORTAL_ENGINE, "POLL_INITIAL_SECONDS": 2.0, "POLL_MAX_SECONDS": 60.0}
+    assert engine.poll_delay(1, elapsed=1) == 2.0
+    assert engine.poll_delay(5, elapsed=50) == 10.0
+    assert engine.poll_delay(9, elapsed=1000) == 60.0
+    assert engine.poll_delay(2, elapsed=8, expected=9) == 1.0
 
 
 def test_the_sweeper_redispatches_overdue_releases_only(toucan_mapping, csv_upload, alice, dispatched, sim):
