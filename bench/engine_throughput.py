@@ -26,6 +26,10 @@ import threading
 import time
 from pathlib import Path
 
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
+from portal.services.uploads import upload_create
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -62,7 +66,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from portal import services  # noqa: E402
+# noqa: E402
 from portal.crypto import encrypt_json  # noqa: E402
 from portal.models import (  # noqa: E402
     TERMINAL_RELEASE,
@@ -111,7 +115,7 @@ def run(count: int, mapping: Mapping, upload, user, client: redis.Redis, sim: Si
     """Trigger ``count`` releases at once and follow them to their end."""
     sim.reset("toucan")
     sim.config("toucan", delay=JOB_SECONDS / 2)  # pending one delay, running one: 10 s
-    params = services.params_validate(mapping=mapping, data={"operations": ["release"], "upload": False})
+    params = params_validate(mapping=mapping, data={"operations": ["release"], "upload": False})
     peak = [0]
     stop = threading.Event()
 
@@ -124,7 +128,7 @@ def run(count: int, mapping: Mapping, upload, user, client: redis.Redis, sim: Si
     sampler.start()
     tasks_before, calls_before, commits_before = tasks_done(), redis_calls(client), commits()
     first = time.monotonic()
-    ids = [services.release_create(mapping=mapping, upload=upload, params=params, actor=user).pk for _ in range(count)]
+    ids = [release_create(mapping=mapping, upload=upload, params=params, actor=user).pk for _ in range(count)]
     triggered = time.monotonic() - first
     trigger_commits = commits() - commits_before
     deadline = first + max(120.0, count * 0.2)
@@ -199,7 +203,7 @@ def main() -> int:
         mapping = Mapping.objects.create(
             team=team, dataset=dataset, connection=conn, name="m", target=demo["mappings"][0]["target"]
         )
-        upload = services.upload_create(
+        upload = upload_create(
             dataset=dataset, file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n"), actor=user
         )
 

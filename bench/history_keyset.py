@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from portal.selectors.core import encode_cursor, keyset_page
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal").rsplit("/", 1)[0]
@@ -35,7 +37,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from portal import selectors  # noqa: E402
+# noqa: E402
 from portal.models import Release  # noqa: E402
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
@@ -99,20 +101,18 @@ def main() -> None:
     qs = Release.objects.filter(team_id__in=team_ids)
     depth = ROWS // 2
     cursor_row = qs.order_by("-created_at", "-id").values("created_at", "id")[depth]
-    cursor = selectors.encode_cursor(cursor_row["created_at"], cursor_row["id"])
+    cursor = encode_cursor(cursor_row["created_at"], cursor_row["id"])
     failed = qs.filter(status="failed")
     failed_row = failed.order_by("-created_at", "-id").values("created_at", "id")[depth // 5]
-    failed_cursor = selectors.encode_cursor(failed_row["created_at"], failed_row["id"])
+    failed_cursor = encode_cursor(failed_row["created_at"], failed_row["id"])
     results = {
-        "first page (keyset)": timed(lambda: selectors.keyset_page(qs, cursor=None, size=PAGE)),
-        f"page at row {depth:,} (keyset)": timed(lambda: selectors.keyset_page(qs, cursor=cursor, size=PAGE)),
+        "first page (keyset)": timed(lambda: keyset_page(qs, cursor=None, size=PAGE)),
+        f"page at row {depth:,} (keyset)": timed(lambda: keyset_page(qs, cursor=cursor, size=PAGE)),
         f"page at row {depth:,} (OFFSET, for comparison)": timed(
             lambda: list(qs.order_by("-created_at", "-id")[depth : depth + PAGE]), repeat=3
         ),
-        "status=failed, first page (keyset)": timed(lambda: selectors.keyset_page(failed, cursor=None, size=PAGE)),
-        "status=failed, deep page (keyset)": timed(
-            lambda: selectors.keyset_page(failed, cursor=failed_cursor, size=PAGE)
-        ),
+        "status=failed, first page (keyset)": timed(lambda: keyset_page(failed, cursor=None, size=PAGE)),
+        "status=failed, deep page (keyset)": timed(lambda: keyset_page(failed, cursor=failed_cursor, size=PAGE)),
     }
     print(f"\nJob history over {Release.objects.count():,} releases, {PAGE} rows a page (median ms):")
     for name, ms in results.items():

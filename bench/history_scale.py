@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from portal.selectors.core import encode_cursor
+from portal.selectors.rollups import mapping_duration_trend, platform_stats, release_rollup_days, releases_per_day
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -90,7 +93,7 @@ from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
-from portal import rollups, selectors, tokens  # noqa: E402
+from portal import tokens  # noqa: E402
 from portal.crypto import encrypt_json  # noqa: E402
 from portal.models import Connection, Dataset, Mapping, Membership, Release, Role, Team  # noqa: E402
 from simulators.app import simulator_class  # noqa: E402
@@ -218,7 +221,7 @@ def fill(rows: int) -> None:
             f"{len(dropped) + len(uniques)} indexes {time.perf_counter() - loaded:.0f} s)",
             flush=True,
         )
-    rollups.release_rollup_days(days=32)
+    release_rollup_days(days=32)
 
 
 def free_port() -> int:
@@ -269,7 +272,7 @@ def prepare(rows: int) -> dict[str, Any]:
         "depth": depth,
         "session": browser.cookies["sessionid"].value,
         "key": key,
-        "cursor": selectors.encode_cursor(deep["created_at"], deep["id"]),
+        "cursor": encode_cursor(deep["created_at"], deep["id"]),
         # DRF's CursorPagination cursor: base64 of a query string holding the position.
         "api_cursor": base64.b64encode(urlencode({"p": str(deep["created_at"])}).encode()).decode(),
         "mapping_url": Mapping.objects.order_by("pk")[0].get_absolute_url(),
@@ -339,9 +342,9 @@ def main() -> int:
     mapping = Mapping.objects.order_by("pk")[0]
     # The charts' selectors, timed in this process (the chart pages themselves come with the UI issue).
     charts: list[tuple[str, Callable[[], object]]] = [
-        ("chart: releases per day, 30 days", lambda: rollups.releases_per_day(user=user)),
-        ("chart: platform success/p50/p95", lambda: rollups.platform_stats(user=user)),
-        ("chart: a mapping's duration trend", lambda: rollups.mapping_duration_trend(mapping=mapping)),
+        ("chart: releases per day, 30 days", lambda: releases_per_day(user=user)),
+        ("chart: platform success/p50/p95", lambda: platform_stats(user=user)),
+        ("chart: a mapping's duration trend", lambda: mapping_duration_trend(mapping=mapping)),
     ]
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n{target['rows']:,} releases, gunicorn --workers {ARGS.workers}, DEBUG off, {ARGS.requests} requests each")

@@ -6,7 +6,7 @@ from celery import Celery
 from celery.signals import setup_logging
 from django.conf import settings
 
-from portal.worker_steps import HeartbeatStep, StructlogWorkerStep
+from portal.operations.worker_steps import HeartbeatStep, StructlogWorkerStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 

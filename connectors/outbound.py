@@ -232,7 +232,11 @@ class PinnedTransport(httpx.BaseTransport):
     """
 
     def __init__(
-        self, policy: OutboundPolicy, inner: httpx.BaseTransport | None = None, *, ssl_context: ssl.SSLContext | None = None
+        self,
+        policy: OutboundPolicy,
+        inner: httpx.BaseTransport | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
     ):
         self.policy = policy
         # The caller's TLS context (one per process: building one loads the CA bundle).

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import (
+from portal.models import (
     ActionRun,
     Alert,
     ApiToken,
@@ -26,7 +26,7 @@ from .models import (
     TusUpload,
     Upload,
 )
-from .paginators import EstimatedCountPaginator
+from portal.selectors.paginators import EstimatedCountPaginator
 
 
 class MembershipInline(admin.TabularInline):
@@ -176,6 +176,8 @@ class AlertAdmin(admin.ModelAdmin):
     list_display = ["fired_at", "kind", "key", "message", "resolved_at", "notify_done", "delivery_error"]
     list_filter = ["kind", "notify_done"]
     raw_id_fields = ["release", "connection"]
+
+
 @admin.register(TusUpload)
 class TusUploadAdmin(admin.ModelAdmin):
     list_display = ["id", "filename", "dataset", "user", "offset", "length", "sink", "upload", "expires_at"]

@@ -1,8 +1,7 @@
 from django.apps import AppConfig
 
 from connectors import outbound
-
-from .outbound import outbound_policy
+from portal.security.outbound import outbound_policy
 
 
 class PortalConfig(AppConfig):
@@ -15,6 +14,7 @@ class PortalConfig(AppConfig):
         outbound.configure(outbound_policy)
         # Imported here, not at the top: these modules use the models, which exist only once the app
         # registry is ready. auth_audit connects its signal receivers on import.
-        from . import auth_audit, observability  # noqa: F401
+        from portal.operations import observability
+        from portal.security import auth_audit  # noqa: F401
 
         observability.connect()

@@ -7,9 +7,10 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from connectors.registry import platform_choices
-
-from . import history_query, permissions
-from .models import Dataset, Release, ReleaseStatus
+from portal import permissions
+from portal.models import Dataset, Release, ReleaseStatus
+from portal.selectors import search as search_selectors
+from portal.selectors.search import release_search
 
 
 class ReleaseFilter(django_filters.FilterSet):
@@ -56,10 +57,10 @@ class ReleaseFilter(django_filters.FilterSet):
         return self._form
 
     def search(self, queryset, name, value):  # type: ignore[no-untyped-def]
-        return history_query.release_search(queryset, value)
+        return release_search(queryset, value)
 
     def created_since(self, queryset, name, value):  # type: ignore[no-untyped-def]
-        return history_query.created_since(queryset, value)
+        return search_selectors.created_since(queryset, value)
 
     def created_until(self, queryset, name, value):  # type: ignore[no-untyped-def]
-        return history_query.created_until(queryset, value)
+        return search_selectors.created_until(queryset, value)

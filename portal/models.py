@@ -6,6 +6,7 @@ reads through ``portal.selectors``. Models hold data and small derived propertie
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from connectors.registry import get_connector_class, platform_choices
-
-from .token_cache import RedisTokenStore
+from portal.crypto import decrypt_json
+from portal.token_cache import RedisTokenStore
 
 if TYPE_CHECKING:
     from connectors.base import Connector, Schema
@@ -93,8 +94,6 @@ class Connection(models.Model):
 
     def credentials(self) -> Schema:
         """Decrypt and validate. Raises InvalidToken on a wrong key, never returns garbage."""
-        from .crypto import decrypt_json
-
         return self.connector_class.Credentials.model_validate(decrypt_json(self.credentials_encrypted))
 
     def connector(self, *, interactive: bool = False) -> Connector[Any, Any, Any]:
@@ -181,8 +180,6 @@ class Mapping(models.Model):
 
     def target_fields(self) -> list[tuple[str, Any]]:
         """(title, value) of the target's non-empty fields, for display."""
-        import json
-
         fields = self.connection.connector_class.Target.model_fields
 
         def text(value: Any) -> str:
@@ -696,6 +693,8 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+
 class TusUpload(models.Model):
     """A tus upload in flight: how many bytes arrived, the running SHA-256 and the sink's state.
 

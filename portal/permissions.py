@@ -18,7 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
-from .models import Membership, Role, Team
+from portal.models import Membership, Role, Team
 
 M = TypeVar("M", bound=Model)
 

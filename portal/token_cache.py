@@ -16,7 +16,7 @@ import redis
 from cryptography.fernet import InvalidToken
 from django.conf import settings
 
-from .crypto import decrypt_json, encrypt_json
+from portal.crypto import decrypt_json, encrypt_json
 
 log = logging.getLogger(__name__)
 

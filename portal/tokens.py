@@ -13,8 +13,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import ApiToken
-from .services import audit
+from portal.models import ApiToken
+from portal.services.audit import audit
 
 PREFIX = "drp_"
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import time
 
+from portal.engine.core import release_advance
+
 
 def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.2, message: str = "condition"):
     """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout``."""
@@ -20,12 +22,11 @@ def drive_release(release, *, timeout: float = 15.0, on_tick=None):  # type: ign
     after each advance, e.g. to read the live page."""
     from django.utils import timezone
 
-    from portal import engine
     from portal.models import ReleaseStep, StepStatus
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        engine.release_advance(release.pk)
+        release_advance(release.pk)
         release.refresh_from_db()
         if on_tick is not None:
             on_tick(release)

@@ -103,7 +103,7 @@ AUTH_PASSWORD_VALIDATORS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
-    "portal.security_headers.SecurityHeadersMiddleware",
+    "portal.security.headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -113,7 +113,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
-    "portal.log_context.LogContextMiddleware",
+    "portal.operations.log_context.LogContextMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
@@ -133,7 +133,7 @@ USE_X_FORWARDED_HOST = env_bool("DJANGO_USE_X_FORWARDED_HOST", False)
 # Addresses or networks of our proxies (127.0.0.1,10.0.0.0/8): only their X-Forwarded-For names the client
 # (portal/proxy.py). Empty: REMOTE_ADDR is the socket's peer.
 PORTAL_TRUSTED_PROXIES = env.list("PORTAL_TRUSTED_PROXIES", default=[])
-MIDDLEWARE.insert(0, "portal.proxy.TrustedProxyMiddleware")
+MIDDLEWARE.insert(0, "portal.security.proxy.TrustedProxyMiddleware")
 # Static files: whitenoise serves the hashed names (ManifestStaticFilesStorage in production) with
 # "max-age=315360000, immutable"; other files for WHITENOISE_MAX_AGE.
 WHITENOISE_MAX_AGE = env.int("WHITENOISE_MAX_AGE", default=0 if DEBUG else 3600)
@@ -147,7 +147,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # The client IP: REMOTE_ADDR, or X-Forwarded-For only when REMOTE_ADDR is one of these proxies (CIDRs).
-AXES_CLIENT_IP_CALLABLE = "portal.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "portal.security.client_ip.client_ip"
 # API tokens: the expiry offered by default at creation, and how often last use is written.
 PORTAL_TOKEN_DEFAULT_DAYS = env.int("PORTAL_TOKEN_DEFAULT_DAYS", default=90)
 PORTAL_TOKEN_MAX_DAYS = env.int("PORTAL_TOKEN_MAX_DAYS", default=366)
@@ -261,7 +261,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # ONE SCHEDULER (docs/deploy.md#one-scheduler): django-celery-beat behind a lease lock in Redis, so a
 # second beat started by mistake waits, and takes over within PORTAL_BEAT_LOCK_SECONDS if the first dies.
-CELERY_BEAT_SCHEDULER = "portal.beat:LockedDatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "portal.operations.beat:LockedDatabaseScheduler"
 PORTAL_BEAT_LOCK_SECONDS = env.float("PORTAL_BEAT_LOCK_SECONDS", default=30.0)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # the worker logs through LOGGING (structured), not Celery's format
 CELERY_BEAT_SCHEDULE = {
@@ -350,15 +350,15 @@ PORTAL_HTTP_READ_TIMEOUT_SECONDS = env.float("PORTAL_HTTP_READ_TIMEOUT_SECONDS",
 # REST FRAMEWORK
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "portal.api_auth.ApiTokenAuthentication",
+        "portal.api.auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "portal.api_schema.PortalAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "portal.api.schema.PortalAutoSchema",
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.MultiPartParser"],
-    "EXCEPTION_HANDLER": "portal.apis.exception_handler",
+    "EXCEPTION_HANDLER": "portal.api.common.exception_handler",
     # Throttles key on the client IP as portal.client_ip reads it (trusted proxies only).
-    "DEFAULT_THROTTLE_CLASSES": ["portal.throttles.AnonThrottle", "portal.throttles.UserThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["portal.security.throttles.AnonThrottle", "portal.security.throttles.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("PORTAL_THROTTLE_ANON", default="60/min"),
         "user": env.str("PORTAL_THROTTLE_USER", default="1200/min"),

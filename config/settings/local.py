@@ -1,7 +1,7 @@
 """Local development: the run command. SQLite unless DATABASE_URL says otherwise."""
 
-from .base import *  # noqa: F403
-from .base import env, env_bool
+from config.settings.base import *  # noqa: F403
+from config.settings.base import env, env_bool
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="local-dev-only-not-a-secret")

@@ -3,10 +3,9 @@
 import os
 
 from config.logging import logging_config
-
-from .base import *  # noqa: F403
-from .base import DATABASES, REDIS_URL, REST_FRAMEWORK, STORAGES, env, env_bool
-from .checks import require_credential_keys, require_strong_secret_key
+from config.settings.base import *  # noqa: F403
+from config.settings.base import DATABASES, REDIS_URL, REST_FRAMEWORK, STORAGES, env, env_bool
+from config.settings.checks import require_credential_keys, require_strong_secret_key
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")

@@ -2,10 +2,9 @@
 
 import os
 
+from config.settings.base import *  # noqa: F403
+from config.settings.base import PORTAL_ENGINE, REST_FRAMEWORK, env
 from config.storage import s3_storage
-
-from .base import *  # noqa: F403
-from .base import PORTAL_ENGINE, REST_FRAMEWORK, env
 
 SECRET_KEY = "test-only-not-a-secret"
 DEBUG = False

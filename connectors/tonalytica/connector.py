@@ -670,9 +670,7 @@ class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, Ton
 
     # RECONCILE (issue 14): after a lost answer, ask TONalytica what happened.
 
-    def reconcile_step(
-        self, step: StepSpec, ctx: StepContext[TonalyticaTarget, TonalyticaParams]
-    ) -> ReconcileOutcome:
+    def reconcile_step(self, step: StepSpec, ctx: StepContext[TonalyticaTarget, TonalyticaParams]) -> ReconcileOutcome:
         """The refresh: with a job id stored, the job says where it is. Without one, the
         query's latest result tells: retrieved since the step started, it is this run's
         (the step is done with it); else the refresh is sent again, which is safe here:

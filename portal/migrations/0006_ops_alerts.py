@@ -6,35 +6,79 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('portal', '0005_history_index'),
+        ("portal", "0005_history_index"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Alert',
+            name="Alert",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=200)),
-                ('kind', models.CharField(choices=[('step_overdue', 'Step overdue'), ('worker_silent', 'Worker silent'), ('beat_silent', 'Beat silent'), ('platform_errors', 'Platform errors'), ('connection_failing', 'Connection failing')], max_length=30)),
-                ('platform', models.CharField(blank=True, max_length=30)),
-                ('message', models.CharField(max_length=500)),
-                ('fired_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_seen_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('notified', models.JSONField(blank=True, default=dict)),
-                ('notify_attempts', models.PositiveSmallIntegerField(default=0)),
-                ('notify_done', models.BooleanField(default=False)),
-                ('delivery_error', models.CharField(blank=True, max_length=500)),
-                ('connection', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='portal.connection')),
-                ('release', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='portal.release')),
-                ('team', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='portal.team')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("step_overdue", "Step overdue"),
+                            ("worker_silent", "Worker silent"),
+                            ("beat_silent", "Beat silent"),
+                            ("platform_errors", "Platform errors"),
+                            ("connection_failing", "Connection failing"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                ("platform", models.CharField(blank=True, max_length=30)),
+                ("message", models.CharField(max_length=500)),
+                ("fired_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_seen_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                ("notified", models.JSONField(blank=True, default=dict)),
+                ("notify_attempts", models.PositiveSmallIntegerField(default=0)),
+                ("notify_done", models.BooleanField(default=False)),
+                ("delivery_error", models.CharField(blank=True, max_length=500)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="portal.connection",
+                    ),
+                ),
+                (
+                    "release",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="portal.release",
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="alerts",
+                        to="portal.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-fired_at', '-id'],
-                'indexes': [models.Index(fields=['notify_done'], name='alert_pending_notice')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('resolved_at__isnull', True)), fields=('key',), name='alert_one_open_per_key')],
+                "ordering": ["-fired_at", "-id"],
+                "indexes": [models.Index(fields=["notify_done"], name="alert_pending_notice")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("resolved_at__isnull", True)),
+                        fields=("key",),
+                        name="alert_one_open_per_key",
+                    )
+                ],
             },
         ),
     ]

@@ -4,15 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('portal', '0012_engine_faults'),
+        ("portal", "0012_engine_faults"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='releaseday',
-            name='status',
-            field=models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled'), ('attention', 'Needs attention')], max_length=10),
+            model_name="releaseday",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("running", "Running"),
+                    ("succeeded", "Succeeded"),
+                    ("failed", "Failed"),
+                    ("cancelled", "Cancelled"),
+                    ("attention", "Needs attention"),
+                ],
+                max_length=10,
+            ),
         ),
     ]

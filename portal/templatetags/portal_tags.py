@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from django import template
@@ -60,8 +61,6 @@ def with_status_index(table) -> dict:  # type: ignore[no-untyped-def]
 
 @register.filter
 def pretty_json(value) -> str:  # type: ignore[no-untyped-def]
-    import json
-
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 

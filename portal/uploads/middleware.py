@@ -14,9 +14,9 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 
-from portal import services
 from portal.models import Dataset
 from portal.permissions import OPERATE, has_role
+from portal.services.uploads import upload_quota_check
 
 # Room for the multipart envelope and the other form fields around the file.
 ENVELOPE_BYTES = 64 * 1024
@@ -55,9 +55,7 @@ class UploadLimitMiddleware:
             team_id = Dataset.objects.filter(pk=dataset_pk).values_list("team_id", flat=True).first()
             if team_id is not None and has_role(request.user, team_id, OPERATE):
                 try:
-                    services.upload_quota_check(
-                        team=Dataset(team_id=team_id).team, size=max(declared - ENVELOPE_BYTES, 0)
-                    )
+                    upload_quota_check(team=Dataset(team_id=team_id).team, size=max(declared - ENVELOPE_BYTES, 0))
                 except ValidationError as exc:
                     return _refuse(request, " ".join(exc.messages), 413)
         return None

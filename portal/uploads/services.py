@@ -15,24 +15,25 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from portal import services
+from portal.exceptions import ApplicationError
 from portal.models import Dataset, TusUpload, Upload
-
-from .hashstate import ResumableSha256
-from .sinks import Body, Checksum, FileSystemSink, S3Sink, sink_for
+from portal.services.audit import audit
+from portal.services.uploads import upload_quota_check, upload_register, upload_storage_name, upload_validate
+from portal.uploads.hashstate import ResumableSha256
+from portal.uploads.sinks import Body, Checksum, FileSystemSink, S3Sink, sink_for
 
 log = logging.getLogger(__name__)
 
 
-class Conflict(services.ApplicationError):
+class Conflict(ApplicationError):
     """The client's offset is not the server's (tus: 409)."""
 
 
-class Locked(services.ApplicationError):
+class Locked(ApplicationError):
     """Another request is writing this upload (423: clients retry)."""
 
 
-class TooLarge(services.ApplicationError):
+class TooLarge(ApplicationError):
     """The chunk would pass the declared length (413)."""
 
 
@@ -48,8 +49,8 @@ def tus_create(*, dataset: Dataset, filename: str, length: int, content_type: st
     """A new upload of ``length`` bytes, refused before any byte is stored if the file is too
     large, of a type not accepted, or past the team's quota (``ValidationError``)."""
     name = _clean_name(filename)
-    services.upload_validate(name=name, size=length)
-    services.upload_quota_check(team=dataset.team, size=length)
+    upload_validate(name=name, size=length)
+    upload_quota_check(team=dataset.team, size=length)
     sink = _sink()
     tus = TusUpload(
         team=dataset.team,
@@ -58,7 +59,7 @@ def tus_create(*, dataset: Dataset, filename: str, length: int, content_type: st
         filename=name,
         content_type=content_type[:100],
         length=length,
-        storage_name=services.upload_storage_name(dataset=dataset, name=name),
+        storage_name=upload_storage_name(dataset=dataset, name=name),
         sink=sink.name,
         hash_state=ResumableSha256().state(),
         expires_at=timezone.now() + timedelta(seconds=settings.PORTAL_UPLOAD_EXPIRE_SECONDS),
@@ -145,7 +146,7 @@ def tus_finish(*, tus: TusUpload) -> Upload:
     if a crash came between the last chunk and this (``tus_recover``); the caller holds the lease."""
     sha256 = ResumableSha256.from_state(bytes(tus.hash_state)).hexdigest()
     _sink().finish(upload_id=str(tus.pk), storage_name=tus.storage_name, state=tus.sink_state)
-    upload = services.upload_register(
+    upload = upload_register(
         dataset=tus.dataset,
         name=tus.filename,
         stored_name=tus.storage_name,
@@ -163,7 +164,7 @@ def tus_terminate(*, tus: TusUpload, actor: Any) -> None:
     """tus termination: the stored bytes and the row go; a finished upload's file stays."""
     if tus.upload_id is None:
         _sink().discard(upload_id=str(tus.pk), storage_name=tus.storage_name, state=tus.sink_state)
-        services.audit(
+        audit(
             actor=actor,
             action="upload-terminated",
             obj=tus,
@@ -184,7 +185,7 @@ def tus_expire(*, now: Any = None) -> int:
             except Exception:
                 log.exception("Could not discard the stored bytes of expired upload %s; will retry", tus.pk)
                 continue
-            services.audit(
+            audit(
                 actor=None,
                 action="upload-expired",
                 obj=tus,

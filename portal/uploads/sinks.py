@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage, Storage
 
-from .hashstate import ResumableSha256
+from portal.uploads.hashstate import ResumableSha256
 
 BLOCK = 256 * 1024  # bytes read from the request per call: small, so the web process stays flat
 MIN_PART = 5 * 1024 * 1024  # S3's smallest part, except the last

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from portal.uploads import views
 
 urlpatterns = [
     path("", views.tus_collection, name="api-tus"),

@@ -26,12 +26,11 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 
-from portal.api_auth import ApiTokenAuthentication
+from portal.api.auth import ApiTokenAuthentication
 from portal.models import Dataset, TusUpload
 from portal.permissions import OPERATE, get_for_user
-
-from . import services
-from .sinks import Checksum, ChecksumMismatch, LostBytes
+from portal.uploads import services
+from portal.uploads.sinks import Checksum, ChecksumMismatch, LostBytes
 
 VERSION = "1.0.0"
 EXTENSIONS = "creation,termination,expiration,checksum"

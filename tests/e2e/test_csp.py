@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from portal import services
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
 
 from .conftest import login
 
@@ -17,10 +18,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.worker]
 def test_the_main_pages_raise_no_csp_violation(page, alice, toucan_mapping, csv_upload, team):
     alice.is_staff = True
     alice.save()
-    release = services.release_create(
+    release = release_create(
         mapping=toucan_mapping,
         upload=csv_upload,
-        params=services.params_validate(mapping=toucan_mapping, data={}),
+        params=params_validate(mapping=toucan_mapping, data={}),
         actor=alice,
     )
     page.goto("/login/")

@@ -12,9 +12,9 @@ import pytest
 from playwright.sync_api import expect
 
 from connectors.datahq import parse_spec_text
-from portal import services
 from portal.crypto import encrypt_json
 from portal.models import ParamsVersion, Release
+from portal.services.mappings import params_validate, params_version_save
 from simulators.datahq import DatahqSimulator, demo_spec
 from tests.factories import ConnectionFactory, DatasetFactory, MappingFactory
 
@@ -42,8 +42,8 @@ def mapping(team, alice, sim):
     )
     spec = demo_spec()
     spec["meta"]["dataset"] = "sales"
-    params = services.params_validate(mapping=mapping, data={"spec": spec})
-    services.params_version_save(mapping=mapping, params=params, note="first spec", actor=alice)
+    params = params_validate(mapping=mapping, data={"spec": spec})
+    params_version_save(mapping=mapping, params=params, note="first spec", actor=alice)
     return mapping
 
 

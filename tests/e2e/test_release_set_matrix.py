@@ -6,8 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from playwright.sync_api import expect
 
-from portal import services
 from portal.models import ReleaseSet
+from portal.services.uploads import upload_create
 from tests.integration.test_release_sets import demo_mapping
 
 from .conftest import login
@@ -21,9 +21,7 @@ def test_a_dataset_goes_to_three_platforms_and_the_failed_cell_is_retried(page, 
     dataset = DatasetFactory(team=team, name="Sales")
     for slug in ("toucan", "tailer", "datahq"):
         demo_mapping(slug, team, dataset, sim)
-    services.upload_create(
-        dataset=dataset, file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n"), actor=alice
-    )
+    upload_create(dataset=dataset, file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n"), actor=alice)
     sim.fail("toucan", "operation_failed", message="Populate failed: basemap missing")
 
     login(page, "alice")

@@ -12,8 +12,9 @@ from axe_playwright_python.sync_playwright import Axe
 from django.urls import reverse
 from playwright.sync_api import Page, expect
 
-from portal import services
 from portal.models import Release
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
 from tests.factories import UploadFactory
 from tests.helpers import drive_release
 
@@ -51,8 +52,8 @@ def ui(browser, live_server, sim, transactional_db) -> Iterator[Any]:
 def released(toucan_mapping, alice, olivia, bob):
     """A finished release, so every page has something to show."""
     upload = UploadFactory(dataset=toucan_mapping.dataset, uploaded_by=olivia)
-    params = services.params_validate(mapping=toucan_mapping, data={"operations": ["release"]})
-    release = services.release_create(mapping=toucan_mapping, upload=upload, params=params, actor=olivia)
+    params = params_validate(mapping=toucan_mapping, data={"operations": ["release"]})
+    release = release_create(mapping=toucan_mapping, upload=upload, params=params, actor=olivia)
     return drive_release(release)
 
 

@@ -17,8 +17,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from portal import services, tokens
+from portal import tokens
 from portal.models import Release, ReleaseStatus, ReleaseStep, StepStatus
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create, release_step_resolve
+from portal.services.uploads import upload_create
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.faults, pytest.mark.worker]
@@ -29,7 +32,7 @@ OPEN_STEPS = {StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING, StepSt
 
 @pytest.fixture
 def setup(broker, toucan_mapping, alice, sim):
-    upload = services.upload_create(
+    upload = upload_create(
         dataset=toucan_mapping.dataset,
         file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n" * 50),
         actor=alice,
@@ -39,8 +42,8 @@ def setup(broker, toucan_mapping, alice, sim):
 
 def start(mapping, file, user, **params) -> Release:
     params = params or {"operations": ["preprocess_data_sources", "release"]}
-    return services.release_create(
-        mapping=mapping, upload=file, params=services.params_validate(mapping=mapping, data=params), actor=user
+    return release_create(
+        mapping=mapping, upload=file, params=params_validate(mapping=mapping, data=params), actor=user
     )
 
 
@@ -173,9 +176,7 @@ def test_an_answer_held_past_the_client_timeout(setup, sim, fleet):
     assert release.status == ReleaseStatus.ATTENTION
     assert len(sim.state("toucan")["operations"]) == 1, "the platform acted once"
     # A person checked: it happened. The release follows on without sending it again.
-    services.release_step_resolve(
-        release=release, step=step_of(release, "operation:release"), happened=True, actor=user
-    )
+    release_step_resolve(release=release, step=step_of(release, "operation:release"), happened=True, actor=user)
     (release,) = check([release], sim)
     assert release.status == ReleaseStatus.SUCCEEDED
     assert len(sim.state("toucan")["operations"]) == 1
@@ -183,7 +184,7 @@ def test_an_answer_held_past_the_client_timeout(setup, sim, fleet):
 
 def test_an_upload_slower_than_the_lease_keeps_its_lease(setup, sim, fleet, alice):
     mapping, _, user = setup
-    big = services.upload_create(
+    big = upload_create(
         dataset=mapping.dataset,
         file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n" * 330_000),  # ~7 MB: 4 chunks
         actor=alice,

@@ -12,8 +12,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from portal import heartbeats
-from portal.beat import LOCK_KEY
+from portal.operations.beat import LOCK_KEY
+from portal.operations.heartbeats import BEAT_KEY, last_beat_tick
 from tests.helpers import wait_for
 from tests.simulator import ROOT
 
@@ -62,7 +62,7 @@ class Beat:
 @pytest.fixture
 def beats(tmp_path):
     client = redis.Redis.from_url(settings.REDIS_URL)
-    client.delete(LOCK_KEY, heartbeats.BEAT_KEY)
+    client.delete(LOCK_KEY, BEAT_KEY)
     started: list[Beat] = []
     yield lambda name: started.append(Beat(name, tmp_path)) or started[-1]
     for beat in started:
@@ -87,7 +87,7 @@ def test_only_one_beat_sends_and_the_other_takes_over_when_it_dies(beats):
     assert "holds the scheduler lock" in second.text()
     holder = redis.Redis.from_url(settings.REDIS_URL).get(LOCK_KEY)
     assert holder is not None and f":{second.process.pid}:" in holder.decode()
-    tick = heartbeats.last_beat_tick()
+    tick = last_beat_tick()
     assert tick is not None
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from portal import services
 from portal.crypto import encrypt_json
+from portal.exceptions import ApplicationError
 from portal.models import Release, ReleaseSet
-from portal.release_sets import release_set_cancel, release_set_create, release_set_plan, release_set_retry
+from portal.services.release_sets import release_set_cancel, release_set_create, release_set_plan, release_set_retry
+from portal.services.uploads import upload_create
 from simulators.app import simulator_class
 from tests.factories import ConnectionFactory, DatasetFactory, MappingFactory
 from tests.helpers import wait_for
@@ -39,7 +40,7 @@ def demo_mapping(slug, team, dataset, sim, index=0):
 def four_platforms(celery_worker_process, team, alice, sim):
     dataset = DatasetFactory(team=team, name="Sales")
     mappings = {slug: demo_mapping(slug, team, dataset, sim) for slug in ("toucan", "tailer", "tonalytica", "datahq")}
-    upload = services.upload_create(
+    upload = upload_create(
         dataset=dataset, file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n"), actor=alice
     )
     return dataset, mappings, upload
@@ -87,7 +88,7 @@ def test_a_set_runs_each_platform_independently_and_retries_only_the_failed_cell
     assert carried.message == f"Done in release #{toucan.pk}", "the upload is not sent again"
     assert second["tailer"].pk == first["tailer"].pk
     assert Release.objects.get(pk=toucan.pk).status == "failed", "the first attempt keeps its history"
-    with pytest.raises(services.ApplicationError, match="nothing to retry"):
+    with pytest.raises(ApplicationError, match="nothing to retry"):
         release_set_retry(release_set=release_set, actor=alice)
 
 
@@ -122,8 +123,8 @@ def test_a_set_is_refused_whole_naming_each_problem(four_platforms, alice, team,
     dataset, mappings, upload = four_platforms
     mappings["tailer"].state = "disabled"
     mappings["tailer"].save()
-    archive = services.upload_create(dataset=dataset, file=SimpleUploadedFile("bundle.zip", b"PK\x03\x04"), actor=alice)
-    with pytest.raises(services.ApplicationError) as info:
+    archive = upload_create(dataset=dataset, file=SimpleUploadedFile("bundle.zip", b"PK\x03\x04"), actor=alice)
+    with pytest.raises(ApplicationError) as info:
         release_set_plan(dataset=dataset, mappings=[mappings["toucan"], mappings["tailer"]], upload=archive)
     assert "Iowa liquor PDA (DEV): The mapping" in info.value.message and "is disabled" in info.value.message
     assert "not .zip" in info.value.message

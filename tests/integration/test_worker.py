@@ -6,8 +6,12 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from portal import services
+from portal import jobs
 from portal.models import Connection, Release, ReleaseStatus, ReleaseStep, StepStatus
+from portal.services.connections import connection_request_test
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
+from portal.services.uploads import upload_create
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -15,7 +19,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 @pytest.fixture
 def setup(celery_worker_process, toucan_mapping, alice):
-    upload = services.upload_create(
+    upload = upload_create(
         dataset=toucan_mapping.dataset,
         file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n" * 50),
         actor=alice,
@@ -24,8 +28,8 @@ def setup(celery_worker_process, toucan_mapping, alice):
 
 
 def start(mapping, file, user, **params):
-    return services.release_create(
-        mapping=mapping, upload=file, params=services.params_validate(mapping=mapping, data=params), actor=user
+    return release_create(
+        mapping=mapping, upload=file, params=params_validate(mapping=mapping, data=params), actor=user
     )
 
 
@@ -55,7 +59,7 @@ def test_transient_failures_are_retried_by_rescheduled_tasks(setup, sim):
 def test_the_connection_test_runs_in_the_worker(setup):
     mapping, _, user = setup
     connection = mapping.connection
-    services.connection_request_test(connection=connection, actor=user)
+    connection_request_test(connection=connection, actor=user)
     wait_for(lambda: Connection.objects.get(pk=connection.pk).last_test_at, timeout=20, message="the test result")
     connection.refresh_from_db()
     assert connection.last_test_ok is True
@@ -73,10 +77,10 @@ def test_many_releases_are_followed_at_once_by_two_worker_processes(setup, sim):
 
 def test_a_lost_task_is_recovered_by_the_sweeper(setup, sim, monkeypatch):
     """The engine task is never sent (as if Redis lost it); the beat sweeper finds the release."""
-    from portal import engine, tasks
+    from portal import tasks
 
     mapping, upload, user = setup
-    monkeypatch.setattr(engine, "dispatch", lambda release_id, countdown=0: None)
+    monkeypatch.setattr(jobs, "release_advance", lambda release_id, countdown=0: None)
     release = start(mapping, upload, user, operations=["release"])
     monkeypatch.undo()
     Release.objects.filter(pk=release.pk).update(created_at=release.created_at.replace(year=2020))

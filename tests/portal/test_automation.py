@@ -16,8 +16,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django_celery_beat.models import PeriodicTask
 
-from portal import engine, notifications, schedules, services
+from portal import jobs
+from portal.automation.notifications import channel_create, release_finished
+from portal.automation.schedules import TASK, next_run, parse_cron, schedule_set, scheduled_release
+from portal.engine.core import release_advance
 from portal.models import NotificationDelivery, Release, ReleaseStatus, StepStatus
+from portal.services.mappings import params_validate, params_version_save
+from portal.services.releases import release_create
 
 pytestmark = pytest.mark.django_db
 
@@ -26,15 +31,15 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_schedule_is_a_beat_task_with_a_next_run(toucan_mapping, alice):
-    schedule = schedules.schedule_set(mapping=toucan_mapping, cron="30 6 * * 1-5", enabled=True, actor=alice)
+    schedule = schedule_set(mapping=toucan_mapping, cron="30 6 * * 1-5", enabled=True, actor=alice)
     task = PeriodicTask.objects.get(pk=schedule.periodic_task_id)
     assert task.task == "portal.tasks.scheduled_release_task" and json.loads(task.args) == [toucan_mapping.pk]
     assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("30", "6", "1-5")
     monday = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
-    assert schedules.next_run(schedule, now=monday) == datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
+    assert next_run(schedule, now=monday) == datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
     friday_night = datetime(2026, 11, 27, 23, 0, tzinfo=UTC)
-    assert schedules.next_run(schedule, now=friday_night) == datetime(2026, 11, 30, 6, 30, tzinfo=UTC)
-    schedules.schedule_set(mapping=toucan_mapping, cron="30 6 * * 1-5", enabled=False, actor=alice)
+    assert next_run(schedule, now=friday_night) == datetime(2026, 11, 30, 6, 30, tzinfo=UTC)
+    schedule_set(mapping=toucan_mapping, cron="30 6 * * 1-5", enabled=False, actor=alice)
     task.refresh_from_db()
     assert task.enabled is False
 
@@ -42,7 +47,7 @@ def test_a_schedule_is_a_beat_task_with_a_next_run(toucan_mapping, alice):
 @pytest.mark.parametrize("cron", ["every day", "61 * * * *", "* * * *"])
 def test_a_bad_cron_is_refused_with_a_reason(cron):
     with pytest.raises(ValueError):
-        schedules.parse_cron(cron)
+        parse_cron(cron)
 
 
 def test_firing_a_schedule_releases_the_newest_upload_with_saved_params(
@@ -50,12 +55,12 @@ def test_firing_a_schedule_releases_the_newest_upload_with_saved_params(
 ):
     from portal.tasks import scheduled_release_task
 
-    services.params_version_save(
+    params_version_save(
         mapping=toucan_mapping,
-        params=services.params_validate(mapping=toucan_mapping, data={"operations": ["release"]}),
+        params=params_validate(mapping=toucan_mapping, data={"operations": ["release"]}),
         actor=alice,
     )
-    schedule = schedules.schedule_set(mapping=toucan_mapping, cron="0 6 * * *", enabled=True, actor=alice)
+    schedule = schedule_set(mapping=toucan_mapping, cron="0 6 * * *", enabled=True, actor=alice)
     with django_capture_on_commit_callbacks():
         scheduled_release_task.run(toucan_mapping.pk)
     release = Release.objects.get()
@@ -66,18 +71,18 @@ def test_firing_a_schedule_releases_the_newest_upload_with_saved_params(
 
 
 def test_a_schedule_does_not_run_a_disabled_mapping_and_says_why(toucan_mapping, csv_upload, alice):
-    schedule = schedules.schedule_set(mapping=toucan_mapping, cron="0 6 * * *", enabled=True, actor=alice)
+    schedule = schedule_set(mapping=toucan_mapping, cron="0 6 * * *", enabled=True, actor=alice)
     toucan_mapping.state = "disabled"
     toucan_mapping.save()
-    assert schedules.scheduled_release(mapping_id=toucan_mapping.pk) is None
+    assert scheduled_release(mapping_id=toucan_mapping.pk) is None
     schedule.refresh_from_db()
     assert schedule.last_outcome == "Not run: the mapping is disabled."
     assert not Release.objects.exists()
 
 
 def test_a_schedule_without_a_file_does_not_run_and_says_why(toucan_mapping, alice, client):
-    schedule = schedules.schedule_set(mapping=toucan_mapping, cron="0 6 * * *", enabled=True, actor=alice)
-    schedules.scheduled_release(mapping_id=toucan_mapping.pk)
+    schedule = schedule_set(mapping=toucan_mapping, cron="0 6 * * *", enabled=True, actor=alice)
+    scheduled_release(mapping_id=toucan_mapping.pk)
     schedule.refresh_from_db()
     assert schedule.last_outcome == "Not run: no file has been uploaded for this dataset."
     client.force_login(alice)
@@ -91,7 +96,7 @@ def test_the_schedule_form_refuses_bad_cron(client, alice, toucan_mapping):
         f"/mappings/{toucan_mapping.pk}/schedule/", {"cron": "whenever", "enabled": "on"}, follow=True
     )
     assert "five fields" in response.content.decode()
-    assert not PeriodicTask.objects.filter(task=schedules.TASK).exists()
+    assert not PeriodicTask.objects.filter(task=TASK).exists()
 
 
 # Notifications
@@ -123,12 +128,12 @@ def receiver():
 
 @pytest.fixture
 def failed_release(toucan_mapping, csv_upload, alice, monkeypatch, sim):
-    monkeypatch.setattr(engine, "dispatch", lambda *a, **k: None)
+    monkeypatch.setattr(jobs, "release_advance", lambda *a, **k: None)
     sim.fail("toucan", "operation_failed", message="Preprocess failed: column amount missing")
-    release = services.release_create(
+    release = release_create(
         mapping=toucan_mapping,
         upload=csv_upload,
-        params=services.params_validate(mapping=toucan_mapping, data={"operations": ["preprocess_data_sources"]}),
+        params=params_validate(mapping=toucan_mapping, data={"operations": ["preprocess_data_sources"]}),
         actor=alice,
     )
     from django.utils import timezone as tz
@@ -136,7 +141,7 @@ def failed_release(toucan_mapping, csv_upload, alice, monkeypatch, sim):
     from portal.models import ReleaseStep
 
     for _ in range(40):
-        engine.release_advance(release.pk)
+        release_advance(release.pk)
         release.refresh_from_db()
         if release.is_terminal:
             break
@@ -153,14 +158,14 @@ def deliver_all(django_capture_on_commit_callbacks, release):
     from portal.tasks import notification_deliver_task
 
     with django_capture_on_commit_callbacks() as callbacks:
-        notifications.release_finished(release)
+        release_finished(release)
     for delivery in NotificationDelivery.objects.filter(status=NotificationDelivery.Status.PENDING):
         notification_deliver_task.run(delivery.pk)
     return callbacks
 
 
 def test_a_failure_is_posted_to_a_signed_webhook(failed_release, receiver, team, django_capture_on_commit_callbacks):
-    notifications.channel_create(team=team, kind="webhook", target=receiver, secret="hook-secret")
+    channel_create(team=team, kind="webhook", target=receiver, secret="hook-secret")
     deliver_all(django_capture_on_commit_callbacks, failed_release)
     headers, body = Receiver.received[0]
     timestamp = headers["X-Portal-Timestamp"]
@@ -182,11 +187,11 @@ def test_a_failing_receiver_is_retried_and_every_attempt_recorded(
 ):
     settings.PORTAL_WEBHOOK_MAX_ATTEMPTS = 3
     Receiver.answers = [500, 503]
-    notifications.channel_create(team=team, kind="webhook", target=receiver, secret="s")
+    channel_create(team=team, kind="webhook", target=receiver, secret="s")
     from portal.tasks import notification_deliver_task
 
     with django_capture_on_commit_callbacks(execute=False):
-        notifications.release_finished(failed_release)
+        release_finished(failed_release)
     for _ in range(3):
         for delivery in NotificationDelivery.objects.filter(status=NotificationDelivery.Status.PENDING):
             with django_capture_on_commit_callbacks(execute=False):
@@ -199,8 +204,8 @@ def test_a_failing_receiver_is_retried_and_every_attempt_recorded(
 def test_a_mapping_channel_replaces_the_teams_and_email_names_the_failure(
     failed_release, team, receiver, django_capture_on_commit_callbacks
 ):
-    notifications.channel_create(team=team, kind="webhook", target=receiver)
-    notifications.channel_create(team=team, mapping=failed_release.mapping, kind="email", target="oncall@example.com")
+    channel_create(team=team, kind="webhook", target=receiver)
+    channel_create(team=team, mapping=failed_release.mapping, kind="email", target="oncall@example.com")
     deliver_all(django_capture_on_commit_callbacks, failed_release)
     assert Receiver.received == [], "the mapping's own channel replaces the team's"
     (message,) = mail.outbox
@@ -211,16 +216,16 @@ def test_a_mapping_channel_replaces_the_teams_and_email_names_the_failure(
 
 
 def test_success_is_sent_only_when_asked(toucan_mapping, csv_upload, alice, team, django_capture_on_commit_callbacks):
-    release = services.release_create(
+    release = release_create(
         mapping=toucan_mapping,
         upload=csv_upload,
-        params=services.params_validate(mapping=toucan_mapping, data={}),
+        params=params_validate(mapping=toucan_mapping, data={}),
         actor=alice,
     )
     Release.objects.filter(pk=release.pk).update(status=ReleaseStatus.SUCCEEDED)
     release.refresh_from_db()
-    notifications.channel_create(team=team, kind="email", target="a@example.com")
-    notifications.channel_create(team=team, kind="email", target="b@example.com", on_success=True)
+    channel_create(team=team, kind="email", target="a@example.com")
+    channel_create(team=team, kind="email", target="b@example.com", on_success=True)
     deliver_all(django_capture_on_commit_callbacks, release)
     assert [m.to for m in mail.outbox] == [["b@example.com"]]
 
@@ -232,7 +237,7 @@ def test_release_file_exits_0_on_success(toucan_mapping, olivia, tmp_path, monke
     path = tmp_path / "sales.csv"
     path.write_text("a,b\n1,2\n")
     # The worker's part, done in-process: the command only waits on the database.
-    monkeypatch.setattr(engine, "dispatch", lambda release_id, countdown=0: None)
+    monkeypatch.setattr(jobs, "release_advance", lambda release_id, countdown=0: None)
     real_sleep = __import__("time").sleep
 
     def advance_then_sleep(seconds):
@@ -242,7 +247,7 @@ def test_release_file_exits_0_on_success(toucan_mapping, olivia, tmp_path, monke
 
         for release in Release.objects.filter(status__in=["queued", "running"]):
             ReleaseStep.objects.filter(release=release, status=StepStatus.WAITING).update(next_check_at=tz.now())
-            engine.release_advance(release.pk)
+            release_advance(release.pk)
         real_sleep(0.2)
 
     monkeypatch.setattr("portal.management.commands.release_file.time.sleep", advance_then_sleep)
@@ -291,7 +296,7 @@ def test_release_file_exits_non_zero_with_the_reason(toucan_mapping, olivia, bob
 def test_release_file_reports_a_failed_release(toucan_mapping, olivia, tmp_path, monkeypatch):
     path = tmp_path / "sales.csv"
     path.write_text("a\n1\n")
-    monkeypatch.setattr(engine, "dispatch", lambda release_id, countdown=0: None)
+    monkeypatch.setattr(jobs, "release_advance", lambda release_id, countdown=0: None)
 
     def fail_it(seconds):
         Release.objects.filter(status="queued").update(status="failed", error="Upload: 401 Unauthorized")
@@ -312,10 +317,10 @@ def test_release_file_reports_a_failed_release(toucan_mapping, olivia, tmp_path,
 
 
 def test_list_releases(toucan_mapping, csv_upload, olivia, capsys):
-    services.release_create(
+    release_create(
         mapping=toucan_mapping,
         upload=csv_upload,
-        params=services.params_validate(mapping=toucan_mapping, data={}),
+        params=params_validate(mapping=toucan_mapping, data={}),
         actor=olivia,
     )
     from io import StringIO
@@ -333,5 +338,5 @@ def test_webhooks_into_private_networks_are_refused(team, settings, url):
 
     settings.PORTAL_OUTBOUND_ALLOW = []
     with pytest.raises(ValidationError):
-        notifications.channel_create(team=team, kind="webhook", target=url)
+        channel_create(team=team, kind="webhook", target=url)
     assert not team.notification_channels.exists()

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core import mail
 from django.utils import timezone
 
-from portal.credential_health import connection_health_check, connections_due
+from portal.automation.credential_health import connection_health_check, connections_due
 from portal.crypto import encrypt_json
 from portal.models import AuditEvent, Connection, NotificationChannel, ObjectState
 from tests.factories import ConnectionFactory

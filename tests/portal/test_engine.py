@@ -11,8 +11,20 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal import engine, services
+from portal import jobs
+from portal.engine.core import (
+    _write,
+    backoff,
+    max_countdown,
+    poll_delay,
+    release_advance,
+    release_cancel_now,
+    release_sweep,
+)
+from portal.exceptions import ApplicationError
 from portal.models import AuditEvent, Release, ReleaseStatus, ReleaseStep, StepStatus
+from portal.services.mappings import params_validate
+from portal.services.releases import release_cancel, release_create, release_step_resolve
 from tests.helpers import drive_release as drive
 
 pytestmark = pytest.mark.django_db
@@ -21,15 +33,15 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def dispatched(monkeypatch):
     calls: list[tuple[int, float]] = []
-    monkeypatch.setattr(engine, "dispatch", lambda release_id, countdown=0: calls.append((release_id, countdown)))
+    monkeypatch.setattr(jobs, "release_advance", lambda release_id, countdown=0: calls.append((release_id, countdown)))
     return calls
 
 
 def make_release(mapping, upload, user, **params):
-    form_params = services.params_validate(
+    form_params = params_validate(
         mapping=mapping, data=params or {"operations": ["preprocess_data_sources", "release"]}
     )
-    return services.release_create(mapping=mapping, upload=upload, params=form_params, actor=user)
+    return release_create(mapping=mapping, upload=upload, params=form_params, actor=user)
 
 
 def test_it_runs_every_step_to_success(toucan_mapping, csv_upload, alice, dispatched, sim):
@@ -49,7 +61,7 @@ def test_a_waiting_step_is_rescheduled_not_slept_on(toucan_mapping, csv_upload, 
     sim.config("toucan", delay=5)
     release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
     started = time.monotonic()
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     assert time.monotonic() - started < 3, "the engine returned instead of waiting for the platform"
     step = release.steps.get(name="operation:release")
     assert step.status == StepStatus.WAITING
@@ -81,7 +93,7 @@ def test_it_gives_up_after_the_attempt_limit(toucan_mapping, csv_upload, alice, 
 def test_a_rate_limit_honours_retry_after(toucan_mapping, csv_upload, alice, dispatched, sim):
     sim.fail("toucan", "429", match="/operations", retry_after=7)
     release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     step = release.steps.get(name="operation:release")
     assert step.status == StepStatus.PENDING
     assert step.next_check_at - timezone.now() > timedelta(seconds=6)
@@ -104,7 +116,7 @@ def test_a_timeout_of_a_mutating_call_is_never_retried_blindly(toucan_mapping, c
     sim.fail("toucan", "hang", match="/operations", hang_seconds=3)
     release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
     ReleaseStep.objects.filter(release=release, name="upload").update(status=StepStatus.SUCCEEDED)
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     step = release.steps.get(name="operation:release")
     assert step.status == StepStatus.ATTENTION and step.attempts == 1
     release.refresh_from_db()
@@ -116,10 +128,10 @@ def test_a_timeout_of_a_check_is_transient(toucan_mapping, csv_upload, alice, di
     sim.config("toucan", delay=2)
     release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
     ReleaseStep.objects.filter(release=release, name="upload").update(status=StepStatus.SUCCEEDED)
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     sim.fail("toucan", "hang", match="/operations/", hang_seconds=3)
     ReleaseStep.objects.filter(release=release).update(next_check_at=timezone.now())
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     step = release.steps.get(name="operation:release")
     assert step.status == StepStatus.WAITING and step.transient_failures == 1
     assert "timed out" in step.message
@@ -142,7 +154,7 @@ def test_a_claimed_step_is_not_run_twice(toucan_mapping, csv_upload, alice, disp
     ReleaseStep.objects.filter(release=release, name="upload").update(
         status=StepStatus.RUNNING, attempts=1, lease_until=timezone.now() + timedelta(minutes=1)
     )
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     assert release.steps.get(name="upload").attempts == 1
     assert sim.state("toucan")["sources"] == {}
 
@@ -163,7 +175,7 @@ def test_an_interrupted_mutating_step_is_never_repeated_blindly(toucan_mapping, 
     ReleaseStep.objects.filter(release=release, name="operation:release").update(
         status=StepStatus.RUNNING, attempts=1, lease_until=timezone.now() - timedelta(seconds=1)
     )
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     release.refresh_from_db()
     assert release.status == ReleaseStatus.ATTENTION
     step = release.steps.get(name="operation:release")
@@ -178,7 +190,7 @@ def test_an_interrupted_step_whose_answer_came_back_continues_from_the_platform(
     # The worker stored the operation id, then died: the lookup shows it happened.
     release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
     ReleaseStep.objects.filter(release=release, name="upload").update(status=StepStatus.SUCCEEDED)
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     step = release.steps.get(name="operation:release")
     ReleaseStep.objects.filter(pk=step.pk).update(
         status=StepStatus.RUNNING, lease_until=timezone.now() - timedelta(seconds=1)
@@ -196,18 +208,18 @@ def test_a_person_decides_a_step_that_needs_attention(toucan_mapping, csv_upload
     ReleaseStep.objects.filter(release=release, name="operation:release").update(
         status=StepStatus.RUNNING, attempts=1, lease_until=timezone.now() - timedelta(seconds=1)
     )
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     step = release.steps.get(name="operation:release")
     release.refresh_from_db()
-    services.release_step_resolve(release=release, step=step, happened=decision == "happened", actor=alice)
+    release_step_resolve(release=release, step=step, happened=decision == "happened", actor=alice)
     release = drive(release)
     assert release.status == ReleaseStatus.SUCCEEDED
     sent = len(sim.state("toucan")["operations"])
     assert sent == (0 if decision == "happened" else 1)
     action = "release-step-happened" if decision == "happened" else "release-step-send-again"
     assert AuditEvent.objects.filter(action=action, object_id=str(release.pk), actor=alice).exists()
-    with pytest.raises(services.ApplicationError):
-        services.release_step_resolve(release=release, step=step, happened=True, actor=alice)
+    with pytest.raises(ApplicationError):
+        release_step_resolve(release=release, step=step, happened=True, actor=alice)
 
 
 def test_a_stale_workers_late_write_is_discarded(toucan_mapping, csv_upload, alice, dispatched, sim):
@@ -217,7 +229,7 @@ def test_a_stale_workers_late_write_is_discarded(toucan_mapping, csv_upload, ali
     stale.fence = step.fence
     # Another worker claimed the step since (the fence moved on) and finished it.
     ReleaseStep.objects.filter(pk=step.pk).update(fence=step.fence + 1, status=StepStatus.SUCCEEDED)
-    assert not engine._write(stale, status=StepStatus.FAILED, error="late")
+    assert not _write(stale, status=StepStatus.FAILED, error="late")
     assert release.steps.get(pk=step.pk).status == StepStatus.SUCCEEDED
 
 
@@ -226,15 +238,15 @@ def test_a_long_wait_stays_in_the_database(toucan_mapping, csv_upload, alice, di
     sim.fail("toucan", "429", match="/operations", retry_after=3000)
     release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
     ReleaseStep.objects.filter(release=release, name="upload").update(status=StepStatus.SUCCEEDED)
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     step = release.steps.get(name="operation:release")
     assert step.status == StepStatus.PENDING
-    assert step.next_check_at > timezone.now() + timedelta(seconds=engine.max_countdown())
-    assert all(countdown <= engine.max_countdown() for _, countdown in dispatched)
+    assert step.next_check_at > timezone.now() + timedelta(seconds=max_countdown())
+    assert all(countdown <= max_countdown() for _, countdown in dispatched)
     # Once due, the sweeper's scan picks it up.
     ReleaseStep.objects.filter(pk=step.pk).update(next_check_at=timezone.now())
     dispatched.clear()
-    assert engine.release_sweep() == 1 and dispatched == [(release.pk, 0)]
+    assert release_sweep() == 1 and dispatched == [(release.pk, 0)]
 
 
 def test_a_waiting_step_fails_past_its_deadline(toucan_mapping, csv_upload, alice, dispatched, sim):
@@ -251,10 +263,10 @@ def test_a_waiting_step_fails_past_its_deadline(toucan_mapping, csv_upload, alic
 
 def test_polling_follows_a_fifth_of_the_elapsed_time(settings):
     settings.PORTAL_ENGINE = {**settings.PORTAL_ENGINE, "POLL_INITIAL_SECONDS": 2.0, "POLL_MAX_SECONDS": 60.0}
-    assert engine.poll_delay(1, elapsed=1) == 2.0
-    assert engine.poll_delay(5, elapsed=50) == 10.0
-    assert engine.poll_delay(9, elapsed=1000) == 60.0
-    assert engine.poll_delay(2, elapsed=8, expected=9) == 1.0
+    assert poll_delay(1, elapsed=1) == 2.0
+    assert poll_delay(5, elapsed=50) == 10.0
+    assert poll_delay(9, elapsed=1000) == 60.0
+    assert poll_delay(2, elapsed=8, expected=9) == 1.0
 
 
 def test_the_sweeper_redispatches_overdue_releases_only(toucan_mapping, csv_upload, alice, dispatched, sim):
@@ -269,16 +281,16 @@ def test_the_sweeper_redispatches_overdue_releases_only(toucan_mapping, csv_uplo
         status=StepStatus.WAITING, next_check_at=timezone.now() + timedelta(minutes=1)
     )
     dispatched.clear()
-    assert engine.release_sweep() == 1
+    assert release_sweep() == 1
     assert dispatched == [(overdue.pk, 0)]
 
 
 def test_cancel_stops_pending_steps(toucan_mapping, csv_upload, alice, dispatched, sim):
     sim.config("toucan", delay=5)
     release = make_release(toucan_mapping, csv_upload, alice, operations=["preprocess_data_sources", "release"])
-    engine.release_advance(release.pk)  # upload done, preprocess waiting on the platform
-    services.release_cancel(release=release, actor=alice)
-    engine.release_cancel_now(Release.objects.get(pk=release.pk))
+    release_advance(release.pk)  # upload done, preprocess waiting on the platform
+    release_cancel(release=release, actor=alice)
+    release_cancel_now(Release.objects.get(pk=release.pk))
     release.refresh_from_db()
     assert release.status == ReleaseStatus.CANCELLED
     statuses = dict(release.steps.values_list("name", "status"))
@@ -292,9 +304,9 @@ def test_cancel_stops_pending_steps(toucan_mapping, csv_upload, alice, dispatche
 
 
 def test_backoff_is_capped_and_jittered():
-    delays = {engine.backoff(10, base=1, cap=8) for _ in range(50)}
+    delays = {backoff(10, base=1, cap=8) for _ in range(50)}
     assert max(delays) <= 8 and min(delays) >= 0.5 and len(delays) > 1
-    assert engine.backoff(1, base=1, cap=8, retry_after=30) == 30
+    assert backoff(1, base=1, cap=8, retry_after=30) == 30
 
 
 def test_a_target_that_no_longer_validates_fails_the_step_readably(toucan_mapping, csv_upload, alice, dispatched, sim):

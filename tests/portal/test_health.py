@@ -8,7 +8,14 @@ import pytest
 import redis
 
 from config.storage import s3_storage as s3_entry
-from portal import heartbeats
+from portal.operations.heartbeats import (
+    BEAT_KEY,
+    WORKERS_KEY,
+    beat_tick,
+    last_beat_tick,
+    worker_heartbeat,
+    worker_heartbeats,
+)
 from tests.helpers import wait_for
 from tests.simulator import free_port
 
@@ -18,7 +25,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def no_heartbeats(settings):
     """Each test starts with no heartbeat recorded (other tests' workers may have left some)."""
-    redis.Redis.from_url(settings.REDIS_URL).delete(heartbeats.BEAT_KEY, heartbeats.WORKERS_KEY)
+    redis.Redis.from_url(settings.REDIS_URL).delete(BEAT_KEY, WORKERS_KEY)
 
 
 def test_liveness_answers_without_login_or_database(client, django_assert_num_queries):
@@ -46,8 +53,8 @@ def test_readiness_fails_without_worker_and_beat_heartbeats(client):
 
 
 def test_readiness_passes_with_fresh_heartbeats_and_fails_when_they_age(client, settings):
-    heartbeats.worker_heartbeat("celery@worker-1")
-    heartbeats.beat_tick()
+    worker_heartbeat("celery@worker-1")
+    beat_tick()
     response = client.get("/readyz", HTTP_ACCEPT="text/html")
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
     assert response.json()["status"] == "ok"
@@ -63,13 +70,13 @@ def test_readiness_passes_with_fresh_heartbeats_and_fails_when_they_age(client, 
 
 
 def test_heartbeats_are_shared_through_redis():
-    assert heartbeats.last_beat_tick() is None and heartbeats.worker_heartbeats() == {}
-    heartbeats.worker_heartbeat("celery@a")
-    heartbeats.worker_heartbeat("celery@b")
-    heartbeats.beat_tick()
-    seen = heartbeats.worker_heartbeats()
+    assert last_beat_tick() is None and worker_heartbeats() == {}
+    worker_heartbeat("celery@a")
+    worker_heartbeat("celery@b")
+    beat_tick()
+    seen = worker_heartbeats()
     assert set(seen) == {"celery@a", "celery@b"}
-    tick = heartbeats.last_beat_tick()
+    tick = last_beat_tick()
     assert tick is not None and tick.tzinfo is not None and all(t <= tick for t in seen.values())
 
 
@@ -80,8 +87,8 @@ def test_readiness_names_what_is_down_and_leaks_no_configuration(client, setting
         **settings.STORAGES,
         "default": s3_entry({**s3_server.env(), "PORTAL_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}),
     }
-    heartbeats.worker_heartbeat("celery@worker-1")
-    heartbeats.beat_tick()
+    worker_heartbeat("celery@worker-1")
+    beat_tick()
     response = client.get("/readyz")
     assert response.status_code == 503
     checks = response.json()["checks"]
@@ -94,8 +101,8 @@ def test_readiness_names_what_is_down_and_leaks_no_configuration(client, setting
 
 
 def test_readiness_checks_the_s3_storage(client, s3_storage):
-    heartbeats.worker_heartbeat("celery@worker-1")
-    heartbeats.beat_tick()
+    worker_heartbeat("celery@worker-1")
+    beat_tick()
     response = client.get("/readyz")
     assert response.status_code == 200, response.content
     assert not s3_storage.keys("health_check_storage_test/"), "the probe object is deleted"
@@ -104,5 +111,5 @@ def test_readiness_checks_the_s3_storage(client, s3_storage):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_a_real_worker_beats_on_its_own(celery_worker_process, settings):
-    seen = wait_for(heartbeats.worker_heartbeats, timeout=30, message="the worker's heartbeat")
+    seen = wait_for(worker_heartbeats, timeout=30, message="the worker's heartbeat")
     assert all(name.startswith("celery@") for name in seen)

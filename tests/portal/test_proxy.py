@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory
 
-from portal.proxy import TrustedProxyMiddleware, client_address, trusted_networks
+from portal.security.proxy import TrustedProxyMiddleware, client_address, trusted_networks
 from tests.simulator import ROOT
 
 PROXIES = trusted_networks(["127.0.0.1", "10.0.0.0/8", "::1"])
@@ -84,7 +84,7 @@ def test_production_reads_every_proxy_setting_from_the_environment():
         [],
         True,
         "django.core.files.storage.FileSystemStorage",
-        "portal.proxy.TrustedProxyMiddleware",
+        "portal.security.proxy.TrustedProxyMiddleware",
     ]
     assert production_settings(
         DJANGO_SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_SCHEME,https",
@@ -100,7 +100,7 @@ def test_production_reads_every_proxy_setting_from_the_environment():
         ["10.0.0.0/8"],
         False,
         "storages.backends.s3.S3Storage",
-        "portal.proxy.TrustedProxyMiddleware",
+        "portal.security.proxy.TrustedProxyMiddleware",
     ]
 
 

@@ -9,7 +9,8 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from portal import engine, services
+from portal import jobs
+from portal.engine.core import release_advance
 from portal.models import (
     ActionRun,
     AuditEvent,
@@ -22,6 +23,11 @@ from portal.models import (
     ReleaseSet,
     ReleaseStep,
 )
+from portal.services.connections import connection_test
+from portal.services.datasets import dataset_create
+from portal.services.mappings import mapping_create, params_validate, target_validate
+from portal.services.releases import release_create
+from portal.services.uploads import upload_create
 
 from ..security.test_authz_matrix import EXPECTED, url_for
 
@@ -34,10 +40,8 @@ CANARY = "CANARY-9d1e-never-show-me"
 def leaky_release(client, alice, team, sim, monkeypatch, django_capture_on_commit_callbacks):
     """A connection whose password is the canary, and a release that fails on it."""
     sent: list = []
-    from portal import tasks
-
-    monkeypatch.setattr(tasks.release_advance_task, "apply_async", lambda *a, **kw: sent.append((a, kw)))
-    monkeypatch.setattr(tasks.connection_test_task, "delay", lambda *a, **kw: sent.append((a, kw)))
+    # Every task the portal enqueues leaves through jobs.send (name and ids): record the ids.
+    monkeypatch.setattr(jobs, "send", lambda name, *ids, **kw: sent.append((ids, kw)))
     client.force_login(alice)
     with django_capture_on_commit_callbacks(execute=True):
         client.post(
@@ -52,20 +56,18 @@ def leaky_release(client, alice, team, sim, monkeypatch, django_capture_on_commi
             },
         )
     connection = Connection.objects.get(name="Leaky")
-    dataset = services.dataset_create(team=team, name="Canary data", actor=alice)
-    target = services.target_validate(connection=connection, data={"small_app": "demo-app", "data_source": "sales.csv"})
-    mapping = services.mapping_create(
-        dataset=dataset, connection=connection, name="Canary map", target=target, actor=alice
-    )
+    dataset = dataset_create(team=team, name="Canary data", actor=alice)
+    target = target_validate(connection=connection, data={"small_app": "demo-app", "data_source": "sales.csv"})
+    mapping = mapping_create(dataset=dataset, connection=connection, name="Canary map", target=target, actor=alice)
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    upload = services.upload_create(dataset=dataset, file=SimpleUploadedFile("sales.csv", b"a,b\n1,2\n"), actor=alice)
+    upload = upload_create(dataset=dataset, file=SimpleUploadedFile("sales.csv", b"a,b\n1,2\n"), actor=alice)
     with django_capture_on_commit_callbacks(execute=True):
-        release = services.release_create(
-            mapping=mapping, upload=upload, params=services.params_validate(mapping=mapping, data={}), actor=alice
+        release = release_create(
+            mapping=mapping, upload=upload, params=params_validate(mapping=mapping, data={}), actor=alice
         )
-    services.connection_test(connection=connection)
-    engine.release_advance(release.pk)  # the password is wrong for Toucan: the upload fails with 401
+    connection_test(connection=connection)
+    release_advance(release.pk)  # the password is wrong for Toucan: the upload fails with 401
     release.refresh_from_db()
     return {"release": release, "connection": connection, "mapping": mapping, "sent": sent}
 
@@ -126,8 +128,8 @@ def test_logs_and_reprs_never_show_it(leaky_release, caplog):
     connection = leaky_release["connection"]
     credentials = connection.credentials()
     logging.getLogger("portal").info("credentials: %r / %s", credentials, credentials)
-    services.connection_test(connection=connection)
-    engine.release_advance(leaky_release["release"].pk)
+    connection_test(connection=connection)
+    release_advance(leaky_release["release"].pk)
     assert CANARY not in caplog.text
     assert CANARY not in repr(connection.connector().credentials)
 
@@ -152,8 +154,8 @@ def test_structured_log_lines_never_show_it(leaky_release, client, alice):
     root.setLevel(logging.DEBUG)
     try:
         connection = leaky_release["connection"]
-        services.connection_test(connection=connection)
-        engine.release_advance(leaky_release["release"].pk)
+        connection_test(connection=connection)
+        release_advance(leaky_release["release"].pk)
         structlog.get_logger("portal").info("connection used", credentials=connection.credentials())
         client.force_login(alice)
         client.get(connection.get_absolute_url() + f"?token={CANARY}")
@@ -165,6 +167,8 @@ def test_structured_log_lines_never_show_it(leaky_release, client, alice):
     assert any(line.get("event") == "request_finished" for line in lines)
     assert any("X-Amz-Signature" in line.get("event", "") for line in lines)
     assert CANARY not in stream.getvalue()
+
+
 def test_no_page_api_answer_or_log_of_a_full_run_shows_the_canary(client, alice, leaky_release, caplog):
     """Every GET route of the URLconf (pages and API, the matrix's list), every admin list and change
     page, as a superuser, after a full run (form, test, release, notification); and every log line."""
@@ -172,8 +176,8 @@ def test_no_page_api_answer_or_log_of_a_full_run_shows_the_canary(client, alice,
     release, connection, mapping = leaky_release["release"], leaky_release["connection"], leaky_release["mapping"]
     alice.is_staff = alice.is_superuser = True
     alice.save()
-    services.connection_test(connection=connection)
-    engine.release_advance(release.pk)
+    connection_test(connection=connection)
+    release_advance(release.pk)
     world = {
         "connection": connection,
         "dataset": mapping.dataset,

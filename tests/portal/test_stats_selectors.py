@@ -12,8 +12,18 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from portal import services, stats_selectors
 from portal.models import Release, ReleaseStatus
+from portal.selectors.stats import (
+    mapping_duration_trend,
+    platform_stats,
+    release_daily_counts,
+    release_set_timeline,
+    release_timeline,
+    trend_chart,
+    trend_summary,
+)
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
 from tests.factories import ConnectionFactory, MappingFactory, ReleaseFactory, UploadFactory
 from tests.helpers import drive_release
 
@@ -43,7 +53,7 @@ def test_daily_counts_by_status_fill_empty_days_and_stop_at_the_window(team, bob
     make(mapping, days_ago=2, status="succeeded")
     make(mapping, days_ago=29, status="cancelled")
     make(mapping, days_ago=31, status="failed")  # outside 30 days
-    daily = stats_selectors.release_daily_counts(user=bob, days=30, now=NOW)
+    daily = release_daily_counts(user=bob, days=30, now=NOW)
     assert len(daily.days) == 30 and daily.days[-1] == NOW.date()
     assert daily.counts["succeeded"][-1] == 1 and daily.counts["failed"][-1] == 1
     assert daily.counts["running"][-1] == 1
@@ -52,7 +62,7 @@ def test_daily_counts_by_status_fill_empty_days_and_stop_at_the_window(team, bob
     assert sum(daily.counts["failed"]) == 1, "the release of 31 days ago is outside the window"
     assert daily.success_rate[-1] == 50.0 and daily.success_rate[-2] is None
     assert "6" not in daily.summary().split(" ")[0] and daily.summary().startswith("5 releases in 30 days")
-    assert sum(sum(v) for v in stats_selectors.release_daily_counts(user=charlie, now=NOW).counts.values()) == 0
+    assert sum(sum(v) for v in release_daily_counts(user=charlie, now=NOW).counts.values()) == 0
 
 
 def test_platform_stats_give_success_rate_and_percentiles(team, bob):
@@ -64,7 +74,7 @@ def test_platform_stats_give_success_rate_and_percentiles(team, bob):
     make(tailer, days_ago=1, status="succeeded", seconds=100, platform="tailer")
     make(toucan, days_ago=40, status="failed", seconds=9999)  # outside the window
     make(toucan, days_ago=1, status="running", seconds=5)  # not finished: not counted
-    stats = {s.platform: s for s in stats_selectors.platform_stats(user=bob, days=30, now=NOW)}
+    stats = {s.platform: s for s in platform_stats(user=bob, days=30, now=NOW)}
     assert set(stats) == {"toucan", "tailer"}
     t = stats["toucan"]
     assert (t.finished, t.succeeded, t.success_rate) == (20, 15, 75.0)
@@ -81,24 +91,20 @@ def test_a_mappings_trend_marks_failures_oldest_first(team):
     make(mapping, days_ago=2, status="failed", seconds=7)
     make(mapping, days_ago=1, status="succeeded", seconds=6)
     make(mapping, days_ago=0, status="running", seconds=3)  # not finished: left out
-    points = stats_selectors.mapping_duration_trend(mapping=mapping)
-    chart = stats_selectors.trend_chart(points)
+    points = mapping_duration_trend(mapping=mapping)
+    chart = trend_chart(points)
     assert chart["seconds"] == [5.0, 7.0, 6.0]
     assert chart["failed"] == [None, 7.0, None]
     assert chart["x"] == sorted(chart["x"])
-    assert "median 6.0 s" in stats_selectors.trend_summary(points) and "1 failed" in stats_selectors.trend_summary(
-        points
-    )
+    assert "median 6.0 s" in trend_summary(points) and "1 failed" in trend_summary(points)
 
 
 def test_the_step_timeline_splits_work_from_waiting(toucan_mapping, olivia):
     upload = UploadFactory(dataset=toucan_mapping.dataset, uploaded_by=olivia)
-    params = services.params_validate(
-        mapping=toucan_mapping, data={"operations": ["preprocess_data_sources", "release"]}
-    )
-    release = drive_release(services.release_create(mapping=toucan_mapping, upload=upload, params=params, actor=olivia))
+    params = params_validate(mapping=toucan_mapping, data={"operations": ["preprocess_data_sources", "release"]})
+    release = drive_release(release_create(mapping=toucan_mapping, upload=upload, params=params, actor=olivia))
     assert release.status == ReleaseStatus.SUCCEEDED
-    bars = stats_selectors.release_timeline(release=release)
+    bars = release_timeline(release=release)
     assert [b.label for b in bars] == [s.label for s in release.steps.order_by("position")]
     upload_bar, *operations = bars
     assert upload_bar.accepted is None and upload_bar.waiting == 0, "the upload is our own work"
@@ -125,7 +131,7 @@ def test_the_pages_carry_the_chart_data_and_its_text(client, bob, toucan_mapping
 
 
 def test_a_release_set_over_time_has_a_row_per_release_and_a_segment_per_step(client, bob, olivia, toucan_mapping):
-    from portal.release_sets import release_set_create
+    from portal.services.release_sets import release_set_create
 
     second = MappingFactory(
         dataset=toucan_mapping.dataset,
@@ -139,7 +145,7 @@ def test_a_release_set_over_time_has_a_row_per_release_and_a_segment_per_step(cl
     )
     for release in release_set.releases.all():
         drive_release(release)
-    rows = stats_selectors.release_set_timeline(release_set=release_set)
+    rows = release_set_timeline(release_set=release_set)
     assert sorted(r.status for r in rows) == ["failed", "succeeded"]
     for row in rows:
         release = Release.objects.get(pk=row.release_id)

@@ -14,8 +14,10 @@ from rest_framework.test import APIClient
 from storages.backends.s3 import S3Storage
 
 from config.storage import S3_BACKEND, s3_storage
-from portal import services
 from portal.models import ChunkedUpload, Release, ReleaseStatus, Upload
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
+from portal.services.uploads import upload_create
 from tests.helpers import wait_for
 
 from ..simulator import ROOT
@@ -76,8 +78,8 @@ def test_a_simple_upload_is_stored_in_the_bucket(s3_storage, olivia, toucan_mapp
 
 
 def test_two_uploads_with_one_name_do_not_replace_each_other(s3_storage, toucan_mapping, alice):
-    first = services.upload_create(dataset=toucan_mapping.dataset, file=SimpleUploadedFile("x.csv", b"1"), actor=alice)
-    second = services.upload_create(dataset=toucan_mapping.dataset, file=SimpleUploadedFile("x.csv", b"2"), actor=alice)
+    first = upload_create(dataset=toucan_mapping.dataset, file=SimpleUploadedFile("x.csv", b"1"), actor=alice)
+    second = upload_create(dataset=toucan_mapping.dataset, file=SimpleUploadedFile("x.csv", b"2"), actor=alice)
     assert first.file.name != second.file.name
     assert first.file.open("rb").read() == b"1" and second.file.open("rb").read() == b"2"
 
@@ -118,7 +120,7 @@ def test_a_chunked_upload_is_assembled_on_s3_and_its_pieces_removed(
 
 def test_a_prefix_keeps_every_object_under_it(s3_server, settings, toucan_mapping, alice):
     settings.STORAGES = {**settings.STORAGES, "default": s3_storage(s3_server.env(location="tenant-a/"))}
-    upload = services.upload_create(dataset=toucan_mapping.dataset, file=SimpleUploadedFile("p.csv", b"p"), actor=alice)
+    upload = upload_create(dataset=toucan_mapping.dataset, file=SimpleUploadedFile("p.csv", b"p"), actor=alice)
     assert f"tenant-a/{upload.file.name}" in s3_server.keys("tenant-a/")
     assert default_storage.open(upload.file.name).read() == b"p"
 
@@ -129,14 +131,12 @@ def test_a_worker_with_no_shared_disk_sends_the_file_it_reads_from_s3(
     celery_worker_process, toucan_mapping, alice, sim
 ):
     content = b"region,amount\n" + b"north,1\n" * 5000
-    upload = services.upload_create(
-        dataset=toucan_mapping.dataset, file=SimpleUploadedFile("sales.csv", content), actor=alice
-    )
+    upload = upload_create(dataset=toucan_mapping.dataset, file=SimpleUploadedFile("sales.csv", content), actor=alice)
     assert isinstance(upload.file.storage._wrapped, S3Storage), "the autouse fixture switched this test to S3"
-    release = services.release_create(
+    release = release_create(
         mapping=toucan_mapping,
         upload=upload,
-        params=services.params_validate(mapping=toucan_mapping, data={"operations": ["release"]}),
+        params=params_validate(mapping=toucan_mapping, data={"operations": ["release"]}),
         actor=alice,
     )
     done = wait_for(

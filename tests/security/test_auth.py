@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from portal import tokens
 from portal.models import ApiToken, AuditEvent
-from portal.throttles import FailedTokenThrottle, UserThrottle
+from portal.security.throttles import FailedTokenThrottle, UserThrottle
 
 pytestmark = pytest.mark.django_db
 

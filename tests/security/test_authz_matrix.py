@@ -20,16 +20,9 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from portal import services
-from portal.models import (
-    ActionRun,
-    ChunkedUpload,
-    Membership,
-    NotificationChannel,
-    Release,
-    ReleaseSet,
-    ReleaseStep,
-)
+from portal.models import ActionRun, ChunkedUpload, Membership, NotificationChannel, Release, ReleaseSet, ReleaseStep
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
 
 from ..factories import TOUCAN_CREDENTIALS
 
@@ -211,8 +204,8 @@ CASES = [(name, method, role) for name, methods in EXPECTED.items() for method i
 def world(team, alice, olivia, bob, charlie, toucan_mapping, csv_upload):
     """One object of every kind in the data team; charlie administers another team."""
     mapping = toucan_mapping
-    release = services.release_create(
-        mapping=mapping, upload=csv_upload, params=services.params_validate(mapping=mapping, data={}), actor=alice
+    release = release_create(
+        mapping=mapping, upload=csv_upload, params=params_validate(mapping=mapping, data={}), actor=alice
     )
     step = ReleaseStep.objects.filter(release=release).first()
     release_set = ReleaseSet.objects.create(team=team, dataset=mapping.dataset, upload=csv_upload, created_by=alice)

@@ -7,9 +7,9 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from connectors.base import AuthenticationError, ConnectorError
-from portal import services
 from portal.crypto import decrypt_json
 from portal.models import AuditEvent, Connection
+from portal.services.connections import connection_update
 
 from ..factories import ConnectionFactory
 from .listener import listener
@@ -67,7 +67,7 @@ def test_the_api_refuses_a_new_port_without_the_secrets(client, alice, connectio
 
 def test_a_new_destination_with_its_secrets_gets_only_those(alice, connection) -> None:
     with listener(status=401, body=b'{"message": "who are you"}') as got:
-        services.connection_update(
+        connection_update(
             connection=connection,
             name=connection.name,
             base_url=got.url,
@@ -85,7 +85,7 @@ def test_a_new_destination_with_its_secrets_gets_only_those(alice, connection) -
 
 
 def test_the_same_destination_keeps_the_stored_secrets(alice, connection, sim) -> None:
-    services.connection_update(
+    connection_update(
         connection=connection,
         name="Renamed",
         base_url=connection.base_url.rstrip("/") + "/",
@@ -98,7 +98,7 @@ def test_the_same_destination_keeps_the_stored_secrets(alice, connection, sim) -
 def test_a_url_the_policy_refuses_is_refused_when_saved(alice, connection, settings) -> None:
     settings.PORTAL_OUTBOUND_ALLOW = []
     with pytest.raises(ValidationError) as info:
-        services.connection_update(
+        connection_update(
             connection=connection,
             name=connection.name,
             base_url="http://169.254.169.254/latest",

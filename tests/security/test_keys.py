@@ -11,10 +11,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from portal import notifications, services
+from portal.automation.notifications import channel_create, deliver
 from portal.crypto import UNREADABLE_CREDENTIALS, decrypt_json
-from portal.key_rotation import ENCRYPTED_FIELDS
 from portal.models import AuditEvent, Connection, NotificationChannel, NotificationDelivery, Release
+from portal.security.key_rotation import ENCRYPTED_FIELDS
+from portal.services.connections import connection_test
 
 from ..factories import ConnectionFactory, MappingFactory, UploadFactory
 
@@ -36,8 +37,8 @@ def test_every_encrypted_field_is_rotated() -> None:
 def test_rotation_covers_connections_and_webhook_secrets(team, settings) -> None:
     settings.PORTAL_CREDENTIAL_KEYS = [OLD]
     connection = ConnectionFactory(team=team)
-    channel = notifications.channel_create(team=team, kind="webhook", target="http://127.0.0.1:9/h", secret="hook-key")
-    notifications.channel_create(team=team, kind="email", target="ops@example.org")
+    channel = channel_create(team=team, kind="webhook", target="http://127.0.0.1:9/h", secret="hook-key")
+    channel_create(team=team, kind="email", target="ops@example.org")
     settings.PORTAL_CREDENTIAL_KEYS = [NEW, OLD]
     out = StringIO()
     call_command("rotate_credential_keys", stdout=out)
@@ -59,7 +60,7 @@ def test_a_value_no_key_reads_is_an_explicit_error_everywhere(client, alice, tea
     assert answer["secrets_set"] is None and answer["credentials_error"] == UNREADABLE_CREDENTIALS
     page = client.get(reverse("portal:connection-detail", args=[connection.pk])).content.decode()
     assert "cannot be decrypted" in page and "not used" not in page
-    tested = services.connection_test(connection=connection)
+    tested = connection_test(connection=connection)
     assert tested.last_test_ok is False and tested.last_test_message == UNREADABLE_CREDENTIALS
     with pytest.raises(CommandError, match="cannot be decrypted"):
         call_command("rotate_credential_keys", stdout=StringIO())
@@ -67,10 +68,10 @@ def test_a_value_no_key_reads_is_an_explicit_error_everywhere(client, alice, tea
 
 def test_a_webhook_whose_secret_is_unreadable_is_not_sent_unsigned(team, settings, failed_release_for) -> None:
     settings.PORTAL_CREDENTIAL_KEYS = [STRANGER]
-    channel = notifications.channel_create(team=team, kind="webhook", target="http://127.0.0.1:9/h", secret="k")
+    channel = channel_create(team=team, kind="webhook", target="http://127.0.0.1:9/h", secret="k")
     settings.PORTAL_CREDENTIAL_KEYS = [NEW]
     delivery = failed_release_for(channel)
-    delivered = notifications.deliver(delivery)
+    delivered = deliver(delivery)
     assert delivered.status != "delivered" and "cannot be decrypted" in delivered.error
 
 

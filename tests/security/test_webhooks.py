@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from portal import notifications
+from portal.automation.notifications import channel_create, deliver
 from portal.models import NotificationChannel, NotificationDelivery, Release
 
 from ..factories import MappingFactory, UploadFactory
@@ -41,10 +41,10 @@ def delivery_for(team):
 
 def test_a_delivery_verifies_and_a_replay_or_a_changed_body_does_not(team, alice, delivery_for) -> None:
     with listener() as got:
-        channel = notifications.channel_create(
+        channel = channel_create(
             team=team, kind="webhook", target=got.url + "/hook?token=abc", secret="s3cret", actor=alice
         )
-        delivered = notifications.deliver(delivery_for(channel))
+        delivered = deliver(delivery_for(channel))
     assert delivered.status == "delivered"
     _method, path, headers, body = got.requests[0]
     assert path == "/hook?token=abc"
@@ -62,9 +62,9 @@ def test_a_receiver_the_policy_refuses_at_delivery_gets_nothing_and_is_not_retri
     team, settings, delivery_for
 ) -> None:
     with listener() as got:
-        channel = notifications.channel_create(team=team, kind="webhook", target=got.url + "/hook")
+        channel = channel_create(team=team, kind="webhook", target=got.url + "/hook")
         settings.PORTAL_OUTBOUND_ALLOW = []  # the name now leads to loopback, which is not allowed
-        delivered = notifications.deliver(delivery_for(channel))
+        delivered = deliver(delivery_for(channel))
     assert got.requests == []
     assert delivered.status == "failed" and "loopback" in delivered.error
     assert NotificationDelivery.objects.filter(channel=channel).count() == 1  # no retry queued
@@ -72,6 +72,6 @@ def test_a_receiver_the_policy_refuses_at_delivery_gets_nothing_and_is_not_retri
 
 def test_a_redirecting_receiver_is_not_followed(team, delivery_for) -> None:
     with listener(status=307, headers={"Location": "http://169.254.169.254/latest/meta-data/"}) as got:
-        channel = notifications.channel_create(team=team, kind="webhook", target=got.url + "/hook")
-        delivered = notifications.deliver(delivery_for(channel))
+        channel = channel_create(team=team, kind="webhook", target=got.url + "/hook")
+        delivered = deliver(delivery_for(channel))
     assert len(got.requests) == 1 and delivered.status != "delivered" and delivered.response_code == 307

@@ -18,8 +18,12 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from pydantic import ValidationError as SchemaError
 
-from portal import permissions, services
+from portal import permissions
+from portal.exceptions import ApplicationError
 from portal.models import Mapping, Release
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
+from portal.services.uploads import upload_create
 
 
 class Command(BaseCommand):
@@ -60,18 +64,16 @@ class Command(BaseCommand):
                 if not path.is_file():
                     raise CommandError(f"No file at {path}", returncode=2)
                 with path.open("rb") as handle:
-                    upload = services.upload_create(
-                        dataset=mapping.dataset, file=File(handle, name=path.name), actor=user
-                    )
+                    upload = upload_create(dataset=mapping.dataset, file=File(handle, name=path.name), actor=user)
                 self.stdout.write(f"Uploaded {upload.original_name} ({upload.size} bytes) as upload {upload.pk}")
-            release = services.release_create(
+            release = release_create(
                 mapping=mapping,
                 upload=upload,
-                params=services.params_validate(mapping=mapping, data=params),
+                params=params_validate(mapping=mapping, data=params),
                 actor=user,
                 trigger="cli",
             )
-        except (services.ApplicationError, ValidationError, SchemaError) as exc:
+        except (ApplicationError, ValidationError, SchemaError) as exc:
             raise CommandError(f"Not released: {getattr(exc, 'message', exc)}", returncode=2) from None
         self.stdout.write(f"Release {release.pk} queued")
         if options["no_wait"]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.key_rotation import credential_keys_rotate
+from portal.security.key_rotation import credential_keys_rotate
 
 
 class Command(BaseCommand):

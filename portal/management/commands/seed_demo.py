@@ -11,8 +11,10 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from connectors.registry import CONNECTORS
-from portal import services
 from portal.models import Dataset, Role, Team
+from portal.services.connections import connection_create, connection_request_test
+from portal.services.mappings import mapping_create, target_validate
+from portal.services.teams import membership_set
 from simulators.app import SIMULATORS, simulator_class
 
 
@@ -31,10 +33,10 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(12)
         admin = User.objects.create_superuser("admin", "admin@example.com", password)
         team = Team.objects.create(name="Demo team")
-        services.membership_set(team=team, user=admin, role=Role.ADMIN, actor=admin)
+        membership_set(team=team, user=admin, role=Role.ADMIN, actor=admin)
         for username, role in (("operator", Role.OPERATOR), ("viewer", Role.VIEWER)):
             user = User.objects.create_user(username, f"{username}@example.com", password)
-            services.membership_set(team=team, user=user, role=role, actor=admin)
+            membership_set(team=team, user=user, role=role, actor=admin)
 
         base = options["simulator_url"].rstrip("/")
         for slug in CONNECTORS:
@@ -43,7 +45,7 @@ class Command(BaseCommand):
             demo = simulator_class(slug).demo(f"{base}/{slug}")
             if not demo:
                 continue
-            connection = services.connection_create(
+            connection = connection_create(
                 team=team,
                 platform=slug,
                 name=demo["name"],
@@ -52,11 +54,11 @@ class Command(BaseCommand):
                 actor=admin,
             )
             # Queued now, run as soon as the worker starts: the dashboard shows health at once.
-            services.connection_request_test(connection=connection, actor=admin)
+            connection_request_test(connection=connection, actor=admin)
             for spec in demo.get("mappings", []):
                 dataset, _ = Dataset.objects.get_or_create(team=team, name=spec["dataset"])
-                target = services.target_validate(connection=connection, data=spec["target"])
-                mapping = services.mapping_create(
+                target = target_validate(connection=connection, data=spec["target"])
+                mapping = mapping_create(
                     dataset=dataset, connection=connection, name=spec["name"], target=target, actor=admin
                 )
                 if spec.get("default_params"):

@@ -6,7 +6,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from portal import tokens
+from portal.engine.core import release_cancel_now
 from portal.models import ApiToken, Connection, Mapping, Release, Upload
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
 
 pytestmark = pytest.mark.django_db
 
@@ -170,13 +173,12 @@ def test_release_params_are_validated_by_the_connector(api, olivia, toucan_mappi
 
 
 def test_history_is_cursor_paginated_and_filtered(api, bob, toucan_mapping, csv_upload, olivia):
-    from portal import services
 
     for _ in range(5):
-        services.release_create(
+        release_create(
             mapping=toucan_mapping,
             upload=csv_upload,
-            params=services.params_validate(mapping=toucan_mapping, data={}),
+            params=params_validate(mapping=toucan_mapping, data={}),
             actor=olivia,
         )
     Release.objects.filter(pk=Release.objects.order_by("pk").first().pk).update(status="failed")
@@ -201,9 +203,8 @@ def test_cancel_and_retry(api, olivia, toucan_mapping, csv_upload):
     assert api.post(f"/api/v1/releases/{release['id']}/retry/", {}, format="json").status_code == 409, "still running"
     cancelled = api.post(f"/api/v1/releases/{release['id']}/cancel/")
     assert cancelled.status_code == 202
-    from portal import engine
 
-    engine.release_cancel_now(Release.objects.get(pk=release["id"]))
+    release_cancel_now(Release.objects.get(pk=release["id"]))
     retry = api.post(f"/api/v1/releases/{release['id']}/retry/", {"params": {"operations": ["release"]}}, format="json")
     assert retry.status_code == 201 and retry.json()["retry_of"] == release["id"]
     assert [s["name"] for s in retry.json()["steps"]] == ["upload", "operation:release"]

@@ -12,10 +12,11 @@ from django.core import mail
 from django.utils import timezone
 
 from connectors.http import Exchange
-from portal import heartbeats, metrics
-from portal.alerts import alerts_check
+from portal.automation.notifications import channel_create
 from portal.models import Alert, Connection, ReleaseStep, StepStatus
-from portal.notifications import channel_create
+from portal.operations.alerts import alerts_check
+from portal.operations.heartbeats import last_beat_tick, worker_heartbeats
+from portal.operations.metrics import ALERT_FAILURES_KEY, record_http_answer, redis_client
 from tests.factories import ReleaseFactory
 from tests.helpers import wait_for
 from tests.simulator import free_port
@@ -31,7 +32,7 @@ def subjects() -> list[str]:
 
 
 def heartbeat_of(prefix: str):
-    return next((when for host, when in heartbeats.worker_heartbeats().items() if host.startswith(prefix)), None)
+    return next((when for host, when in worker_heartbeats().items() if host.startswith(prefix)), None)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -68,8 +69,8 @@ def test_a_stopped_beat_is_reported_by_a_worker_and_resolved_by_beat(ops_process
     fast = {"PORTAL_ALERT_CHECK_SECONDS": "1"}
     ops_processes.worker("opsbeat", **fast)
     beat = ops_processes.beat(**fast)
-    wait_for(heartbeats.last_beat_tick, timeout=30, message="beat's first tick")
-    wait_for(lambda: metrics.redis_client().get("portal:alerts:last_check"), timeout=30, message="a scheduled check")
+    wait_for(last_beat_tick, timeout=30, message="beat's first tick")
+    wait_for(lambda: redis_client().get("portal:alerts:last_check"), timeout=30, message="a scheduled check")
     assert receiver.events("beat_silent") == []
 
     beat.stop()
@@ -112,7 +113,7 @@ def test_a_platform_failing_its_calls_alerts_the_teams_using_it(toucan_mapping, 
     settings.PORTAL_ALERTS = {**settings.PORTAL_ALERTS, "ERROR_MIN_CALLS": 10, "ERROR_RATE": 0.5}
     with structlog.contextvars.bound_contextvars(platform="toucan"):
         for code in [503] * 8 + [200] * 2 + [None] * 2:
-            metrics.record_http_answer(Exchange("GET", "http://x/", code, 0.1))
+            record_http_answer(Exchange("GET", "http://x/", code, 0.1))
     alerts_check()
     alert = Alert.objects.get(kind=Alert.Kind.PLATFORM_ERRORS)
     assert alert.key == "platform:toucan" and "83% of 12 calls" in alert.message
@@ -120,7 +121,7 @@ def test_a_platform_failing_its_calls_alerts_the_teams_using_it(toucan_mapping, 
 
     with structlog.contextvars.bound_contextvars(platform="toucan"):
         for _ in range(20):
-            metrics.record_http_answer(Exchange("GET", "http://x/", 200, 0.1))
+            record_http_answer(Exchange("GET", "http://x/", 200, 0.1))
     alerts_check()
     assert Alert.objects.get(pk=alert.pk).resolved_at is not None
     assert len(mail.outbox) == 2
@@ -152,7 +153,7 @@ def test_a_channel_that_fails_is_retried_at_the_next_check_only(toucan_mapping, 
     alerts_check()
     alert = Alert.objects.get(kind=Alert.Kind.CONNECTION_FAILING)
     assert not alert.notify_done and alert.delivery_error
-    assert metrics.redis_client().get(metrics.ALERT_FAILURES_KEY) == "1"
+    assert redis_client().get(ALERT_FAILURES_KEY) == "1"
     hook.target = receiver.url
     hook.save()
     alerts_check()

@@ -15,9 +15,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
-from portal import heartbeats, metrics, services
 from portal.crypto import encrypt_json
 from portal.models import Release
+from portal.operations.heartbeats import beat_tick, worker_heartbeat
+from portal.operations.metrics import DB_CACHE_KEY, record_sweep, redis_client
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
+from portal.services.uploads import upload_create
 from portal.tokens import token_create
 from simulators.tonalytica import TonalyticaSimulator
 from tests.factories import ConnectionFactory
@@ -42,15 +46,15 @@ def value(found, name: str, **labels: str) -> float:
 
 @pytest.fixture
 def released(toucan_mapping, alice, sim):
-    upload = services.upload_create(
+    upload = upload_create(
         dataset=toucan_mapping.dataset,
         file=SimpleUploadedFile("sales.csv", b"region,amount\nnorth,1\n" * 40),
         actor=alice,
     )
-    release = services.release_create(
+    release = release_create(
         mapping=toucan_mapping,
         upload=upload,
-        params=services.params_validate(mapping=toucan_mapping, data={"operations": ["release"]}),
+        params=params_validate(mapping=toucan_mapping, data={"operations": ["release"]}),
         actor=alice,
     )
     return drive_release(release)
@@ -59,9 +63,9 @@ def released(toucan_mapping, alice, sim):
 @pytest.mark.django_db
 def test_metrics_after_a_release(client, released):
     assert released.status == "succeeded", released.error
-    metrics.record_sweep(3)
-    heartbeats.worker_heartbeat("celery@test-host")
-    heartbeats.beat_tick()
+    record_sweep(3)
+    worker_heartbeat("celery@test-host")
+    beat_tick()
     response = client.get(reverse("portal:metrics"))
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
@@ -88,13 +92,13 @@ def test_metrics_after_a_release(client, released):
 @pytest.mark.django_db
 def test_platform_errors_are_counted_by_status_class(client, toucan_mapping, alice, sim):
     sim.fail("toucan", "500", match="/operations", times=2)
-    upload = services.upload_create(
+    upload = upload_create(
         dataset=toucan_mapping.dataset, file=SimpleUploadedFile("sales.csv", b"a,b\n1,2\n"), actor=alice
     )
-    release = services.release_create(
+    release = release_create(
         mapping=toucan_mapping,
         upload=upload,
-        params=services.params_validate(mapping=toucan_mapping, data={"operations": ["release"]}),
+        params=params_validate(mapping=toucan_mapping, data={"operations": ["release"]}),
         actor=alice,
     )
     drive_release(release)
@@ -203,6 +207,6 @@ def test_database_figures_are_shared_between_scrapes_for_a_while(client, setting
     UploadFactory(dataset=csv_upload.dataset)
     again = samples(client.get(reverse("portal:metrics")).content.decode())
     assert value(again, "portal_uploads_total") == 1  # from the shared cache, no query
-    metrics.redis_client().delete(metrics.DB_CACHE_KEY)
+    redis_client().delete(DB_CACHE_KEY)
     fresh = samples(client.get(reverse("portal:metrics")).content.decode())
     assert value(fresh, "portal_uploads_total") == 2

@@ -8,8 +8,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from portal import heartbeats, metrics
 from portal.models import ChunkedUpload, ReleaseStep, StepStatus
+from portal.operations.heartbeats import beat_tick, worker_heartbeat
+from portal.operations.metrics import record_sweep
 from tests.factories import ReleaseFactory
 
 pytestmark = pytest.mark.django_db
@@ -32,9 +33,9 @@ def stuck_release(toucan_mapping, alice):
 
 
 def test_a_team_admin_sees_the_health_and_the_releases_behind_each_number(client, alice, stuck_release):
-    heartbeats.worker_heartbeat("celery@ops-host")
-    heartbeats.beat_tick()
-    metrics.record_sweep(2)
+    worker_heartbeat("celery@ops-host")
+    beat_tick()
+    record_sweep(2)
     ChunkedUpload.objects.create(
         team=stuck_release.team, dataset=stuck_release.dataset, user=alice, filename="big.csv", size=1000, offset=400
     )

@@ -10,8 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from portal import history_query
 from portal.models import Release, ReleaseStep
+from portal.selectors import core, search
+from portal.selectors.search import SearchTimeout, count_label, estimate_count, time_bound
 from tests.factories import DatasetFactory, MappingFactory, ReleaseFactory
 
 pytestmark = pytest.mark.django_db
@@ -111,7 +112,7 @@ def test_an_index_can_serve_each_search(searchable, queryset, index):
 def test_the_search_time_bound_cuts_a_slow_query_off():
     if connection.vendor != "postgresql":
         pytest.skip("statement_timeout is PostgreSQL's")
-    with pytest.raises(history_query.SearchTimeout), history_query.time_bound(50), connection.cursor() as cursor:
+    with pytest.raises(SearchTimeout), time_bound(50), connection.cursor() as cursor:
         cursor.execute("SELECT pg_sleep(1)")
     with connection.cursor() as cursor:  # and the connection is still usable
         cursor.execute("SELECT 1")
@@ -122,15 +123,15 @@ def test_the_search_time_bound_cuts_a_slow_query_off():
     [(12, "about 12"), (4_912_345, "about 4.9 M"), (12_345, "about 12 k"), (1_234, "about 1,200")],
 )
 def test_count_labels_on_postgresql(n, label):
-    assert history_query.count_label(n) == label
-    assert history_query.count_label(n, exact=True) == f"{n:,}"
+    assert count_label(n) == label
+    assert count_label(n, exact=True) == f"{n:,}"
 
 
 def test_the_estimate_reads_no_rows_on_postgresql_and_is_kept_a_minute(searchable):
     cache.clear()
     with CaptureQueriesContext(connection) as queries:
-        estimate = history_query.estimate_count(Release.objects.filter(status="failed"))
-        again = history_query.estimate_count(Release.objects.filter(status="failed"))
+        estimate = estimate_count(Release.objects.filter(status="failed"))
+        again = estimate_count(Release.objects.filter(status="failed"))
     assert estimate >= 0 and again == estimate
     assert len(queries) == 1 and queries[0]["sql"].startswith("EXPLAIN")
 
@@ -195,14 +196,13 @@ def test_the_dashboard_counts_open_releases_with_a_cap(client, bob, mapping, mon
         ReleaseFactory(mapping=mapping, status=status)
     client.force_login(bob)
     assert client.get(reverse("portal:dashboard")).context["running_count"] == "3"
-    monkeypatch.setattr(history_query, "CAPPED_COUNT", 2)
+    monkeypatch.setattr(search, "CAPPED_COUNT", 2)
     assert client.get(reverse("portal:dashboard")).context["running_count"] == "2+"
 
 
 def test_a_text_search_reads_one_window_of_releases_per_page(client, bob, mapping, monkeypatch):
-    from portal import selectors
 
-    monkeypatch.setattr(selectors, "SEARCH_WINDOW_ROWS", 3)
+    monkeypatch.setattr(core, "SEARCH_WINDOW_ROWS", 3)
     now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
     made = [ReleaseFactory(mapping=mapping, created_at=now - timedelta(hours=i)) for i in range(8)]
     needle = ReleaseFactory(mapping=mapping, created_at=now - timedelta(hours=9), error="a rare needle here")
@@ -227,9 +227,8 @@ def test_a_text_search_reads_one_window_of_releases_per_page(client, bob, mappin
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="planner settings are PostgreSQL's")
 def test_a_windowed_search_walks_its_window(client, bob, mapping, monkeypatch):
-    from portal import selectors
 
-    monkeypatch.setattr(selectors, "SEARCH_WINDOW_ROWS", 2)
+    monkeypatch.setattr(core, "SEARCH_WINDOW_ROWS", 2)
     for _ in range(4):
         ReleaseFactory(mapping=mapping)
     client.force_login(bob)

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal import rollups
 from portal.models import ReleaseDay
+from portal.selectors.rollups import mapping_duration_trend, platform_stats, release_rollup_days, releases_per_day
 from portal.tasks import release_rollup_task
 from tests.factories import ConnectionFactory, DatasetFactory, MappingFactory, ReleaseFactory
 
@@ -42,7 +42,7 @@ def history(team, charlie):
 
 def test_releases_per_day_by_status(bob, history):
     today = timezone.localdate()
-    got = {(p.day, p.status): p.count for p in rollups.releases_per_day(user=bob)}
+    got = {(p.day, p.status): p.count for p in releases_per_day(user=bob)}
     assert got == {
         (today, "failed"): 1,
         (today, "running"): 1,
@@ -52,7 +52,7 @@ def test_releases_per_day_by_status(bob, history):
 
 
 def test_platform_stats_give_success_rate_and_bucketed_percentiles(bob, history):
-    [toucan] = rollups.platform_stats(user=bob)
+    [toucan] = platform_stats(user=bob)
     assert toucan.platform == "toucan"
     assert (toucan.finished, toucan.succeeded) == (11, 10)
     assert toucan.success_rate == pytest.approx(10 / 11)
@@ -63,7 +63,7 @@ def test_platform_stats_give_success_rate_and_bucketed_percentiles(bob, history)
 
 def test_a_mappings_duration_trend(history):
     today = timezone.localdate()
-    points = rollups.mapping_duration_trend(mapping=history)
+    points = mapping_duration_trend(mapping=history)
     assert [p.day for p in points] == [today - timedelta(days=1), today]
     assert points[0].mean_seconds == 100 and points[0].finished == 1
     assert points[1].finished == 10
@@ -72,13 +72,13 @@ def test_a_mappings_duration_trend(history):
 
 def test_a_rollup_replaces_the_day_it_recomputes(history):
     before = ReleaseDay.objects.count()
-    rollups.release_rollup_days(days=2)
-    rollups.release_rollup_days(days=2)
+    release_rollup_days(days=2)
+    release_rollup_days(days=2)
     assert ReleaseDay.objects.count() == before
 
 
 def test_an_outsider_sees_only_their_team(charlie, history):
-    assert {(p.status, p.count) for p in rollups.releases_per_day(user=charlie)} == {("failed", 1)}
+    assert {(p.status, p.count) for p in releases_per_day(user=charlie)} == {("failed", 1)}
 
 
 def test_the_charts_read_one_row_per_day_platform_and_status(team, bob):
@@ -86,9 +86,9 @@ def test_the_charts_read_one_row_per_day_platform_and_status(team, bob):
     mappings = [MappingFactory(dataset=DatasetFactory(team=team), connection=connection) for _ in range(3)]
     for mapping in mappings:
         release(mapping, status="succeeded", seconds=10)
-    rollups.release_rollup_days(days=1)
+    release_rollup_days(days=1)
     [total] = ReleaseDay.objects.filter(mapping=None)
     assert (total.platform, total.status, total.count, total.finished) == ("toucan", "succeeded", 3, 3)
     assert sum(total.durations) == 3
     assert ReleaseDay.objects.exclude(mapping=None).count() == 3
-    assert [(p.status, p.count) for p in rollups.releases_per_day(user=bob)] == [("succeeded", 3)]
+    assert [(p.status, p.count) for p in releases_per_day(user=bob)] == [("succeeded", 3)]

@@ -6,16 +6,17 @@ import pytest
 from django.urls import reverse
 
 from portal.models import ObjectState
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def objects(toucan_mapping, csv_upload, alice):
-    from portal import services
 
-    params = services.params_validate(mapping=toucan_mapping, data={})
-    release = services.release_create(mapping=toucan_mapping, upload=csv_upload, params=params, actor=alice)
+    params = params_validate(mapping=toucan_mapping, data={})
+    release = release_create(mapping=toucan_mapping, upload=csv_upload, params=params, actor=alice)
     return {
         "mapping": toucan_mapping,
         "connection": toucan_mapping.connection,

@@ -9,8 +9,11 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from portal import engine, services, tokens
+from portal import jobs, tokens
+from portal.engine.core import release_advance
 from portal.models import AuditEvent, Release, ReleaseStatus, ReleaseStep, StepStatus
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
 
 pytestmark = pytest.mark.django_db
 
@@ -18,14 +21,14 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def stuck(toucan_mapping, csv_upload, alice, sim, monkeypatch):
     """A release whose operation step was interrupted mid-call: Toucan cannot say, so it needs attention."""
-    monkeypatch.setattr(engine, "dispatch", lambda release_id, countdown=0: None)
-    params = services.params_validate(mapping=toucan_mapping, data={"operations": ["release"]})
-    release = services.release_create(mapping=toucan_mapping, upload=csv_upload, params=params, actor=alice)
+    monkeypatch.setattr(jobs, "release_advance", lambda release_id, countdown=0: None)
+    params = params_validate(mapping=toucan_mapping, data={"operations": ["release"]})
+    release = release_create(mapping=toucan_mapping, upload=csv_upload, params=params, actor=alice)
     ReleaseStep.objects.filter(release=release, name="upload").update(status=StepStatus.SUCCEEDED)
     ReleaseStep.objects.filter(release=release, name="operation:release").update(
         status=StepStatus.RUNNING, attempts=1, lease_until=timezone.now() - timedelta(seconds=1)
     )
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     release.refresh_from_db()
     assert release.status == ReleaseStatus.ATTENTION
     return release

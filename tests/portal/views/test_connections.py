@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from portal.crypto import decrypt_json
 from portal.models import AuditEvent, Connection
+from portal.services.connections import connection_test
 
 pytestmark = pytest.mark.django_db
 
@@ -78,7 +79,6 @@ def test_bad_input_shows_field_errors_and_saves_nothing(client, alice, team, sim
 
 
 def test_the_connection_test_runs_in_the_worker_and_is_polled(client, alice, team, sim):
-    from portal import services
 
     client.force_login(alice)
     add(client, team, sim)
@@ -86,7 +86,7 @@ def test_the_connection_test_runs_in_the_worker_and_is_polled(client, alice, tea
     status_url = reverse("portal:connection-test-status", args=[connection.pk])
     pending = client.get(status_url, headers={"HX-Request": "true"})
     assert pending.status_code == 200 and b"Testing" in pending.content
-    services.connection_test(connection=connection)  # what the worker task does
+    connection_test(connection=connection)  # what the worker task does
     done = client.get(status_url, headers={"HX-Request": "true"})
     assert done.status_code == 286, "polling stops once the result is in"
     assert b"Invalid username or password" in done.content  # the canary is not Toucan's password

@@ -13,8 +13,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from portal import engine
+from portal import jobs
 from portal.crypto import encrypt_json
+from portal.engine.core import release_advance
 from portal.models import ParamsVersion, Release, ReleaseStatus, ReleaseStep, StepStatus
 from simulators.datahq import DatahqSimulator, demo_spec, sign
 from tests.factories import ConnectionFactory, DatasetFactory, MappingFactory
@@ -66,7 +67,7 @@ def mapping(datahq, team):
 @pytest.fixture
 def dispatched(monkeypatch):
     calls: list[tuple[int, float]] = []
-    monkeypatch.setattr(engine, "dispatch", lambda release_id, countdown=0: calls.append((release_id, countdown)))
+    monkeypatch.setattr(jobs, "release_advance", lambda release_id, countdown=0: calls.append((release_id, countdown)))
     return calls
 
 
@@ -275,12 +276,12 @@ def test_a_revision_the_platform_lost_becomes_a_readable_error(client, alice, ma
     client.force_login(alice)
     save(client, mapping, sales_spec())
     release = release_from_form(client, mapping)
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     step = release.steps.get()
     assert (step.status, step.remote_ref) == (StepStatus.WAITING, "u-demo/sales/1"), "the flow id is stored at once"
     sim.reset("datahq")  # the spec store forgets the dataset: its status page is an HTML 404
     ReleaseStep.objects.filter(pk=step.pk).update(next_check_at=timezone.now())
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     step.refresh_from_db()
     assert step.status == StepStatus.FAILED
     assert step.error == "revision 1 of demo-team/sales is unknown to the spec store"

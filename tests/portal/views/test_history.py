@@ -7,6 +7,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.models import Release, ReleaseStatus
+from portal.selectors import core
+from portal.selectors.core import keyset_page
 from tests.factories import DatasetFactory, MappingFactory, ReleaseFactory
 
 pytestmark = pytest.mark.django_db
@@ -72,10 +74,9 @@ def test_it_filters_by_dataset_and_date_range(client, bob, releases):
 
 
 def test_keyset_pagination_walks_every_row_once(client, bob, releases, monkeypatch):
-    from portal import selectors
 
-    real = selectors.keyset_page
-    monkeypatch.setattr(selectors, "keyset_page", lambda qs, cursor, size: real(qs, cursor=cursor, size=3))
+    real = keyset_page
+    monkeypatch.setattr(core, "keyset_page", lambda qs, cursor, size: real(qs, cursor=cursor, size=3))
     client.force_login(bob)
     seen, cursor = [], None
     for _ in range(5):
@@ -95,14 +96,13 @@ def test_a_garbage_cursor_shows_the_first_page(client, bob, releases):
 
 
 def test_ties_on_created_at_are_broken_by_id(team, alice):
-    from portal import selectors
 
     mapping = MappingFactory(dataset=DatasetFactory(team=team))
     same = timezone.now()
     made = [ReleaseFactory(mapping=mapping, created_at=same) for _ in range(5)]
-    first = selectors.keyset_page(Release.objects.all(), cursor=None, size=2)
-    second = selectors.keyset_page(Release.objects.all(), cursor=first.next_cursor, size=2)
-    third = selectors.keyset_page(Release.objects.all(), cursor=second.next_cursor, size=2)
+    first = keyset_page(Release.objects.all(), cursor=None, size=2)
+    second = keyset_page(Release.objects.all(), cursor=first.next_cursor, size=2)
+    third = keyset_page(Release.objects.all(), cursor=second.next_cursor, size=2)
     assert [r.pk for r in first.items + second.items + third.items] == sorted((r.pk for r in made), reverse=True)
     assert third.next_cursor is None
 

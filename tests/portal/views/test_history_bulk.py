@@ -9,8 +9,9 @@ import io
 import pytest
 from django.urls import reverse
 
-from portal import services
 from portal.models import AuditEvent, Release, ReleaseStatus
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
 from tests.factories import MappingFactory, ReleaseFactory, UploadFactory
 from tests.helpers import drive_release
 
@@ -35,8 +36,8 @@ def failed_release(toucan_mapping, olivia) -> Release:
         target={"small_app": "demo-app", "data_source": "undeclared.csv", "stage": "staging"},
     )
     upload = UploadFactory(dataset=mapping.dataset, uploaded_by=olivia)
-    params = services.params_validate(mapping=mapping, data={"operations": ["release"]})
-    release = drive_release(services.release_create(mapping=mapping, upload=upload, params=params, actor=olivia))
+    params = params_validate(mapping=mapping, data={"operations": ["release"]})
+    release = drive_release(release_create(mapping=mapping, upload=upload, params=params, actor=olivia))
     assert release.status == ReleaseStatus.FAILED
     return release
 

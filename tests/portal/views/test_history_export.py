@@ -13,9 +13,12 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from portal import history_selectors, services, tokens
-from portal.history_selectors import LEDGER_COLUMNS, history_total, iter_ledger
+from portal import tokens
 from portal.models import ParamsVersion, Release
+from portal.selectors import ledger as ledger_selectors
+from portal.selectors.ledger import LEDGER_COLUMNS, history_total, iter_ledger
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
 from tests.factories import MappingFactory, ReleaseFactory, UploadFactory
 from tests.helpers import drive_release
 
@@ -27,8 +30,8 @@ def ledger(toucan_mapping, olivia, charlie):
     """One real release run on the simulator, two failed ones, and another team's."""
     ParamsVersion.objects.create(mapping=toucan_mapping, number=1, params={"operations": ["release"]})
     upload = UploadFactory(dataset=toucan_mapping.dataset, uploaded_by=olivia)
-    params = services.params_validate(mapping=toucan_mapping, data={"operations": ["release"]})
-    real = drive_release(services.release_create(mapping=toucan_mapping, upload=upload, params=params, actor=olivia))
+    params = params_validate(mapping=toucan_mapping, data={"operations": ["release"]})
+    real = drive_release(release_create(mapping=toucan_mapping, upload=upload, params=params, actor=olivia))
     failed = [
         ReleaseFactory(
             mapping=toucan_mapping,
@@ -98,7 +101,7 @@ def test_the_total_is_exact_when_small_and_estimated_when_large(bob, team, monke
         ReleaseFactory(mapping=mapping)
     qs = Release.objects.filter(team=team)
     assert history_total(qs).exact and history_total(qs).value == 5 and str(history_total(qs)) == "5"
-    monkeypatch.setattr(history_selectors, "EXACT_COUNT_LIMIT", 3)
+    monkeypatch.setattr(ledger_selectors, "EXACT_COUNT_LIMIT", 3)
     estimate = history_total(qs)
     assert not estimate.exact and estimate.value >= 4 and str(estimate).startswith("about ")
 

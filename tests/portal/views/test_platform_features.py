@@ -8,9 +8,9 @@ import html
 import pytest
 from django.urls import reverse
 
-from portal import services
 from portal.crypto import encrypt_json
 from portal.models import ActionRun, Mapping, ParamsVersion
+from portal.services.actions import action_perform
 from simulators.tailer import TailerSimulator
 from tests.factories import ConnectionFactory, DatasetFactory, MappingFactory
 
@@ -77,7 +77,7 @@ def test_a_mutating_action_goes_through_a_worker_and_is_recorded(
         response = client.post(url, headers={"HX-Request": "true"})
     run = ActionRun.objects.get()
     assert response.status_code == 200 and run.status == ActionRun.Status.QUEUED and len(callbacks) == 1
-    services.action_perform(run=run)  # what the worker task does
+    action_perform(run=run)  # what the worker task does
     status = client.get(reverse("portal:action-run", args=[run.pk]), headers={"HX-Request": "true"})
     assert status.status_code == 286
     run.refresh_from_db()

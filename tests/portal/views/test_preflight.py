@@ -10,8 +10,9 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from portal import services
 from portal.models import Connection, ObjectState, Release
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
 from tests.factories import MappingFactory, UploadFactory
 from tests.helpers import drive_release
 
@@ -40,8 +41,8 @@ def checks(client, mapping, upload) -> dict[str, list[str]]:
 
 
 def released(mapping, upload, actor):
-    params = services.params_validate(mapping=mapping, data={"operations": ["release"]})
-    return drive_release(services.release_create(mapping=mapping, upload=upload, params=params, actor=actor))
+    params = params_validate(mapping=mapping, data={"operations": ["release"]})
+    return drive_release(release_create(mapping=mapping, upload=upload, params=params, actor=actor))
 
 
 def test_a_first_release_checks_the_target_on_the_platform(client, olivia, toucan_mapping):

@@ -36,7 +36,7 @@ def test_a_disabled_mapping_is_refused_by_name(client, olivia, toucan_mapping, c
 
 
 def test_viewers_watch_but_cannot_start_or_retry(client, bob, olivia, toucan_mapping, csv_upload):
-    from portal.release_sets import release_set_create
+    from portal.services.release_sets import release_set_create
 
     release_set = release_set_create(
         dataset=toucan_mapping.dataset, mappings=[toucan_mapping], upload=csv_upload, actor=olivia

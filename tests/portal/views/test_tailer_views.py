@@ -11,9 +11,10 @@ import httpx
 import pytest
 from django.urls import reverse
 
-from portal import engine, services
 from portal.crypto import decrypt_json, encrypt_json
+from portal.engine.core import release_advance
 from portal.models import Connection, Mapping, Release
+from portal.services.connections import connection_test
 from simulators.tailer import TailerSimulator
 from tests.factories import ConnectionFactory, DatasetFactory, MappingFactory
 from tests.helpers import wait_for
@@ -134,7 +135,7 @@ def test_a_refresh_token_connection_stores_only_its_modes_secrets_and_never_show
     stored = decrypt_json(connection.credentials_encrypted)
     assert stored["auth_mode"] == "refresh_token" and stored["jwt"] is None
     assert (stored["api_key"], stored["refresh_token"]) == (API_KEY, REFRESH_TOKEN)
-    services.connection_test(connection=connection)  # what the worker does
+    connection_test(connection=connection)  # what the worker does
     assert connection.last_test_ok and "demo@tailer.example" in connection.last_test_message
     pages = (
         connection.get_absolute_url(),
@@ -198,7 +199,7 @@ def test_an_expired_pasted_jwt_fails_the_test_and_the_release_before_any_call(cl
     connection = jwt_connection(team, sim, token)
     mapping = tailer_mapping(team, connection)
 
-    services.connection_test(connection=connection)
+    connection_test(connection=connection)
     assert connection.last_test_ok is False
     assert "expired on" in connection.last_test_message and "paste a fresh one" in connection.last_test_message
 
@@ -206,7 +207,7 @@ def test_an_expired_pasted_jwt_fails_the_test_and_the_release_before_any_call(cl
     response = client.post(reverse("portal:release-create", args=[mapping.pk]), {"submission_token": "t-1"})
     release = Release.objects.get()
     assert response.status_code == 302
-    engine.release_advance(release.pk)  # what the worker does
+    release_advance(release.pk)  # what the worker does
     release.refresh_from_db()
     assert release.status == "failed" and "The pasted Tailer JWT expired on" in release.error
     page = client.get(release.get_absolute_url()).content.decode()
@@ -312,7 +313,7 @@ def test_a_release_sends_the_suffixed_id_and_stores_the_run_id_at_once(client, o
     )
     client.post(url, {"submission_token": "t-1", "params-execution_date": "2026-01-15"})
     release = Release.objects.get()
-    engine.release_advance(release.pk)  # the launch, as the worker runs it
+    release_advance(release.pk)  # the launch, as the worker runs it
     step = release.steps.get()
     assert step.status == "waiting" and step.remote_ref, "the run id is stored as soon as Tailer answers"
     (launch,) = [r for r in tailer_requests(sim) if r["action"] == "launch_job"]
@@ -332,12 +333,12 @@ def test_an_unknown_status_is_shown_as_it_came_on_the_release_page(client, olivi
     client.force_login(olivia)
     client.post(reverse("portal:release-create", args=[mapping.pk]), {"submission_token": "t-1"})
     release = Release.objects.get()
-    engine.release_advance(release.pk)
+    release_advance(release.pk)
     step = release.steps.get()
 
     def checked() -> bool:
         release.steps.filter(pk=step.pk).update(next_check_at=None)
-        engine.release_advance(release.pk)
+        release_advance(release.pk)
         step.refresh_from_db()
         return step.remote_status == "No match"
 

@@ -19,9 +19,12 @@ from django.urls import reverse
 
 from connectors.tonalytica.connector import TonalyticaConnector
 from connectors.tonalytica.schemas import TonalyticaCredentials, TonalyticaTarget
-from portal import engine, services
 from portal.crypto import encrypt_json
+from portal.engine.core import release_advance, release_cancel_now
 from portal.models import ActionRun, Mapping, Release, ReleaseStatus, ReleaseStep, StepStatus
+from portal.services.actions import action_perform
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
 from simulators.tonalytica import USER_KEY, TonalyticaSimulator
 from tests.factories import ConnectionFactory, DatasetFactory, MappingFactory
 from tests.helpers import drive_release as drive
@@ -58,8 +61,8 @@ def wallets(tonalytica, team, sim):
 
 
 def release(mapping: Mapping, user, **params) -> Release:
-    return services.release_create(
-        mapping=mapping, upload=None, params=services.params_validate(mapping=mapping, data=params), actor=user
+    return release_create(
+        mapping=mapping, upload=None, params=params_validate(mapping=mapping, data=params), actor=user
     )
 
 
@@ -175,7 +178,7 @@ def test_archiving_the_query_needs_manage_confirms_and_goes_through_a_worker(
     run = ActionRun.objects.get()
     assert response.status_code == 200 and run.status == ActionRun.Status.QUEUED and len(callbacks) == 1
     assert sim.state(SLUG)["queries"]["2"]["is_archived"] is False, "nothing sent before the worker runs"
-    services.action_perform(run=run)  # what the worker task does
+    action_perform(run=run)  # what the worker task does
     run.refresh_from_db()
     assert (run.status, run.message) == (ActionRun.Status.SUCCEEDED, "Query #2 archived on TONalytica")
     assert run.requested_by == alice
@@ -284,7 +287,7 @@ def test_a_download_of_a_result_gone_from_tonalytica_says_so(client, alice, wall
 def test_a_running_refresh_is_cancelled_from_the_release_page(client, olivia, wallets, sim):
     sim.config(SLUG, delay=5)
     running = release(wallets, olivia, force_refresh=True)
-    engine.release_advance(running.pk)
+    release_advance(running.pk)
     refresh = running.steps.get(name="refresh")
     assert refresh.status == StepStatus.WAITING
     client.force_login(olivia)
@@ -292,7 +295,7 @@ def test_a_running_refresh_is_cancelled_from_the_release_page(client, olivia, wa
     assert f'action="{reverse("portal:release-cancel", args=[running.pk])}"' in page
     assert 'status-queued">queued' in page, "the job as last seen, live"
     client.post(reverse("portal:release-cancel", args=[running.pk]))
-    engine.release_cancel_now(Release.objects.get(pk=running.pk))  # what the cancel task does
+    release_cancel_now(Release.objects.get(pk=running.pk))  # what the cancel task does
     running.refresh_from_db()
     refresh.refresh_from_db()
     assert running.status == ReleaseStatus.CANCELLED and refresh.status == StepStatus.CANCELLED

@@ -10,8 +10,9 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from connectors.toucan import ToucanParams
-from portal import services, tokens
+from portal import tokens
 from portal.models import ApiToken, Connection, Mapping, ObjectState, Release
+from portal.services.connections import connection_test
 from tests.factories import MappingFactory
 
 pytestmark = pytest.mark.django_db
@@ -163,7 +164,7 @@ def test_a_saved_connection_whose_test_fails_is_not_shown_as_a_success(client, a
     }
     response = client.post(reverse("portal:connection-add") + "?platform=toucan", data)
     connection = Connection.objects.get(name="Wrong password")
-    services.connection_test(connection=connection)  # what the worker does
+    connection_test(connection=connection)  # what the worker does
     html = client.get(response["Location"]).content.decode()
     assert "msg-success" not in html
     assert 'class="msg msg-info"' in html and "Its test is running" in html

@@ -7,6 +7,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from portal.models import Release, ReleaseStatus, ReleaseStep, StepStatus, Upload
+from portal.services.mappings import params_validate, params_version_save
+from portal.services.releases import release_create
 
 pytestmark = pytest.mark.django_db
 
@@ -122,10 +124,9 @@ def test_a_file_of_the_wrong_type_for_the_platform_is_refused(client, olivia, to
 
 
 def test_the_status_partial_polls_until_terminal(client, bob, toucan_mapping, csv_upload, olivia):
-    from portal import services
 
-    params = services.params_validate(mapping=toucan_mapping, data={})
-    release = services.release_create(mapping=toucan_mapping, upload=csv_upload, params=params, actor=olivia)
+    params = params_validate(mapping=toucan_mapping, data={})
+    release = release_create(mapping=toucan_mapping, upload=csv_upload, params=params, actor=olivia)
     client.force_login(bob)
     url = reverse("portal:release-status", args=[release.pk])
     live = client.get(url, headers={"HX-Request": "true"})
@@ -140,10 +141,9 @@ def test_the_status_partial_polls_until_terminal(client, bob, toucan_mapping, cs
 
 
 def test_a_viewer_sees_no_cancel_button(client, bob, olivia, toucan_mapping, csv_upload):
-    from portal import services
 
-    params = services.params_validate(mapping=toucan_mapping, data={})
-    release = services.release_create(mapping=toucan_mapping, upload=csv_upload, params=params, actor=olivia)
+    params = params_validate(mapping=toucan_mapping, data={})
+    release = release_create(mapping=toucan_mapping, upload=csv_upload, params=params, actor=olivia)
     client.force_login(bob)
     assert b"release-cancel" not in client.get(release.get_absolute_url()).content
     client.force_login(olivia)
@@ -173,11 +173,10 @@ def test_a_release_whose_plan_sends_a_file_needs_one(client, olivia, toucan_mapp
 
 
 def test_the_edit_form_shows_stored_lists_one_per_line(client, alice, toucan_mapping):
-    from portal import services
 
-    services.params_version_save(
+    params_version_save(
         mapping=toucan_mapping,
-        params=services.params_validate(
+        params=params_validate(
             mapping=toucan_mapping, data={"mode": "partial", "input_domains": ["sales", "referential"]}
         ),
         actor=alice,

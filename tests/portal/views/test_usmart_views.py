@@ -14,9 +14,12 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from portal import engine, services
+from portal import jobs
 from portal.crypto import encrypt_json
 from portal.models import ActionRun, Mapping, Release, ReleaseStatus, StepStatus, Upload
+from portal.services.actions import action_perform, action_request
+from portal.services.mappings import params_validate
+from portal.services.releases import release_create
 from simulators.usmart import (
     API_PIPELINE,
     CSV_PIPELINE,
@@ -47,7 +50,7 @@ TARGET = {
 def dispatched(monkeypatch):
     """The engine's task queue, recorded: these tests advance releases themselves."""
     calls: list[tuple[int, float]] = []
-    monkeypatch.setattr(engine, "dispatch", lambda release_id, countdown=0: calls.append((release_id, countdown)))
+    monkeypatch.setattr(jobs, "release_advance", lambda release_id, countdown=0: calls.append((release_id, countdown)))
     return calls
 
 
@@ -79,8 +82,8 @@ def upload(readings, alice):
 
 
 def release(mapping: Mapping, upload: Upload | None, user) -> Release:  # type: ignore[no-untyped-def]
-    params = services.params_validate(mapping=mapping, data={})
-    return services.release_create(mapping=mapping, upload=upload, params=params, actor=user)
+    params = params_validate(mapping=mapping, data={})
+    return release_create(mapping=mapping, upload=upload, params=params, actor=user)
 
 
 def page(client, url: str, **params) -> str:  # type: ignore[no-untyped-def]
@@ -211,7 +214,7 @@ def test_adding_a_pipeline_needs_manage_and_runs_as_a_recorded_action(
     assert response.status_code == 200 and run.status == ActionRun.Status.QUEUED and len(callbacks) == 1
     assert run.params == {"pipeline_id": "geojson"} and run.requested_by == alice
 
-    services.action_perform(run=run)  # what the worker task does
+    action_perform(run=run)  # what the worker task does
     run.refresh_from_db()
     pipelines = sim.state("usmart")["datasets"][DEMO_DATASET]["resourceContainers"]
     created = [p for p in pipelines if p["pipelineId"] == "geojson"]
@@ -222,14 +225,14 @@ def test_adding_a_pipeline_needs_manage_and_runs_as_a_recorded_action(
 
     # A second one of the same kind: the platform's reason, recorded on the run.
     action = readings.connection.connector_class.action("create_pipeline")
-    again = services.action_request(
+    again = action_request(
         connection=readings.connection,
         mapping=readings,
         action=action,
         params=action.params(pipeline_id="geojson"),
         actor=alice,
     )
-    services.action_perform(run=again)
+    action_perform(run=again)
     assert again.status == ActionRun.Status.FAILED
     assert again.message.endswith("The dataset already has a 'geojson' output pipeline")
 

@@ -1,0 +1,28 @@
+"""The dashboard."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import render
+
+from portal.requests import HtmxHttpRequest
+from portal.selectors.core import connection_list, failing_mappings, open_release_count, release_history
+from portal.selectors.stats import platform_stats, release_daily_counts
+
+
+@login_required
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    user = request.user
+    return render(
+        request,
+        "portal/dashboard.html",
+        {
+            "recent": release_history(user=user)[:10],
+            "failing": failing_mappings(user=user),
+            "connections": connection_list(user=user),
+            "running_count": open_release_count(user=user),
+            "daily": release_daily_counts(user=user),
+            "platform_stats": platform_stats(user=user),
+        },
+    )
