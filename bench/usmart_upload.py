@@ -69,7 +69,7 @@ def child(base_url: str, path: str) -> None:
     connector = UsmartConnector(credentials, base_url=base_url, timeout=60.0)
     target = UsmartTarget(dataset_guid=DEMO_DATASET, file_guid=READINGS_FILE, file_name="bench.bin")
     params = UsmartConnector.Params()
-    payload = FilePayload(name="bench.bin", size=size, sha256="", open=lambda: open(path, "rb"))
+    payload = FilePayload(name="bench.bin", size=size, sha256="", open=lambda: open(path, "rb"))  # noqa: SIM115 - the connector closes the stream
     upload_step, revision_step = connector.plan(target, params)[:2]
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -76,7 +76,7 @@ class UploadAdmin(admin.ModelAdmin):
 class ReleaseStepInline(admin.TabularInline):
     model = ReleaseStep
     extra = 0
-    fields = ["position", "label", "status", "remote_ref", "remote_status", "attempts", "checks", "error"]
+    fields = ("position", "label", "status", "remote_ref", "remote_status", "attempts", "checks", "error")
     readonly_fields = fields
 
 

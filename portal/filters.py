@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
 
 from connectors.registry import platform_choices
 from portal import permissions
@@ -35,7 +39,7 @@ class ReleaseFilter(django_filters.FilterSet):
         model = Release
         fields = ["q", "platform", "status", "dataset", "user", "since", "until"]
 
-    def __init__(self, *args, user, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         team_ids = list(permissions.roles_of(user))
         self.filters["dataset"].queryset = Dataset.objects.filter(team_id__in=team_ids).order_by("name")
@@ -44,7 +48,7 @@ class ReleaseFilter(django_filters.FilterSet):
         )
 
     @property
-    def form(self):  # type: ignore[no-untyped-def]
+    def form(self) -> Any:
         if not hasattr(self, "_form"):
             form = super().form
             # Plain choices read with one ordinary query: a ModelChoiceField renders through
@@ -56,11 +60,11 @@ class ReleaseFilter(django_filters.FilterSet):
                 ]
         return self._form
 
-    def search(self, queryset, name, value):  # type: ignore[no-untyped-def]
+    def search(self, queryset: QuerySet[Release], name: str, value: str) -> QuerySet[Release]:
         return release_search(queryset, value)
 
-    def created_since(self, queryset, name, value):  # type: ignore[no-untyped-def]
+    def created_since(self, queryset: QuerySet[Release], name: str, value: Any) -> QuerySet[Release]:
         return search_selectors.created_since(queryset, value)
 
-    def created_until(self, queryset, name, value):  # type: ignore[no-untyped-def]
+    def created_until(self, queryset: QuerySet[Release], name: str, value: Any) -> QuerySet[Release]:
         return search_selectors.created_until(queryset, value)

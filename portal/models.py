@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -365,7 +366,7 @@ class Release(models.Model):
         return self.status in TERMINAL_RELEASE
 
     @property
-    def duration(self):  # type: ignore[no-untyped-def]
+    def duration(self) -> timedelta | None:
         if not self.started_at:
             return None
         return (self.finished_at or timezone.now()) - self.started_at
@@ -390,6 +391,10 @@ OPEN_STEP = {StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING, StepSta
 
 class ReleaseStep(models.Model):
     """One step of a release; the row the engine claims, updates and the page reads."""
+
+    # Set by the release page for its template (portal/views/releases.py), never stored.
+    tables: list[Any]
+    downloads: list[Any]
 
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveSmallIntegerField()
@@ -429,7 +434,7 @@ class ReleaseStep(models.Model):
         return f"{self.label} ({self.status})"
 
     @property
-    def duration(self):  # type: ignore[no-untyped-def]
+    def duration(self) -> timedelta | None:
         if not self.started_at:
             return None
         return (self.finished_at or timezone.now()) - self.started_at

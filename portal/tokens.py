@@ -8,6 +8,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
@@ -25,7 +26,7 @@ def _hash(key: str) -> str:
 
 
 @transaction.atomic
-def token_create(*, user, name: str, expires_in_days: int | None = None) -> tuple[ApiToken, str]:  # type: ignore[no-untyped-def]
+def token_create(*, user: User, name: str, expires_in_days: int | None = None) -> tuple[ApiToken, str]:
     """A new token and its clear value, which is never stored and never shown again."""
     days = settings.PORTAL_TOKEN_DEFAULT_DAYS if expires_in_days is None else expires_in_days
     if not 1 <= days <= settings.PORTAL_TOKEN_MAX_DAYS:
@@ -43,7 +44,7 @@ def token_create(*, user, name: str, expires_in_days: int | None = None) -> tupl
 
 
 @transaction.atomic
-def token_revoke(*, token: ApiToken, actor=None) -> None:  # type: ignore[no-untyped-def]
+def token_revoke(*, token: ApiToken, actor: User | None = None) -> None:
     actor = actor or token.user
     if ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
         audit(actor=actor, action="token-revoked", obj=token, changes={"name": token.name})

@@ -413,7 +413,8 @@ class TailerSimulator(Simulator):
         if ctype not in LAUNCHABLE:
             return error(
                 400,
-                f"{ctype} data operations cannot be launched through the API (only table-to-table and table-to-storage)",
+                f"{ctype} data operations cannot be launched through the API "
+                "(only table-to-table and table-to-storage)",
             )
         if config["archived"]:
             return error(400, f"Configuration '{cid}' is archived: it cannot be launched")

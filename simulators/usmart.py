@@ -589,7 +589,7 @@ class UsmartSimulator(Simulator):
             return refusal
         assert upload is not None  # a missing upload was refused above
         declared = int(request.headers["content-length"])
-        out = tempfile.TemporaryFile(prefix="usmart-sim-")
+        out = tempfile.TemporaryFile(prefix="usmart-sim-")  # noqa: SIM115 - kept as the stored file, closed on discard
         digest = hashlib.md5(usedforsecurity=False)
         sha256 = hashlib.sha256()  # not in uSmart's API: for tests that compare the bytes received
         size = 0

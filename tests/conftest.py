@@ -147,7 +147,7 @@ def celery_worker_process(django_db_setup, django_db_blocker, media_root, s3_ser
     import redis
 
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
-    log = open(media_root.parent / "celery-worker.log", "w")
+    log = open(media_root.parent / "celery-worker.log", "w")  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(
         [
             sys.executable,

@@ -332,7 +332,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # notifications too, so that they neither wait behind releases nor hold them up.
 # A worker started without -Q consumes every queue.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = {"celery": {}, "sweep": {}, "notify": {}}
+CELERY_TASK_QUEUES: dict[str, dict[str, str]] = {"celery": {}, "sweep": {}, "notify": {}}
 CELERY_TASK_ROUTES = {
     "portal.tasks.release_sweep_task": {"queue": "sweep"},
     "portal.tasks.notify_release_task": {"queue": "notify"},

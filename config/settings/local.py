@@ -10,7 +10,7 @@ EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
 # The run command writes a key of its own to var/credential.key on first start.
 _key_file = BASE_DIR / "var" / "credential.key"  # noqa: F405
-if not PORTAL_CREDENTIAL_KEYS and _key_file.exists():  # noqa: F405
+if not PORTAL_CREDENTIAL_KEYS and _key_file.exists():  # type: ignore[used-before-def]  # noqa: F405 - from base's star import
     PORTAL_CREDENTIAL_KEYS = [_key_file.read_text().strip()]
 
 # OUTBOUND POLICY

@@ -6,7 +6,7 @@ from config.settings.base import *  # noqa: F403
 from config.settings.base import PORTAL_ENGINE, REST_FRAMEWORK, env
 from config.storage import s3_storage
 
-SECRET_KEY = "test-only-not-a-secret"
+SECRET_KEY = "test-only-not-a-secret"  # noqa: S105 - the test settings' own, never deployed
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/portal")}

@@ -9,14 +9,14 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from pydantic import ValidationError as SchemaError
 from rest_framework import exceptions, serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from connectors.base import ConnectorError
 from portal import permissions
 from portal.exceptions import ApplicationError
-from portal.models import ObjectState
+from portal.models import ObjectState, Team
+from portal.requests import AuthenticatedRequest
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -55,17 +55,18 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-def _team_for_create(request: Request, team_id: int | None, needed: str):  # type: ignore[no-untyped-def]
+def _team_for_create(request: AuthenticatedRequest, team_id: int | None, needed: str) -> Team:
     teams = permissions.teams_for(request.user, needed)
     if team_id is None:
         if teams.count() != 1:
             raise serializers.ValidationError(
                 {"team": ["Name the team (you are in several, or in none with this role)."]}
             )
-        return teams.first()
+        return teams.get()
     team = teams.filter(pk=team_id).first()
     if team is None:
         permissions.require(request.user, team_id, needed)  # 404 or 403, as for any object
+        raise Http404("No such team")  # require() raised already; this keeps the type checker sure
     return team
 
 

@@ -14,7 +14,6 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -23,6 +22,7 @@ from portal.api.common import StateInput, StrictSerializer, _team_for_create
 from portal.crypto import UNREADABLE_CREDENTIALS, InvalidToken, decrypt_json
 from portal.models import Connection
 from portal.permissions import MANAGE, OPERATE, VIEW, get_for_user
+from portal.requests import AuthenticatedRequest
 from portal.selectors.core import connection_list
 from portal.services.connections import (
     connection_create,
@@ -86,11 +86,11 @@ class ConnectionList(APIView):
         credentials = serializers.DictField(help_text="The platform's credential fields; secrets are never returned.")
 
     @extend_schema(responses=ConnectionOutput(many=True))
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         return Response(ConnectionOutput(connection_list(user=request.user, include_archived=True), many=True).data)
 
     @extend_schema(request=InputSerializer, responses={201: ConnectionOutput})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         team = _team_for_create(request, data.validated_data.get("team"), MANAGE)
@@ -114,11 +114,11 @@ class ConnectionDetail(APIView):
         credentials = serializers.DictField(required=False, help_text="Secrets left out keep their stored value.")
 
     @extend_schema(responses=ConnectionOutput)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: int) -> Response:
         return Response(ConnectionOutput(get_for_user(request.user, Connection.objects.all(), VIEW, pk=pk)).data)
 
     @extend_schema(request=InputSerializer, responses=ConnectionOutput)
-    def patch(self, request: Request, pk: int) -> Response:
+    def patch(self, request: AuthenticatedRequest, pk: int) -> Response:
         connection = get_for_user(request.user, Connection.objects.all(), MANAGE, pk=pk)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -135,7 +135,7 @@ class ConnectionDetail(APIView):
 
 class ConnectionTest(APIView):
     @extend_schema(request=None, responses={202: ConnectionOutput})
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         connection = get_for_user(request.user, Connection.objects.all(), OPERATE, pk=pk)
         connection = connection_request_test(connection=connection, actor=request.user)
         return Response(ConnectionOutput(connection).data, status=status.HTTP_202_ACCEPTED)
@@ -143,7 +143,7 @@ class ConnectionTest(APIView):
 
 class ConnectionState(APIView):
     @extend_schema(request=StateInput, responses=ConnectionOutput)
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         connection = get_for_user(request.user, Connection.objects.all(), MANAGE, pk=pk)
         data = StateInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -168,7 +168,7 @@ class ConnectionBrowse(APIView):
             many=True,
         ),
     )
-    def get(self, request: Request, pk: int, field: str) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: int, field: str) -> Response:
         connection = get_for_user(request.user, Connection.objects.all(), MANAGE, pk=pk)
         info = connection.connector_class.Target.model_fields.get(field)
         if info is None or not (info.json_schema_extra or {}).get("browse"):

@@ -6,13 +6,13 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.filters import ReleaseFilter
 from portal.models import Release
 from portal.permissions import VIEW, get_for_user
+from portal.requests import AuthenticatedRequest
 from portal.selectors.core import release_history
 from portal.selectors.ledger import iter_ledger, ledger_queryset, ledger_record
 from portal.views.history import ledger_response
@@ -29,7 +29,7 @@ class ReleaseLedger(APIView):
         description="Who released what: user, file sha256, mapping and parameter version, parameters, "
         "remote ids and per-step timings.",
     )
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: int) -> Response:
         release = get_for_user(request.user, ledger_queryset(Release.objects.all()), VIEW, pk=pk)
         return Response(ledger_record(release, list(release.steps.order_by("position"))))
 
@@ -45,7 +45,7 @@ class ReleaseExport(APIView):
         },
         description="The job history's ledger with the history's filters, streamed newest first; `fmt` is csv or json.",
     )
-    def get(self, request: Request, fmt: str) -> StreamingHttpResponse:
+    def get(self, request: AuthenticatedRequest, fmt: str) -> StreamingHttpResponse:
         base = release_history(user=request.user)
         filterset = ReleaseFilter(request.query_params, queryset=base, user=request.user)
         if not filterset.is_valid():

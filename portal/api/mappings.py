@@ -6,14 +6,15 @@ from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import exceptions, serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from connectors.base import Action
 from portal import permissions
 from portal.api.common import StateInput, StrictSerializer
 from portal.models import ActionRun, Connection, Dataset, Mapping
 from portal.permissions import MANAGE, OPERATE, VIEW, get_for_user
+from portal.requests import AuthenticatedRequest
 from portal.selectors.core import mapping_list
 from portal.services.actions import action_read, action_request, tables_as_json
 from portal.services.mappings import mapping_create, mapping_set_state, target_validate
@@ -43,11 +44,11 @@ class MappingList(APIView):
         target = serializers.DictField()
 
     @extend_schema(responses=MappingOutput(many=True))
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         return Response(MappingOutput(mapping_list(user=request.user, include_archived=True), many=True).data)
 
     @extend_schema(request=InputSerializer, responses={201: MappingOutput})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = get_for_user(request.user, Dataset.objects.all(), MANAGE, pk=data.validated_data["dataset"])
@@ -63,7 +64,7 @@ class MappingList(APIView):
 
 class MappingDetail(APIView):
     @extend_schema(responses=MappingOutput)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: int) -> Response:
         return Response(
             MappingOutput(get_for_user(request.user, Mapping.objects.select_related("connection"), VIEW, pk=pk)).data
         )
@@ -71,7 +72,7 @@ class MappingDetail(APIView):
 
 class MappingState(APIView):
     @extend_schema(request=StateInput, responses=MappingOutput)
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         mapping = get_for_user(request.user, Mapping.objects.select_related("connection"), MANAGE, pk=pk)
         data = StateInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -93,7 +94,7 @@ class ActionOutput(serializers.Serializer):
 class MappingAction(APIView):
     """A platform action of a mapping (last runs, reset workflow...). GET reads, POST changes."""
 
-    def _resolve(self, request: Request, pk: int, name: str):  # type: ignore[no-untyped-def]
+    def _resolve(self, request: AuthenticatedRequest, pk: int, name: str) -> tuple[Mapping, Action]:
         mapping = get_for_user(request.user, Mapping.objects.select_related("connection"), VIEW, pk=pk)
         connector_class = mapping.connection.connector_class
         matches = [a for a in connector_class.actions_for("mapping", mapping.target_schema()) if a.name == name]
@@ -109,7 +110,7 @@ class MappingAction(APIView):
         parameters=[OpenApiParameter("params", OpenApiTypes.OBJECT, style="form", explode=True, required=False)],
         responses=ActionOutput,
     )
-    def get(self, request: Request, pk: int, name: str) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: int, name: str) -> Response:
         mapping, action = self._resolve(request, pk, name)
         if action.mutating:
             raise exceptions.MethodNotAllowed("GET", detail="This action changes the platform: POST it.")
@@ -120,7 +121,7 @@ class MappingAction(APIView):
         return Response({"message": result.message, "tables": tables_as_json(result.tables)})
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={202: ActionOutput})
-    def post(self, request: Request, pk: int, name: str) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int, name: str) -> Response:
         mapping, action = self._resolve(request, pk, name)
         if not action.mutating:
             raise exceptions.MethodNotAllowed("POST", detail="This action only reads: GET it.")
@@ -145,7 +146,7 @@ class ActionRunDetail(APIView):
             },
         )
     )
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: int) -> Response:
         run = get_for_user(request.user, ActionRun.objects.all(), VIEW, pk=pk)
         return Response(
             {"id": run.pk, "action": run.action, "status": run.status, "message": run.message, "tables": run.tables}

@@ -7,7 +7,6 @@ from typing import Any
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,6 +16,7 @@ from portal.api.releases import ReleaseOutput
 from portal.api.schema import ErrorOutput
 from portal.models import Dataset, Mapping, Release, ReleaseSet, Upload
 from portal.permissions import OPERATE, VIEW, get_for_user
+from portal.requests import AuthenticatedRequest
 from portal.services.idempotency import check_reuse, request_fingerprint
 from portal.services.release_sets import release_set_cancel, release_set_create, release_set_retry
 
@@ -35,7 +35,7 @@ class ReleaseSetOutput(serializers.Serializer):
 
     @extend_schema_field(ReleaseOutput(many=True))
     def get_releases(self, obj: Any) -> list[dict[str, Any]]:
-        return ReleaseOutput(obj.current_releases(), many=True, context={"with_steps": True}).data
+        return list(ReleaseOutput(obj.current_releases(), many=True, context={"with_steps": True}).data)
 
 
 class ReleaseSetList(APIView):
@@ -51,7 +51,7 @@ class ReleaseSetList(APIView):
         )
 
     @extend_schema(responses=ReleaseSetOutput(many=True))
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         releases = Release.objects.select_related("mapping__connection", "created_by").prefetch_related("steps")
         sets = permissions.scope(
             request.user, ReleaseSet.objects.prefetch_related(Prefetch("releases", queryset=releases))
@@ -63,7 +63,7 @@ class ReleaseSetList(APIView):
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
         responses={201: ReleaseSetOutput, 422: ErrorOutput},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = get_for_user(request.user, Dataset.objects.all(), OPERATE, pk=data.validated_data["dataset"])
@@ -103,13 +103,13 @@ class ReleaseSetList(APIView):
 
 class ReleaseSetDetail(APIView):
     @extend_schema(responses=ReleaseSetOutput)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: int) -> Response:
         return Response(ReleaseSetOutput(get_for_user(request.user, ReleaseSet.objects.all(), VIEW, pk=pk)).data)
 
 
 class ReleaseSetCancel(APIView):
     @extend_schema(request=None, responses={202: ReleaseSetOutput})
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         release_set = get_for_user(request.user, ReleaseSet.objects.all(), OPERATE, pk=pk)
         release_set_cancel(release_set=release_set, actor=request.user)
         return Response(ReleaseSetOutput(release_set).data, status=status.HTTP_202_ACCEPTED)
@@ -124,7 +124,7 @@ class ReleaseSetRetry(APIView):
         params = serializers.DictField(required=False, default=dict, help_text="Per mapping id: edited parameters.")
 
     @extend_schema(request=InputSerializer, responses={201: ReleaseSetOutput})
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         release_set = get_for_user(request.user, ReleaseSet.objects.all(), OPERATE, pk=pk)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -8,7 +8,6 @@ from typing import Any
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -17,6 +16,7 @@ from portal.api.schema import ErrorOutput
 from portal.filters import ReleaseFilter
 from portal.models import Mapping, Release, Upload
 from portal.permissions import OPERATE, VIEW, get_for_user
+from portal.requests import AuthenticatedRequest
 from portal.selectors.core import release_history
 from portal.selectors.search import SearchTimeout, time_bound
 from portal.services.idempotency import check_reuse, request_fingerprint
@@ -27,7 +27,7 @@ from portal.services.releases import release_cancel, release_create, release_ret
 class StepOutput(serializers.Serializer):
     position = serializers.IntegerField()
     name = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label, as DRF allows
     status = serializers.CharField()
     remote_ref = serializers.CharField()
     remote_status = serializers.CharField()
@@ -61,7 +61,7 @@ class ReleaseOutput(serializers.Serializer):
     def get_steps(self, obj: Release) -> list[dict[str, Any]]:
         if not self.context.get("with_steps"):
             return []
-        return StepOutput(obj.steps.all(), many=True).data
+        return list(StepOutput(obj.steps.all(), many=True).data)
 
 
 class HistoryPagination(CursorPagination):
@@ -89,7 +89,7 @@ class ReleaseList(APIView):
         ],
         responses=ReleaseOutput(many=True),
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         base = release_history(user=request.user).select_related("created_by")
         filterset = ReleaseFilter(request.query_params, queryset=base, user=request.user)
         if not filterset.is_valid():
@@ -97,7 +97,7 @@ class ReleaseList(APIView):
         paginator = HistoryPagination()
         try:
             with time_bound() if request.query_params.get("q", "").strip() else nullcontext():
-                page = paginator.paginate_queryset(filterset.qs, request, view=self)
+                page: list[Release] | None = paginator.paginate_queryset(filterset.qs, request, view=self)
         except SearchTimeout:
             raise serializers.ValidationError(
                 {"q": ["This search takes too long: narrow it with since/until, platform or status."]}
@@ -117,7 +117,7 @@ class ReleaseList(APIView):
         ],
         responses={201: ReleaseOutput, 200: ReleaseOutput, 422: ErrorOutput},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         mapping = get_for_user(
@@ -153,14 +153,14 @@ class ReleaseList(APIView):
 
 class ReleaseDetail(APIView):
     @extend_schema(responses=ReleaseOutput)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: int) -> Response:
         release = get_for_user(request.user, Release.objects.select_related("created_by"), VIEW, pk=pk)
         return Response(ReleaseOutput(release, context={"with_steps": True}).data)
 
 
 class ReleaseCancel(APIView):
     @extend_schema(request=None, responses={202: ReleaseOutput})
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         release = get_for_user(request.user, Release.objects.all(), OPERATE, pk=pk)
         release = release_cancel(release=release, actor=request.user)
         return Response(ReleaseOutput(release, context={"with_steps": True}).data, status=status.HTTP_202_ACCEPTED)
@@ -174,7 +174,7 @@ class ReleaseRetry(APIView):
         )
 
     @extend_schema(request=InputSerializer, responses={201: ReleaseOutput})
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         release = get_for_user(request.user, Release.objects.select_related("mapping__connection"), OPERATE, pk=pk)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 class ErrorOutput(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong, for people.")
-    errors = serializers.DictField(
+    errors = serializers.DictField(  # type: ignore[assignment]  # the error body's field, not Serializer.errors
         required=False, help_text="Field name → its messages (a list, or nested by item for lists and objects)."
     )
 
@@ -25,7 +25,7 @@ ERRORS = {
 
 
 class PortalAutoSchema(AutoSchema):
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         for code, description in ERRORS.items():
             if code not in responses:

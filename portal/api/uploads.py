@@ -7,13 +7,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FileUploadParser, JSONParser, MultiPartParser
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.api.common import StrictSerializer
 from portal.models import ChunkedUpload, Dataset, Upload
 from portal.permissions import OPERATE, VIEW, get_for_user
+from portal.requests import AuthenticatedRequest
 from portal.services.uploads import chunked_upload_append, chunked_upload_complete, chunked_upload_start, upload_create
 
 
@@ -35,7 +35,7 @@ class UploadList(APIView):
         file = serializers.FileField()
 
     @extend_schema(request=InputSerializer, responses={201: UploadOutput})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = get_for_user(request.user, Dataset.objects.all(), OPERATE, pk=data.validated_data["dataset"])
@@ -45,7 +45,7 @@ class UploadList(APIView):
 
 class UploadDetail(APIView):
     @extend_schema(responses=UploadOutput)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: int) -> Response:
         return Response(UploadOutput(get_for_user(request.user, Upload.objects.all(), VIEW, pk=pk)).data)
 
 
@@ -65,7 +65,7 @@ class ChunkedStart(APIView):
         size = serializers.IntegerField(min_value=1)
 
     @extend_schema(request=InputSerializer, responses={201: ChunkedOutput})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         dataset = get_for_user(request.user, Dataset.objects.all(), OPERATE, pk=data.validated_data["dataset"])
@@ -83,14 +83,14 @@ class ChunkedDetail(APIView):
 
     parser_classes = [FileUploadParser, JSONParser]
 
-    def _get(self, request: Request, pk: str) -> ChunkedUpload:
+    def _get(self, request: AuthenticatedRequest, pk: str) -> ChunkedUpload:
         chunked = get_for_user(request.user, ChunkedUpload.objects.select_related("dataset"), OPERATE, pk=pk)
         if chunked.user_id != request.user.pk:
             raise Http404("No such upload")
         return chunked
 
     @extend_schema(responses=ChunkedOutput)
-    def get(self, request: Request, pk: str) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: str) -> Response:
         return Response(ChunkedOutput(self._get(request, pk)).data)
 
     @extend_schema(
@@ -98,7 +98,7 @@ class ChunkedDetail(APIView):
         parameters=[OpenApiParameter("Upload-Offset", int, OpenApiParameter.HEADER, required=True)],
         responses=ChunkedOutput,
     )
-    def put(self, request: Request, pk: str) -> Response:
+    def put(self, request: AuthenticatedRequest, pk: str) -> Response:
         chunked = self._get(request, pk)
         try:
             offset = int(request.headers.get("Upload-Offset", ""))
@@ -116,7 +116,7 @@ class ChunkedDetail(APIView):
 
 class ChunkedComplete(APIView):
     @extend_schema(request=None, responses={201: UploadOutput})
-    def post(self, request: Request, pk: str) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: str) -> Response:
         chunked = ChunkedDetail()._get(request, pk)
         upload = chunked_upload_complete(chunked=chunked, actor=request.user)
         return Response(UploadOutput(upload).data, status=status.HTTP_201_CREATED)

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.urls import reverse
@@ -26,7 +27,15 @@ from connectors.http import HttpClient
 from connectors.outbound import OutboundRefused
 from portal import jobs
 from portal.crypto import InvalidToken, decrypt_json, encrypt_json
-from portal.models import NotificationChannel, NotificationDelivery, Release, ReleaseStatus, StepStatus
+from portal.models import (
+    Mapping,
+    NotificationChannel,
+    NotificationDelivery,
+    Release,
+    ReleaseStatus,
+    StepStatus,
+    Team,
+)
 from portal.security.outbound import outbound_policy
 from portal.services.audit import audit
 
@@ -53,15 +62,15 @@ def webhook_target_check(url: str) -> None:
 
 def channel_create(
     *,
-    team,
-    mapping=None,
+    team: Team,
+    mapping: Mapping | None = None,
     kind: str,
     target: str,
     secret: str = "",
     on_failure: bool = True,
     on_success: bool = False,
-    actor=None,
-) -> NotificationChannel:  # type: ignore[no-untyped-def]
+    actor: User | None = None,
+) -> NotificationChannel:
     if kind == NotificationChannel.Kind.WEBHOOK:
         webhook_target_check(target.strip())
     channel = NotificationChannel(
@@ -80,7 +89,7 @@ def channel_create(
     return channel
 
 
-def channel_delete(*, channel: NotificationChannel, actor) -> None:  # type: ignore[no-untyped-def]
+def channel_delete(*, channel: NotificationChannel, actor: User) -> None:
     audit(actor=actor, action="channel-deleted", obj=channel, changes={"kind": channel.kind})
     channel.delete()
 
@@ -192,7 +201,7 @@ def _failed(
             channel=delivery.channel, release=delivery.release, event=delivery.event, attempt=delivery.attempt + 1
         )
         base = settings.PORTAL_WEBHOOK_RETRY_BASE_SECONDS
-        delay = random.uniform(base / 2, base * 2 ** (delivery.attempt - 1))
+        delay = random.uniform(base / 2, base * 2 ** (delivery.attempt - 1))  # noqa: S311 - jitter, not a secret
         jobs.notification_deliver(nxt.pk, countdown=delay)
     delivery.refresh_from_db()
     return delivery

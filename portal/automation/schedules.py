@@ -6,12 +6,13 @@ import json
 from datetime import datetime
 
 from celery.schedules import crontab
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from portal.exceptions import ApplicationError
-from portal.models import Mapping, MappingSchedule, ObjectState
+from portal.models import Mapping, MappingSchedule, ObjectState, Release
 from portal.services.audit import audit
 from portal.services.mappings import params_validate
 from portal.services.releases import release_create
@@ -41,7 +42,7 @@ def parse_cron(expression: str) -> dict[str, str]:
 
 
 @transaction.atomic
-def schedule_set(*, mapping: Mapping, cron: str, enabled: bool, actor) -> MappingSchedule:  # type: ignore[no-untyped-def]
+def schedule_set(*, mapping: Mapping, cron: str, enabled: bool, actor: User) -> MappingSchedule:
     fields = parse_cron(cron)
     crontab_row, _ = CrontabSchedule.objects.get_or_create(timezone="UTC", **fields)
     schedule, _ = MappingSchedule.objects.get_or_create(mapping=mapping, defaults={"cron": cron, "created_by": actor})
@@ -55,7 +56,7 @@ def schedule_set(*, mapping: Mapping, cron: str, enabled: bool, actor) -> Mappin
 
 
 @transaction.atomic
-def schedule_delete(*, schedule: MappingSchedule, actor) -> None:  # type: ignore[no-untyped-def]
+def schedule_delete(*, schedule: MappingSchedule, actor: User) -> None:
     audit(actor=actor, action="schedule-deleted", obj=schedule.mapping, changes={"cron": schedule.cron})
     if schedule.periodic_task:
         schedule.periodic_task.delete()
@@ -70,7 +71,7 @@ def next_run(schedule: MappingSchedule, *, now: datetime | None = None) -> datet
     return now + crontab(**fields, nowfun=lambda: now).remaining_estimate(now)
 
 
-def scheduled_release(*, mapping_id: int):  # type: ignore[no-untyped-def]
+def scheduled_release(*, mapping_id: int) -> Release | None:
     """What beat fires: release the mapping with its newest upload and saved parameters,
     or record why not (disabled mapping, no file)."""
 

@@ -82,7 +82,7 @@ def max_countdown() -> float:
 
 def backoff(attempt: int, *, base: float, cap: float, retry_after: float | None = None) -> float:
     """Capped exponential backoff with full jitter; Retry-After, when given, is a floor."""
-    delay = random.uniform(base / 2, min(cap, base * 2 ** max(0, attempt - 1)))
+    delay = random.uniform(base / 2, min(cap, base * 2 ** max(0, attempt - 1)))  # noqa: S311 - jitter, not a secret
     if retry_after is not None:
         delay = max(delay, min(retry_after, cap * 10))
     return delay

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from portal.automation.schedules import parse_cron
@@ -37,8 +39,8 @@ class ChannelForm(forms.Form):
     on_failure = forms.BooleanField(required=False, initial=True, label="On failure")
     on_success = forms.BooleanField(required=False, label="On success")
 
-    def clean(self):  # type: ignore[no-untyped-def]
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
         target = data.get("target", "")
         if data.get("kind") == "webhook":
             forms.URLField().clean(target)

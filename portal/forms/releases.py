@@ -14,6 +14,10 @@ class UploadForm(forms.Form):
     file = forms.FileField()
 
 
+def _upload_label(obj: Upload) -> str:
+    return f"{obj.original_name} — {obj.size:,} bytes, {obj.created_at:%Y-%m-%d %H:%M}"
+
+
 class ReleaseForm(forms.Form):
     """The common part of a release form; the platform's parameters come from a SchemaForm."""
 
@@ -25,11 +29,11 @@ class ReleaseForm(forms.Form):
         kwargs.setdefault("initial", {})
         kwargs["initial"].setdefault("submission_token", uuid.uuid4().hex)
         super().__init__(*args, **kwargs)
+        upload_field = self.fields["upload"]
+        assert isinstance(upload_field, forms.ModelChoiceField)  # noqa: S101 - declared so above
         if uploads is not None:
-            self.fields["upload"].queryset = uploads
+            upload_field.queryset = uploads
             first = uploads.first()
             if first is not None:
-                self.fields["upload"].initial = first.pk
-        self.fields["upload"].label_from_instance = lambda u: (
-            f"{u.original_name} — {u.size:,} bytes, {u.created_at:%Y-%m-%d %H:%M}"
-        )
+                upload_field.initial = first.pk
+        upload_field.label_from_instance = _upload_label  # type: ignore[method-assign]  # Django's documented hook

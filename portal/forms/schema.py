@@ -12,7 +12,9 @@ from django import forms
 from pydantic import BaseModel, SecretStr
 from pydantic import ValidationError as SchemaError
 
-SECRET_SET_HELP = "Stored and hidden. Leave blank to keep it, or type a new value to replace it."
+from connectors.base import Schema
+
+SECRET_SET_HELP = "Stored and hidden. Leave blank to keep it, or type a new value to replace it."  # noqa: S105 - help text
 
 
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
@@ -112,7 +114,7 @@ class SchemaForm(forms.Form):
 
     schema: type[BaseModel]
     context: dict[str, Any] | None = None
-    validated: BaseModel | None = None
+    validated: Schema  # set by clean(): read it only after is_valid()
 
     def __init__(
         self,
@@ -161,14 +163,16 @@ class SchemaForm(forms.Form):
         return values
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if self.errors:
             return cleaned
         values = self._values()
         if self.errors:
             return cleaned
         try:
-            self.validated = self.schema.model_validate(values, context=self.context)
+            validated = self.schema.model_validate(values, context=self.context)
+            assert isinstance(validated, Schema)  # noqa: S101 - connector schemas derive from Schema
+            self.validated = validated
         except SchemaError as exc:
             for error in exc.errors():
                 loc = error.get("loc") or ()
@@ -179,7 +183,6 @@ class SchemaForm(forms.Form):
 
     def data_dict(self) -> dict[str, Any]:
         """The validated values, secrets in clear (for the service to encrypt)."""
-        assert self.validated is not None
         return {
             k: (v.get_secret_value() if isinstance(v, SecretStr) else v) for k, v in self.validated.model_dump().items()
         }

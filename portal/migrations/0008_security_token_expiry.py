@@ -4,7 +4,7 @@ from django.db import migrations, models
 from django.utils import timezone
 
 
-def expire_old_tokens(apps, schema_editor):  # type: ignore[no-untyped-def]
+def expire_old_tokens(apps, schema_editor):
     """Tokens made before expiries existed get the default 90 days from now, not forever."""
     ApiToken = apps.get_model("portal", "ApiToken")
     ApiToken.objects.filter(expires_at__isnull=True).update(expires_at=timezone.now() + timedelta(days=90))

@@ -24,6 +24,7 @@ import redis
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -213,7 +214,7 @@ def recipients(alert: Alert) -> list[NotificationChannel]:
     return [c for c in channels if c.on_failure]
 
 
-def _ops_teams():  # type: ignore[no-untyped-def]
+def _ops_teams() -> QuerySet[Team]:
     names = settings.PORTAL_ALERTS["TEAMS"]
     return Team.objects.filter(name__in=names) if names else Team.objects.all()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.contrib.auth.models import User
 from django.db import models, transaction
 
 from portal.crypto import InvalidToken, rotate
@@ -27,7 +28,7 @@ class RotationCount:
 
 
 @transaction.atomic
-def credential_keys_rotate(*, actor=None) -> dict[str, RotationCount]:  # type: ignore[no-untyped-def]
+def credential_keys_rotate(*, actor: User | None = None) -> dict[str, RotationCount]:
     """Re-encrypt every value under the first key. A value no key can read is left as it is and
     reported by id (the caller fails loudly); everything else is rotated in one transaction."""
     counts: dict[str, RotationCount] = {}

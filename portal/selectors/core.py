@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from portal import permissions
@@ -22,34 +23,34 @@ from portal.selectors.search import (
 )
 
 
-def connection_list(*, user, include_archived: bool = False) -> QuerySet[Connection]:  # type: ignore[no-untyped-def]
+def connection_list(*, user: User, include_archived: bool = False) -> QuerySet[Connection]:
     qs = permissions.scope(user, Connection.objects.select_related("team"))
     return qs if include_archived else qs.exclude(state=ObjectState.ARCHIVED)
 
 
-def dataset_list(*, user, include_archived: bool = False) -> QuerySet[Dataset]:  # type: ignore[no-untyped-def]
+def dataset_list(*, user: User, include_archived: bool = False) -> QuerySet[Dataset]:
     qs = permissions.scope(user, Dataset.objects.select_related("team")).annotate(
         mapping_count=Count("mappings", filter=~Q(mappings__state=ObjectState.ARCHIVED), distinct=True)
     )
     return qs if include_archived else qs.exclude(state=ObjectState.ARCHIVED)
 
 
-def mapping_list(*, user, dataset: Dataset | None = None, include_archived: bool = False) -> QuerySet[Mapping]:  # type: ignore[no-untyped-def]
+def mapping_list(*, user: User, dataset: Dataset | None = None, include_archived: bool = False) -> QuerySet[Mapping]:
     qs = permissions.scope(user, Mapping.objects.select_related("dataset", "connection"))
     if dataset is not None:
         qs = qs.filter(dataset=dataset)
     return qs if include_archived else qs.exclude(state=ObjectState.ARCHIVED)
 
 
-def upload_list(*, user, dataset: Dataset) -> QuerySet[Upload]:  # type: ignore[no-untyped-def]
+def upload_list(*, user: User, dataset: Dataset) -> QuerySet[Upload]:
     return permissions.scope(user, Upload.objects.filter(dataset=dataset).select_related("uploaded_by"))
 
 
-def release_history(*, user) -> QuerySet[Release]:  # type: ignore[no-untyped-def]
+def release_history(*, user: User) -> QuerySet[Release]:
     return permissions.scope(user, Release.objects.select_related("dataset", "mapping", "created_by"))
 
 
-def failing_mappings(*, user, limit: int = 10) -> QuerySet[Mapping]:  # type: ignore[no-untyped-def]
+def failing_mappings(*, user: User, limit: int = 10) -> QuerySet[Mapping]:
     """Live mappings whose latest release failed, with ``latest_release_id`` and ``latest_error``."""
     latest = Release.objects.filter(mapping=OuterRef("pk")).order_by("-created_at", "-id")
     return (
@@ -145,7 +146,7 @@ def _before(qs: QuerySet[Release], cursor: str | None) -> QuerySet[Release]:
     return qs.filter(created_at__lte=when).filter(Q(created_at__lt=when) | Q(id__lt=pk))
 
 
-def open_release_count(*, user) -> str:  # type: ignore[no-untyped-def]
+def open_release_count(*, user: User) -> str:
     """Queued and running releases, counted through the (team, status) index and capped:
     '10,000+' rather than a count that grows with a backlog."""
     open_releases = release_history(user=user).filter(status__in=[ReleaseStatus.QUEUED, ReleaseStatus.RUNNING])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -148,7 +149,7 @@ class DayCount:
     count: int
 
 
-def releases_per_day(*, user, days: int = 30) -> list[DayCount]:  # type: ignore[no-untyped-def]
+def releases_per_day(*, user: User, days: int = 30) -> list[DayCount]:
     """Releases per day and status over the last ``days`` days (today included), oldest first."""
     since = timezone.localdate() - timedelta(days=days - 1)
     rows = (
@@ -170,7 +171,7 @@ class PlatformStat:
     p95_seconds: float | None
 
 
-def platform_stats(*, user, days: int = 30) -> list[PlatformStat]:  # type: ignore[no-untyped-def]
+def platform_stats(*, user: User, days: int = 30) -> list[PlatformStat]:
     """Per platform over the last ``days`` days: success rate and p50/p95 durations (to a bucket)."""
     since = timezone.localdate() - timedelta(days=days - 1)
     by_platform: dict[str, list[tuple[str, int, list[int]]]] = defaultdict(list)

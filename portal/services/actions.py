@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from pydantic import ValidationError as SchemaError
@@ -39,8 +40,8 @@ def action_read(
 
 @transaction.atomic
 def action_request(
-    *, connection: Connection, mapping: Mapping | None, action: Action, params: Schema | None, actor
-) -> ActionRun:  # type: ignore[no-untyped-def]
+    *, connection: Connection, mapping: Mapping | None, action: Action, params: Schema | None, actor: User
+) -> ActionRun:
     """Record a mutating action and hand it to a worker."""
     if connection.state != ObjectState.ENABLED:
         raise ApplicationError(f"The connection {connection.name} is {connection.state}.")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
+
 from portal.models import AuditEvent, Team
 
 
-def audit(*, actor, action: str, obj: Any, changes: dict[str, Any] | None = None, team: Team | None = None) -> None:  # type: ignore[no-untyped-def]
+def audit(
+    *, actor: User | None, action: str, obj: Any, changes: dict[str, Any] | None = None, team: Team | None = None
+) -> None:
     """Record who did what. ``changes`` must never hold a secret value: callers pass names only."""
     AuditEvent.objects.create(
         team=team or getattr(obj, "team", None),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from pydantic import SecretStr
 from pydantic import ValidationError as SchemaError
 
-from connectors.base import ConnectorError, Schema
+from connectors.base import Connector, ConnectorError, Schema
 from connectors.outbound import destination
 from connectors.registry import get_connector_class
 from portal import jobs
@@ -21,7 +22,9 @@ from portal.security.outbound import url_check
 from portal.services.audit import audit
 
 
-def _merge_secrets(connector_class, new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _merge_secrets(
+    connector_class: type[Connector[Any, Any, Any]], new: dict[str, Any], old: dict[str, Any] | None
+) -> dict[str, Any]:
     """A secret left blank keeps its stored value (the form never shows it)."""
     merged = dict(new)
     for name in connector_class.secret_fields():
@@ -46,8 +49,8 @@ def credentials_validate(*, platform: str, data: dict[str, Any], old: dict[str, 
 
 @transaction.atomic
 def connection_create(
-    *, team: Team, platform: str, name: str, base_url: str, credentials: dict[str, Any], actor
-) -> Connection:  # type: ignore[no-untyped-def]
+    *, team: Team, platform: str, name: str, base_url: str, credentials: dict[str, Any], actor: User
+) -> Connection:
     url_check(base_url, field="base_url")
     validated = credentials_validate(platform=platform, data=credentials)
     connection = Connection(
@@ -75,8 +78,8 @@ def connection_destination_changed(*, connection: Connection, base_url: str) -> 
 
 @transaction.atomic
 def connection_update(
-    *, connection: Connection, name: str, base_url: str, credentials: dict[str, Any], actor
-) -> Connection:  # type: ignore[no-untyped-def]
+    *, connection: Connection, name: str, base_url: str, credentials: dict[str, Any], actor: User
+) -> Connection:
     url_check(base_url, field="base_url")
     try:
         old: dict[str, Any] | None = decrypt_json(connection.credentials_encrypted)
@@ -113,7 +116,7 @@ def connection_update(
 
 
 @transaction.atomic
-def connection_request_test(*, connection: Connection, actor) -> Connection:  # type: ignore[no-untyped-def]
+def connection_request_test(*, connection: Connection, actor: User) -> Connection:
     """Ask a worker to test the connection; the page polls the result."""
     connection.test_requested_at = timezone.now()
     connection.save(update_fields=["test_requested_at"])
@@ -139,7 +142,7 @@ def connection_test(*, connection: Connection) -> Connection:
 
 
 @transaction.atomic
-def connection_set_state(*, connection: Connection, state: str, actor) -> Connection:  # type: ignore[no-untyped-def]
+def connection_set_state(*, connection: Connection, state: str, actor: User) -> Connection:
     if state == ObjectState.ARCHIVED and connection.mappings.exclude(state=ObjectState.ARCHIVED).exists():
         raise ApplicationError("Archive or move this connection's mappings first.")
     old = connection.state

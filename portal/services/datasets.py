@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from portal.models import Dataset, ObjectState, Team
@@ -9,7 +10,7 @@ from portal.services.audit import audit
 
 
 @transaction.atomic
-def dataset_create(*, team: Team, name: str, description: str = "", actor) -> Dataset:  # type: ignore[no-untyped-def]
+def dataset_create(*, team: Team, name: str, description: str = "", actor: User) -> Dataset:
     dataset = Dataset(team=team, name=name, description=description)
     dataset.full_clean()
     dataset.save()
@@ -18,7 +19,7 @@ def dataset_create(*, team: Team, name: str, description: str = "", actor) -> Da
 
 
 @transaction.atomic
-def dataset_update(*, dataset: Dataset, name: str, description: str, actor) -> Dataset:  # type: ignore[no-untyped-def]
+def dataset_update(*, dataset: Dataset, name: str, description: str, actor: User) -> Dataset:
     dataset.name, dataset.description = name, description
     dataset.full_clean()
     dataset.save()
@@ -27,7 +28,7 @@ def dataset_update(*, dataset: Dataset, name: str, description: str, actor) -> D
 
 
 @transaction.atomic
-def dataset_set_state(*, dataset: Dataset, state: str, actor) -> Dataset:  # type: ignore[no-untyped-def]
+def dataset_set_state(*, dataset: Dataset, state: str, actor: User) -> Dataset:
     old = dataset.state
     dataset.state = ObjectState(state)
     dataset.save(update_fields=["state"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,7 +19,7 @@ def target_validate(*, connection: Connection, data: dict[str, Any]) -> Schema:
 
 
 @transaction.atomic
-def mapping_create(*, dataset: Dataset, connection: Connection, name: str, target: Schema, actor) -> Mapping:  # type: ignore[no-untyped-def]
+def mapping_create(*, dataset: Dataset, connection: Connection, name: str, target: Schema, actor: User) -> Mapping:
     if connection.team_id != dataset.team_id:
         raise ApplicationError("The connection belongs to another team.")
     if connection.state != ObjectState.ENABLED:
@@ -33,7 +34,7 @@ def mapping_create(*, dataset: Dataset, connection: Connection, name: str, targe
 
 
 @transaction.atomic
-def mapping_update(*, mapping: Mapping, name: str, target: Schema, actor) -> Mapping:  # type: ignore[no-untyped-def]
+def mapping_update(*, mapping: Mapping, name: str, target: Schema, actor: User) -> Mapping:
     mapping.name, mapping.target = name, target.model_dump(mode="json")
     mapping.full_clean()
     mapping.save()
@@ -41,7 +42,7 @@ def mapping_update(*, mapping: Mapping, name: str, target: Schema, actor) -> Map
     return mapping
 
 
-def mapping_set_state(*, mapping: Mapping, state: TargetState, actor) -> Mapping:  # type: ignore[no-untyped-def]
+def mapping_set_state(*, mapping: Mapping, state: TargetState, actor: User) -> Mapping:
     """Change a mapping's state. Where the platform has toggles, it changes there first:
     the local state moves only when the platform said ok."""
     connector_class = mapping.connection.connector_class
@@ -69,7 +70,7 @@ def mapping_set_state(*, mapping: Mapping, state: TargetState, actor) -> Mapping
 
 
 @transaction.atomic
-def params_version_save(*, mapping: Mapping, params: Schema, note: str = "", actor) -> ParamsVersion:  # type: ignore[no-untyped-def]
+def params_version_save(*, mapping: Mapping, params: Schema, note: str = "", actor: User) -> ParamsVersion:
     """Save the mapping's default parameters as a new version; every version is kept."""
     data = params.model_dump(mode="json")
     last = mapping.params_versions.order_by("-number").first()

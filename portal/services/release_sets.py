@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from connectors.base import Schema, StepSpec
@@ -66,10 +67,10 @@ def release_set_create(
     dataset: Dataset,
     mappings: list[Mapping],
     upload: Upload | None,
-    actor,
+    actor: User,
     params: dict[int, dict[str, Any]] | None = None,
     idempotency_key: str = "",
-) -> ReleaseSet:  # type: ignore[no-untyped-def]
+) -> ReleaseSet:
     if idempotency_key:
         existing = ReleaseSet.objects.filter(team=dataset.team, idempotency_key=idempotency_key).first()
         if existing:
@@ -105,8 +106,12 @@ def release_set_create(
 
 
 def release_set_retry(
-    *, release_set: ReleaseSet, actor, params: dict[int, dict[str, Any]] | None = None, only: set[int] | None = None
-) -> list[Release]:  # type: ignore[no-untyped-def]
+    *,
+    release_set: ReleaseSet,
+    actor: User,
+    params: dict[int, dict[str, Any]] | None = None,
+    only: set[int] | None = None,
+) -> list[Release]:
     """Retry the failed cells: the failed steps of each failed or cancelled mapping, as new
     attempts in the same set. Edited parameters are validated before anything is sent."""
     current = release_set.current_releases()
@@ -133,7 +138,7 @@ def release_set_retry(
     return retries
 
 
-def release_set_cancel(*, release_set: ReleaseSet, actor) -> int:  # type: ignore[no-untyped-def]
+def release_set_cancel(*, release_set: ReleaseSet, actor: User) -> int:
     """Cancel every release of the set still open; returns how many."""
     count = 0
     for release in release_set.current_releases():

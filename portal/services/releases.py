@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -32,7 +33,8 @@ def release_check(*, mapping: Mapping, upload: Upload | None) -> None:
         and upload.extension not in connector_class.file_extensions
     ):
         raise ApplicationError(
-            f"{connector_class.label} takes {', '.join('.' + e for e in connector_class.file_extensions)} files, not .{upload.extension}."
+            f"{connector_class.label} takes {', '.join('.' + e for e in connector_class.file_extensions)} files, "
+            f"not .{upload.extension}."
         )
 
 
@@ -41,7 +43,7 @@ def release_create(
     mapping: Mapping,
     upload: Upload | None,
     params: Schema,
-    actor,  # type: ignore[no-untyped-def]
+    actor: User | None,
     idempotency_key: str = "",
     trigger: str = "manual",
     schedule: Any = None,
@@ -100,7 +102,7 @@ def release_create(
     return release
 
 
-def release_retry(*, release: Release, params: Schema | None = None, actor, trigger: str = "retry") -> Release:  # type: ignore[no-untyped-def]
+def release_retry(*, release: Release, params: Schema | None = None, actor: User, trigger: str = "retry") -> Release:
     """Run the failed (and skipped) steps again, as a new release linked to this one.
 
     Steps that succeeded are carried over with their outputs and remote references, so
@@ -158,7 +160,7 @@ def release_retry(*, release: Release, params: Schema | None = None, actor, trig
 
 
 @transaction.atomic
-def release_cancel(*, release: Release, actor) -> Release:  # type: ignore[no-untyped-def]
+def release_cancel(*, release: Release, actor: User) -> Release:
     if release.is_terminal:
         raise ApplicationError(f"This release already {release.get_status_display().lower()}.")
     Release.objects.filter(pk=release.pk).update(cancel_requested=True)
@@ -170,7 +172,7 @@ def release_cancel(*, release: Release, actor) -> Release:  # type: ignore[no-un
 
 
 @transaction.atomic
-def release_step_resolve(*, release: Release, step: ReleaseStep, happened: bool, actor) -> Release:  # type: ignore[no-untyped-def]
+def release_step_resolve(*, release: Release, step: ReleaseStep, happened: bool, actor: User) -> Release:
     """A person's answer for a step that needs attention (its outcome is unknown and the
     platform cannot say): ``happened`` continues from there, else the step is sent again."""
     if step.release_id != release.pk or step.status != StepStatus.ATTENTION:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from portal.exceptions import ApplicationError
@@ -10,7 +11,7 @@ from portal.services.audit import audit
 
 
 @transaction.atomic
-def membership_set(*, team: Team, user, role: str, actor) -> Membership:  # type: ignore[no-untyped-def]
+def membership_set(*, team: Team, user: User, role: str, actor: User) -> Membership:
     membership, created = Membership.objects.update_or_create(team=team, user=user, defaults={"role": Role(role)})
     audit(
         actor=actor,
@@ -23,7 +24,7 @@ def membership_set(*, team: Team, user, role: str, actor) -> Membership:  # type
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, actor) -> None:  # type: ignore[no-untyped-def]
+def membership_remove(*, membership: Membership, actor: User) -> None:
     team = membership.team
     if (
         membership.role == Role.ADMIN

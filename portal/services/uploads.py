@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.core.files.storage import default_storage
@@ -29,7 +30,8 @@ def upload_validate(*, name: str, size: int) -> None:
         )
     if extension not in allowed:
         raise ValidationError(
-            f"Files of type .{extension or '(none)'} are not accepted. Accepted: {', '.join('.' + e for e in allowed)}.",
+            f"Files of type .{extension or '(none)'} are not accepted. "
+            f"Accepted: {', '.join('.' + e for e in allowed)}.",
             code="type",
         )
 
@@ -74,7 +76,7 @@ def upload_storage_name(*, dataset: Dataset, name: str) -> str:
     return Upload._meta.get_field("file").generate_filename(Upload(team=dataset.team), name)
 
 
-def upload_create(*, dataset: Dataset, file: File, actor) -> Upload:  # type: ignore[no-untyped-def]
+def upload_create(*, dataset: Dataset, file: File, actor: User) -> Upload:
     """Store a file under a server-generated name through Django storage, hashing it on the way.
 
     The hashing and storing happen before, not inside, the transaction that records the row."""
@@ -102,7 +104,7 @@ def upload_create(*, dataset: Dataset, file: File, actor) -> Upload:  # type: ig
         raise
 
 
-def chunked_upload_start(*, dataset: Dataset, filename: str, size: int, actor) -> ChunkedUpload:  # type: ignore[no-untyped-def]
+def chunked_upload_start(*, dataset: Dataset, filename: str, size: int, actor: User) -> ChunkedUpload:
     name = filename.replace("\\", "/").rsplit("/", 1)[-1][:255]
     upload_validate(name=name, size=size)
     return ChunkedUpload.objects.create(team=dataset.team, dataset=dataset, user=actor, filename=name, size=size)
@@ -141,7 +143,7 @@ class _Concatenated(File):
         self._reader: Iterator[bytes] | None = None
         self._buffer = b""
 
-    def chunks(self, chunk_size: int | None = None):  # type: ignore[no-untyped-def]
+    def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
         for part in self._names:
             with default_storage.open(part, "rb") as f:
                 while block := f.read(chunk_size or 1024 * 1024):
@@ -166,11 +168,11 @@ class _Concatenated(File):
         self._reader, self._buffer = None, b""
         return 0
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[bytes]:
         return self.chunks()
 
 
-def chunked_upload_complete(*, chunked: ChunkedUpload, actor) -> Upload:  # type: ignore[no-untyped-def]
+def chunked_upload_complete(*, chunked: ChunkedUpload, actor: User) -> Upload:
     if chunked.upload_id:
         return chunked.upload  # type: ignore[return-value]
     if chunked.offset != chunked.size:

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 from django import template
+from django.contrib.auth.models import User
+from django.template import Context
 
 from portal import permissions
 
@@ -11,7 +14,7 @@ register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def can(context, action: str, obj) -> bool:  # type: ignore[no-untyped-def]
+def can(context: Context, action: str, obj: Any) -> bool:
     """{% can "operate" obj as allowed %}: whether the user holds that role in obj's team."""
     needed = {"view": permissions.VIEW, "operate": permissions.OPERATE, "manage": permissions.MANAGE}[action]
     return permissions.has_role(context["request"].user, obj.team_id, needed)
@@ -42,7 +45,7 @@ def filesize(value: int | None) -> str:
 
 
 @register.filter
-def with_status_index(table) -> dict:  # type: ignore[no-untyped-def]
+def with_status_index(table: Any) -> dict[str, Any]:
     """A table (dict or connectors.base.Table) with the index of its status column."""
     data = (
         table
@@ -60,12 +63,12 @@ def with_status_index(table) -> dict:  # type: ignore[no-untyped-def]
 
 
 @register.filter
-def pretty_json(value) -> str:  # type: ignore[no-untyped-def]
+def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
 @register.filter
-def is_team_admin(user) -> bool:  # type: ignore[no-untyped-def]
+def is_team_admin(user: User) -> bool:
     """Whether the user administers at least one team (the operations page link); no query once the
     user's roles are loaded for the request."""
     return any(permissions.has_role(user, team_id, permissions.MANAGE) for team_id in permissions.roles_of(user))

@@ -10,13 +10,13 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 
 from portal import tokens
-from portal.requests import HtmxHttpRequest
+from portal.requests import AuthenticatedHttpRequest
 
 NEW_TOKEN_SESSION_KEY = "portal_new_api_token"  # noqa: S105 - the session entry's name, not a secret
 
 
 @login_required
-def account(request: HtmxHttpRequest) -> HttpResponse:
+def account(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST":
         if request.POST.get("revoke"):
             token = request.user.api_tokens.filter(pk=request.POST["revoke"]).first()

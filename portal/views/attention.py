@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,12 +21,13 @@ from portal.api.releases import ReleaseOutput
 from portal.exceptions import ApplicationError
 from portal.models import Release, ReleaseStep
 from portal.permissions import OPERATE, get_for_user
+from portal.requests import AuthenticatedHttpRequest, AuthenticatedRequest
 from portal.services import releases as releases_services
 
 
 @login_required
 @require_POST
-def release_step_resolve(request: HttpRequest, pk: int, step_pk: int, decision: str) -> HttpResponse:
+def release_step_resolve(request: AuthenticatedHttpRequest, pk: int, step_pk: int, decision: str) -> HttpResponse:
     release = get_for_user(request.user, Release.objects.all(), OPERATE, pk=pk)
     step = ReleaseStep.objects.filter(release=release, pk=step_pk).first()
     try:
@@ -55,7 +55,7 @@ class ReleaseStepResolve(APIView):
         )
 
     @extend_schema(request=InputSerializer, responses={202: ReleaseOutput})
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: int) -> Response:
         release = get_for_user(request.user, Release.objects.all(), OPERATE, pk=pk)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

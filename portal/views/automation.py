@@ -16,12 +16,12 @@ from portal.automation.schedules import schedule_delete, schedule_set
 from portal.forms.automation import ChannelForm, ScheduleForm
 from portal.models import Mapping, NotificationChannel, Team
 from portal.permissions import MANAGE, get_for_user
-from portal.requests import HtmxHttpRequest
+from portal.requests import AuthenticatedHttpRequest
 
 
 @login_required
 @require_POST
-def schedule_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def schedule_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     mapping = get_for_user(request.user, Mapping.objects.all(), MANAGE, pk=pk)
     if request.POST.get("delete") and hasattr(mapping, "schedule"):
         schedule_delete(schedule=mapping.schedule, actor=request.user)
@@ -34,13 +34,15 @@ def schedule_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         )
         messages.success(request, "Schedule saved.")
     else:
-        messages.error(request, "Schedule not saved: " + "; ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(
+            request, "Schedule not saved: " + "; ".join(str(e) for errs in form.errors.values() for e in errs)
+        )
     return redirect(mapping)
 
 
 @login_required
 @require_POST
-def channel_add(request: HtmxHttpRequest, scope: str, pk: int) -> HttpResponse:
+def channel_add(request: AuthenticatedHttpRequest, scope: str, pk: int) -> HttpResponse:
     if scope == "mapping":
         mapping = get_for_user(request.user, Mapping.objects.all(), MANAGE, pk=pk)
         team, back = mapping.team, mapping.get_absolute_url()
@@ -62,13 +64,15 @@ def channel_add(request: HtmxHttpRequest, scope: str, pk: int) -> HttpResponse:
         except ValidationError as exc:
             messages.error(request, "; ".join(exc.messages))
     else:
-        messages.error(request, "Channel not added: " + "; ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(
+            request, "Channel not added: " + "; ".join(str(e) for errs in form.errors.values() for e in errs)
+        )
     return redirect(back)
 
 
 @login_required
 @require_POST
-def channel_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def channel_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     channel = get_for_user(request.user, NotificationChannel.objects.select_related("mapping"), MANAGE, pk=pk)
     back = channel.mapping.get_absolute_url() if channel.mapping else f"/teams/{channel.team_id}/"
     notifications_automation.channel_delete(channel=channel, actor=request.user)

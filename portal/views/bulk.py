@@ -5,20 +5,21 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.exceptions import ApplicationError
 from portal.models import Release
+from portal.requests import AuthenticatedHttpRequest
 from portal.selectors.core import release_history
 from portal.selectors.ledger import iter_ledger
 from portal.services.bulk import BULK_LIMIT, bulk_apply, bulk_plan
 from portal.views.history import filtered_history, ledger_response
 
 
-def _chosen(request: HttpRequest) -> QuerySet[Release]:
+def _chosen(request: AuthenticatedHttpRequest) -> QuerySet[Release]:
     """The releases the form names: its ticked ids, or every release the filter matches."""
     if request.POST.get("scope") == "filter":
         _filterset, qs = filtered_history(request, QueryDict(request.POST.get("filter", "")))
@@ -29,7 +30,7 @@ def _chosen(request: HttpRequest) -> QuerySet[Release]:
 
 @login_required
 @require_POST
-def history_bulk(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+def history_bulk(request: AuthenticatedHttpRequest) -> HttpResponse | StreamingHttpResponse:
     back = reverse("portal:history") + (f"?{request.POST['filter']}" if request.POST.get("filter") else "")
     try:
         plan = bulk_plan(user=request.user, action=request.POST.get("action", ""), releases=_chosen(request))

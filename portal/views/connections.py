@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
+from connectors.base import Connector
 from connectors.registry import CONNECTORS, get_connector_class
 from portal import permissions
 from portal.crypto import UNREADABLE_CREDENTIALS, InvalidToken, decrypt_json
@@ -20,7 +21,7 @@ from portal.forms.connections import ConnectionForm
 from portal.forms.schema import SchemaForm
 from portal.models import Connection, ObjectState
 from portal.permissions import MANAGE, OPERATE, VIEW, get_for_user
-from portal.requests import HtmxHttpRequest, _state_or_404
+from portal.requests import AuthenticatedHttpRequest, state_or_404
 from portal.selectors import core as core_selectors
 from portal.services.connections import (
     DESTINATION_CHANGED,
@@ -34,7 +35,7 @@ from portal.views.platform import platform_panels
 
 
 @login_required
-def connection_list(request: HtmxHttpRequest) -> HttpResponse:
+def connection_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     show_archived = request.GET.get("archived") == "1"
     return render(
         request,
@@ -48,20 +49,19 @@ def connection_list(request: HtmxHttpRequest) -> HttpResponse:
     )
 
 
-def _credentials_form(connector_class, data=None) -> SchemaForm:  # type: ignore[no-untyped-def]
+def _credentials_form(connector_class: type[Connector[Any, Any, Any]], data: Any = None) -> SchemaForm:
     return SchemaForm(data, schema=connector_class.Credentials, prefix="cred")
 
 
 @login_required
-def connection_add(request: HtmxHttpRequest) -> HttpResponse:
+def connection_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     teams = permissions.teams_for(request.user, MANAGE)
     if not teams.exists():
         raise permissions.PermissionDenied("Adding a connection needs the admin role in a team.")
     platform = request.GET.get("platform") or request.POST.get("platform")
     if platform not in CONNECTORS:
-        return render(
-            request, "portal/connection_platform.html", {"platforms": [(s, l) for s, (l, _) in CONNECTORS.items()]}
-        )
+        platforms = [(slug, label) for slug, (label, _) in CONNECTORS.items()]
+        return render(request, "portal/connection_platform.html", {"platforms": platforms})
     connector_class = get_connector_class(platform)
     form = ConnectionForm(request.POST or None, teams=teams, initial={"name": connector_class.label})
     cred_form = _credentials_form(connector_class, request.POST or None)
@@ -92,7 +92,7 @@ def connection_add(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @login_required
-def connection_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def connection_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     connection = get_for_user(request.user, Connection.objects.all(), VIEW, pk=pk)
     connector_class = connection.connector_class
     try:
@@ -132,7 +132,7 @@ def connection_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def connection_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def connection_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     connection = get_for_user(request.user, Connection.objects.all(), MANAGE, pk=pk)
     connector_class = connection.connector_class
     stored = _stored_credentials(connection)
@@ -188,7 +188,7 @@ def _stored_credentials(connection: Connection) -> dict[str, Any]:
 
 
 @login_required
-def connection_test_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def connection_test_status(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     connection = get_for_user(request.user, Connection.objects.all(), VIEW, pk=pk)
     response = render(request, "portal/connection_detail.html#connection-test", {"connection": connection})
     if not connection.test_pending:
@@ -198,7 +198,7 @@ def connection_test_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def connection_test(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def connection_test(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     connection = get_for_user(request.user, Connection.objects.all(), OPERATE, pk=pk)
     connection_request_test(connection=connection, actor=request.user)
     if request.htmx:
@@ -208,10 +208,10 @@ def connection_test(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def connection_state(request: HtmxHttpRequest, pk: int, state: str) -> HttpResponse:
+def connection_state(request: AuthenticatedHttpRequest, pk: int, state: str) -> HttpResponse:
     connection = get_for_user(request.user, Connection.objects.all(), MANAGE, pk=pk)
     try:
-        connection_set_state(connection=connection, state=_state_or_404(state), actor=request.user)
+        connection_set_state(connection=connection, state=state_or_404(state), actor=request.user)
         messages.success(request, f"Connection {connection.name} is now {state}.")
     except ApplicationError as exc:
         messages.error(request, exc.message)

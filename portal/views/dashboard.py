@@ -6,13 +6,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import render
 
-from portal.requests import HtmxHttpRequest
+from portal.requests import AuthenticatedHttpRequest
 from portal.selectors.core import connection_list, failing_mappings, open_release_count, release_history
 from portal.selectors.stats import platform_stats, release_daily_counts
 
 
 @login_required
-def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     return render(
         request,

@@ -13,14 +13,14 @@ from portal import permissions
 from portal.forms.datasets import DatasetForm
 from portal.models import Dataset, ObjectState
 from portal.permissions import MANAGE, VIEW, get_for_user
-from portal.requests import HtmxHttpRequest, _state_or_404
+from portal.requests import AuthenticatedHttpRequest, state_or_404
 from portal.selectors import core as core_selectors
 from portal.selectors.core import connection_list, mapping_list, release_history, upload_list
 from portal.services.datasets import dataset_create, dataset_set_state, dataset_update
 
 
 @login_required
-def dataset_list(request: HtmxHttpRequest) -> HttpResponse:
+def dataset_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     show_archived = request.GET.get("archived") == "1"
     return render(
         request,
@@ -34,7 +34,7 @@ def dataset_list(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @login_required
-def dataset_add(request: HtmxHttpRequest) -> HttpResponse:
+def dataset_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     teams = permissions.teams_for(request.user, MANAGE)
     if not teams.exists():
         raise permissions.PermissionDenied("Adding a dataset needs the admin role in a team.")
@@ -56,7 +56,7 @@ def dataset_add(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @login_required
-def dataset_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def dataset_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     dataset = get_for_user(request.user, Dataset.objects.all(), MANAGE, pk=pk)
     form = DatasetForm(request.POST or None, initial={"name": dataset.name, "description": dataset.description})
     if request.method == "POST" and form.is_valid():
@@ -76,7 +76,7 @@ def dataset_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def dataset_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def dataset_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     dataset = get_for_user(request.user, Dataset.objects.all(), VIEW, pk=pk)
     show_archived = request.GET.get("archived") == "1"
     return render(
@@ -95,8 +95,8 @@ def dataset_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def dataset_state(request: HtmxHttpRequest, pk: int, state: str) -> HttpResponse:
+def dataset_state(request: AuthenticatedHttpRequest, pk: int, state: str) -> HttpResponse:
     dataset = get_for_user(request.user, Dataset.objects.all(), MANAGE, pk=pk)
-    dataset_set_state(dataset=dataset, state=_state_or_404(state), actor=request.user)
+    dataset_set_state(dataset=dataset, state=state_or_404(state), actor=request.user)
     messages.success(request, f"Dataset {dataset.name} is now {state}.")
     return redirect(dataset)

@@ -6,15 +6,16 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
-from django.http import HttpRequest, JsonResponse
+from django.http import JsonResponse
 
+from portal.requests import AuthenticatedHttpRequest
 from portal.selectors.core import connection_list, dataset_list, mapping_list, release_history
 
 PER_KIND = 6
 
 
 @login_required
-def jump(request: HttpRequest) -> JsonResponse:
+def jump(request: AuthenticatedHttpRequest) -> JsonResponse:
     """``?q=`` → up to PER_KIND matches of each kind the user may see, as label and URL."""
     q = request.GET.get("q", "").strip()[:100]
     if not q:

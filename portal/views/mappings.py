@@ -20,7 +20,7 @@ from portal.forms.mappings import MappingForm
 from portal.forms.schema import SchemaForm
 from portal.models import Connection, Dataset, Mapping, ObjectState
 from portal.permissions import MANAGE, VIEW, get_for_user
-from portal.requests import HtmxHttpRequest, _state_or_404
+from portal.requests import AuthenticatedHttpRequest, state_or_404
 from portal.selectors.core import connection_list, mapping_name_suggestion, release_history
 from portal.selectors.stats import mapping_duration_trend, trend_chart, trend_summary
 from portal.services.mappings import mapping_create, mapping_set_state, mapping_update
@@ -29,7 +29,7 @@ from portal.views.platform import platform_panels
 
 
 @login_required
-def mapping_add(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
+def mapping_add(request: AuthenticatedHttpRequest, dataset_pk: int) -> HttpResponse:
     dataset = get_for_user(request.user, Dataset.objects.all(), MANAGE, pk=dataset_pk)
     connections = connection_list(user=request.user).filter(team=dataset.team, state=ObjectState.ENABLED)
     connection_pk = request.GET.get("connection") or request.POST.get("connection")
@@ -54,7 +54,7 @@ def mapping_add(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 target=target_form.validated,
                 actor=request.user,
-            )  # type: ignore[arg-type]
+            )
         except ApplicationError as exc:
             form.add_error(None, exc.message)
         except ValidationError as exc:
@@ -72,7 +72,7 @@ def mapping_add(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
 
 
 @login_required
-def mapping_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def mapping_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     mapping = get_for_user(request.user, Mapping.objects.select_related("connection", "dataset"), MANAGE, pk=pk)
     connector_class = mapping.connection.connector_class
     form = MappingForm(request.POST or None, initial={"name": mapping.name})
@@ -87,7 +87,7 @@ def mapping_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         try:
             mapping_update(
                 mapping=mapping, name=form.cleaned_data["name"], target=target_form.validated, actor=request.user
-            )  # type: ignore[arg-type]
+            )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -119,7 +119,8 @@ def _check_target(target_form: SchemaForm, connection: Connection) -> TargetChec
 def _mark_browsable(form: SchemaForm, connection: Connection) -> None:
     """Fields the connector can fill from the platform get a Browse button (portal.js)."""
     for name, info in form.schema.model_fields.items():
-        if (info.json_schema_extra or {}).get("browse"):
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("browse"):
             field = form.fields[name]
             if isinstance(field.widget, forms.NumberInput):
                 # What is typed is also the search text (a query name, not only its id).
@@ -128,7 +129,7 @@ def _mark_browsable(form: SchemaForm, connection: Connection) -> None:
 
 
 @login_required
-def mapping_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def mapping_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     mapping = get_for_user(request.user, Mapping.objects.select_related("connection", "dataset"), VIEW, pk=pk)
     return render(
         request,
@@ -173,10 +174,10 @@ def _automation_context(mapping: Mapping) -> dict[str, Any]:
 
 @login_required
 @require_POST
-def mapping_state(request: HtmxHttpRequest, pk: int, state: str) -> HttpResponse:
+def mapping_state(request: AuthenticatedHttpRequest, pk: int, state: str) -> HttpResponse:
     mapping = get_for_user(request.user, Mapping.objects.select_related("connection"), MANAGE, pk=pk)
     try:
-        mapping_set_state(mapping=mapping, state=_state_or_404(state), actor=request.user)  # type: ignore[arg-type]
+        mapping_set_state(mapping=mapping, state=state_or_404(state), actor=request.user)  # type: ignore[arg-type]
         messages.success(request, f"Mapping {mapping.name} is now {state}.")
     except ApplicationError as exc:
         messages.error(request, exc.message)

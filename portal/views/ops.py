@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -39,7 +39,7 @@ from portal.operations.selectors import (
     workers,
 )
 from portal.permissions import MANAGE
-from portal.requests import HtmxHttpRequest
+from portal.requests import AuthenticatedHttpRequest
 
 
 def ops_team_ids(user: Any) -> list[int] | None:
@@ -81,7 +81,7 @@ def _scope(queryset: Any, team_ids: list[int] | None) -> Any:
 
 @login_required
 @never_cache
-def ops(request: HtmxHttpRequest) -> HttpResponse:
+def ops(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The page; htmx refreshes its ``ops-live`` partial every few seconds."""
     context = ops_context(ops_team_ids(request.user))
     template = "portal/ops.html#ops-live" if request.htmx else "portal/ops.html"
@@ -95,7 +95,7 @@ OPS_LISTS = {
 
 
 @login_required
-def ops_releases(request: HtmxHttpRequest, what: str) -> HttpResponse:
+def ops_releases(request: AuthenticatedHttpRequest, what: str) -> HttpResponse:
     """The releases behind a number of the operations page."""
     team_ids = ops_team_ids(request.user)
     if what == "overdue":
@@ -108,7 +108,7 @@ def ops_releases(request: HtmxHttpRequest, what: str) -> HttpResponse:
     return render(request, "portal/ops_releases.html", {"title": OPS_LISTS[what], "releases": releases})
 
 
-def metrics_allowed(request: HttpRequest) -> bool:
+def metrics_allowed(request: AuthenticatedHttpRequest) -> bool:
     """With PORTAL_METRICS_TOKEN set, the scraper must send ``Authorization: Bearer <token>``."""
     token = settings.PORTAL_METRICS_TOKEN
     if not token:
@@ -119,7 +119,7 @@ def metrics_allowed(request: HttpRequest) -> bool:
 
 @require_GET
 @never_cache
-def metrics(request: HttpRequest) -> HttpResponse:
+def metrics(request: AuthenticatedHttpRequest) -> HttpResponse:
     if not settings.PORTAL_METRICS_TOKEN and settings.PORTAL_METRICS_REQUIRE_TOKEN:
         raise Http404("Metrics are off: set PORTAL_METRICS_TOKEN")
     if not metrics_allowed(request):

@@ -14,19 +14,21 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HTMX_STOP_POLLING
 
-from connectors.base import Action, ConnectorError
+from connectors.base import Action, Connector, ConnectorError
 from portal import permissions
 from portal.exceptions import ApplicationError
 from portal.forms.mappings import ParamsNoteForm
 from portal.forms.schema import SchemaForm
 from portal.models import ActionRun, Connection, Mapping, ParamsVersion, ReleaseStep
 from portal.permissions import MANAGE, VIEW, get_for_user
-from portal.requests import HtmxHttpRequest
+from portal.requests import AuthenticatedHttpRequest
 from portal.services.actions import action_read, action_request, tables_as_json
 from portal.services.mappings import params_version_save
 
 
-def platform_panels(request, connection, mapping):  # type: ignore[no-untyped-def]
+def platform_panels(
+    request: AuthenticatedHttpRequest, connection: Connection, mapping: Mapping | None
+) -> list[dict[str, Any]]:
 
     return action_panels(request, connection, mapping)
 
@@ -34,18 +36,20 @@ def platform_panels(request, connection, mapping):  # type: ignore[no-untyped-de
 ROLE = {"view": permissions.VIEW, "operate": permissions.OPERATE, "manage": permissions.MANAGE}
 
 
-def _action_or_404(connector_class, name: str, scope: str, target) -> Action:  # type: ignore[no-untyped-def]
+def _action_or_404(connector_class: type[Connector[Any, Any, Any]], name: str, scope: str, target: Any) -> Action:
     for action in connector_class.actions_for(scope, target):
         if action.name == name:
             return action
     raise Http404("No such action here")
 
 
-def _params_form(action: Action, data=None) -> SchemaForm | None:  # type: ignore[no-untyped-def]
+def _params_form(action: Action, data: Any = None) -> SchemaForm | None:
     return SchemaForm(data, schema=action.params, prefix=f"a-{action.name}") if action.params else None
 
 
-def action_panels(request: HtmxHttpRequest, connection: Connection, mapping: Mapping | None) -> list[dict[str, Any]]:
+def action_panels(
+    request: AuthenticatedHttpRequest, connection: Connection, mapping: Mapping | None
+) -> list[dict[str, Any]]:
     """What the page shows for each action the user may see (used by detail views)."""
     scope = "mapping" if mapping else "connection"
     target = mapping.target_schema() if mapping else None
@@ -59,7 +63,7 @@ def action_panels(request: HtmxHttpRequest, connection: Connection, mapping: Map
 
 
 @login_required
-def action(request: HtmxHttpRequest, scope: str, pk: int, name: str) -> HttpResponse:
+def action(request: AuthenticatedHttpRequest, scope: str, pk: int, name: str) -> HttpResponse:
     """GET: run a read-only action now and render its result. POST: queue a mutating one."""
     if scope == "mapping":
         mapping = get_for_user(request.user, Mapping.objects.select_related("connection"), VIEW, pk=pk)
@@ -97,7 +101,7 @@ def action(request: HtmxHttpRequest, scope: str, pk: int, name: str) -> HttpResp
 
 
 @login_required
-def action_run_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def action_run_status(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     run = get_for_user(request.user, ActionRun.objects.all(), VIEW, pk=pk)
     response = render(request, "portal/_action_run.html", {"run": run})
     if run.is_terminal:
@@ -106,7 +110,7 @@ def action_run_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def browse(request: HtmxHttpRequest, pk: int, field: str) -> HttpResponse:
+def browse(request: AuthenticatedHttpRequest, pk: int, field: str) -> HttpResponse:
     """Choices for a target field, from the platform (e.g. saved queries, a dataset's files)."""
     connection = get_for_user(request.user, Connection.objects.all(), MANAGE, pk=pk)
     info = connection.connector_class.Target.model_fields.get(field)
@@ -127,7 +131,7 @@ def browse(request: HtmxHttpRequest, pk: int, field: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def target_preview(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def target_preview(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """What the mapping form's target will be sent as, or why it is invalid, as the user types."""
     connection = get_for_user(request.user, Connection.objects.all(), MANAGE, pk=pk)
     connector_class = connection.connector_class
@@ -145,7 +149,7 @@ def target_preview(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def params_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def params_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Edit, validate and save a new version of the mapping's default parameters."""
     mapping = get_for_user(request.user, Mapping.objects.select_related("connection", "dataset"), VIEW, pk=pk)
     can_save = permissions.has_role(request.user, mapping.team_id, MANAGE)
@@ -165,7 +169,7 @@ def params_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             try:
                 version = params_version_save(
                     mapping=mapping, params=form.validated, note=note.cleaned_data["note"], actor=request.user
-                )  # type: ignore[arg-type]
+                )
             except ApplicationError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -187,7 +191,7 @@ def params_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def params_diff(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def params_diff(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     mapping = get_for_user(request.user, Mapping.objects.all(), VIEW, pk=pk)
     try:
         a, b = int(request.GET.get("a", "")), int(request.GET.get("b", ""))
@@ -205,7 +209,7 @@ def params_diff(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def step_download(request: HtmxHttpRequest, pk: int, fmt: str) -> HttpResponse:
+def step_download(request: AuthenticatedHttpRequest, pk: int, fmt: str) -> HttpResponse | StreamingHttpResponse:
     """Stream a step's result from the platform through the portal, with the user's permissions."""
     step = get_for_user(
         request.user,

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from portal.models import Mapping
 from portal.permissions import OPERATE, get_for_user
+from portal.requests import AuthenticatedHttpRequest
 from portal.selectors.core import upload_list
 from portal.services.preflight import release_preflight
 
 
 @login_required
-def release_preflight_view(request: HttpRequest, mapping_pk: int) -> HttpResponse:
+def release_preflight_view(request: AuthenticatedHttpRequest, mapping_pk: int) -> HttpResponse:
     mapping = get_for_user(
         request.user, Mapping.objects.select_related("connection", "dataset"), OPERATE, pk=mapping_pk
     )

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from portal.models import Release
 from portal.permissions import VIEW, get_for_user
+from portal.requests import AuthenticatedHttpRequest
 from portal.selectors.release_log import PAGE, log_lines, log_page
 
 
 @login_required
-def release_log_earlier(request: HttpRequest, pk: int) -> HttpResponse:
+def release_log_earlier(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Lines before ``?before=<event id>``: list items and a new "earlier" button (htmx)."""
     release = get_for_user(request.user, Release.objects.all(), VIEW, pk=pk)
     before = request.GET.get("before", "")
@@ -21,7 +22,7 @@ def release_log_earlier(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def release_log_download(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+def release_log_download(request: AuthenticatedHttpRequest, pk: int) -> StreamingHttpResponse:
     release = get_for_user(request.user, Release.objects.all(), VIEW, pk=pk)
     response = StreamingHttpResponse(log_lines(release=release), content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="release-{release.pk}.log"'

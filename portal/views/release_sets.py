@@ -17,13 +17,13 @@ from portal.exceptions import ApplicationError
 from portal.forms.schema import SchemaForm
 from portal.models import Dataset, ObjectState, ReleaseSet, Upload
 from portal.permissions import OPERATE, VIEW, get_for_user
-from portal.requests import HtmxHttpRequest
+from portal.requests import AuthenticatedHttpRequest
 from portal.selectors.core import upload_list
 from portal.selectors.stats import release_set_timeline
 from portal.services.release_sets import release_set_cancel, release_set_create, release_set_plan, release_set_retry
 
 
-def _selection(request: HtmxHttpRequest, dataset: Dataset) -> tuple[list[Any], Upload | None]:
+def _selection(request: AuthenticatedHttpRequest, dataset: Dataset) -> tuple[list[Any], Upload | None]:
     ids = [int(i) for i in request.POST.getlist("mappings") if i.isdigit()]
     mappings = list(dataset.mappings.filter(pk__in=ids).select_related("connection"))
     upload_id = request.POST.get("upload", "")
@@ -32,7 +32,7 @@ def _selection(request: HtmxHttpRequest, dataset: Dataset) -> tuple[list[Any], U
 
 
 @login_required
-def release_set_new(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
+def release_set_new(request: AuthenticatedHttpRequest, dataset_pk: int) -> HttpResponse:
     """GET: tick mappings and a file. POST: preview; POST with confirm: start."""
     dataset = get_for_user(request.user, Dataset.objects.all(), OPERATE, pk=dataset_pk)
     candidates = list(
@@ -69,7 +69,7 @@ def _matrix(release_set: ReleaseSet) -> dict[str, Any]:
     attempts: dict[int, int] = {}
     for mapping_id in release_set.releases.values_list("mapping_id", flat=True):
         attempts[mapping_id] = attempts.get(mapping_id, 0) + 1
-    rows = []
+    rows: list[dict[str, Any]] = []
     for release in releases:
         steps = list(release.steps.all())
         rows.append({"release": release, "steps": steps, "attempt": attempts[release.mapping_id]})
@@ -88,7 +88,7 @@ def _matrix(release_set: ReleaseSet) -> dict[str, Any]:
 
 
 @login_required
-def release_set_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def release_set_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     release_set = get_for_user(
         request.user, ReleaseSet.objects.select_related("dataset", "upload", "created_by"), VIEW, pk=pk
     )
@@ -96,7 +96,7 @@ def release_set_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def release_set_matrix(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def release_set_matrix(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     release_set = get_for_user(request.user, ReleaseSet.objects.all(), VIEW, pk=pk)
     context = _matrix(release_set)
     response = render(request, "portal/release_set_detail.html#set-matrix", context)
@@ -107,7 +107,7 @@ def release_set_matrix(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def release_set_cancel_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def release_set_cancel_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     release_set = get_for_user(request.user, ReleaseSet.objects.all(), OPERATE, pk=pk)
     try:
         count = release_set_cancel(release_set=release_set, actor=request.user)
@@ -118,7 +118,7 @@ def release_set_cancel_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def release_set_retry_view(request: HtmxHttpRequest, pk: int, mapping_pk: int | None = None) -> HttpResponse:
+def release_set_retry_view(request: AuthenticatedHttpRequest, pk: int, mapping_pk: int | None = None) -> HttpResponse:
     """POST: retry every failed cell with the same parameters. With a mapping: edit its
     parameters (GET shows the form) and retry that cell only."""
     release_set = get_for_user(request.user, ReleaseSet.objects.all(), OPERATE, pk=pk)
@@ -143,7 +143,7 @@ def release_set_retry_view(request: HtmxHttpRequest, pk: int, mapping_pk: int | 
     elif request.method != "POST":
         return redirect(release_set)
     try:
-        params = {mapping_pk: form.data_dict()} if form is not None else None
+        params = {mapping_pk: form.data_dict()} if form is not None and mapping_pk is not None else None
         only = {mapping_pk} if mapping_pk is not None else None
         retries = release_set_retry(release_set=release_set, actor=request.user, params=params, only=only)
         messages.success(
@@ -156,7 +156,7 @@ def release_set_retry_view(request: HtmxHttpRequest, pk: int, mapping_pk: int | 
 
 
 @login_required
-def release_set_list(request: HtmxHttpRequest) -> HttpResponse:
+def release_set_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     sets = permissions.scope(request.user, ReleaseSet.objects.select_related("dataset", "upload", "created_by"))[:50]
     rows = []
     for release_set in sets:

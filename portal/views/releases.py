@@ -17,7 +17,7 @@ from portal.forms.releases import ReleaseForm
 from portal.forms.schema import SchemaForm
 from portal.models import Mapping, Release
 from portal.permissions import OPERATE, VIEW, get_for_user
-from portal.requests import HtmxHttpRequest
+from portal.requests import AuthenticatedHttpRequest
 from portal.selectors.core import history_page, release_history, upload_list
 from portal.selectors.release_log import log_page
 from portal.selectors.stats import release_timeline
@@ -27,7 +27,7 @@ from portal.services.preflight import release_preflight
 
 @login_required
 @require_POST
-def release_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def release_retry(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     release = get_for_user(request.user, Release.objects.select_related("mapping__connection"), OPERATE, pk=pk)
     try:
         retry = releases_services.release_retry(release=release, actor=request.user)
@@ -38,7 +38,7 @@ def release_retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def release_create(request: HtmxHttpRequest, mapping_pk: int) -> HttpResponse:
+def release_create(request: AuthenticatedHttpRequest, mapping_pk: int) -> HttpResponse:
     mapping = get_for_user(
         request.user, Mapping.objects.select_related("connection", "dataset"), OPERATE, pk=mapping_pk
     )
@@ -61,7 +61,7 @@ def release_create(request: HtmxHttpRequest, mapping_pk: int) -> HttpResponse:
             release = releases_services.release_create(
                 mapping=mapping,
                 upload=form.cleaned_data["upload"],
-                params=params_form.validated,  # type: ignore[arg-type]
+                params=params_form.validated,
                 actor=request.user,
                 idempotency_key=f"form:{request.user.pk}:{form.cleaned_data['submission_token']}",
             )
@@ -100,7 +100,7 @@ def _release_context(release: Release) -> dict[str, Any]:
 
 
 @login_required
-def release_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def release_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     release = get_for_user(
         request.user,
         Release.objects.select_related("mapping__connection", "dataset", "upload", "created_by"),
@@ -111,7 +111,7 @@ def release_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def release_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def release_status(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """The live part of the release page; polling stops (286) at a terminal state."""
     release = get_for_user(
         request.user, Release.objects.select_related("mapping__connection", "dataset", "upload"), VIEW, pk=pk
@@ -124,7 +124,7 @@ def release_status(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def release_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def release_cancel(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     release = get_for_user(request.user, Release.objects.all(), OPERATE, pk=pk)
     try:
         releases_services.release_cancel(release=release, actor=request.user)
@@ -135,7 +135,7 @@ def release_cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def history(request: HtmxHttpRequest) -> HttpResponse:
+def history(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Every release the user may see, filtered, newest first, keyset-paginated."""
     base = release_history(user=request.user)
     filterset = ReleaseFilter(request.GET or None, queryset=base, user=request.user)

@@ -14,19 +14,19 @@ from portal.forms.automation import ChannelForm
 from portal.forms.teams import MemberForm, RoleForm
 from portal.models import AuditEvent, Membership
 from portal.permissions import MANAGE, get_for_user
-from portal.requests import HtmxHttpRequest
+from portal.requests import AuthenticatedHttpRequest
 from portal.services.teams import membership_remove, membership_set
 
 
 @login_required
-def team_list(request: HtmxHttpRequest) -> HttpResponse:
+def team_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     teams = permissions.teams_for(request.user)
     roles = permissions.roles_of(request.user)
     return render(request, "portal/team_list.html", {"teams": [(team, roles[team.pk]) for team in teams]})
 
 
 @login_required
-def team_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def team_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     team = permissions.teams_for(request.user).filter(pk=pk).first()
     if team is None:
         raise Http404("No such team")
@@ -61,7 +61,7 @@ def team_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def member_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+def member_update(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     membership = get_for_user(request.user, Membership.objects.select_related("team", "user"), MANAGE, pk=pk)
     if request.POST.get("remove"):
         try:
@@ -79,5 +79,5 @@ def member_update(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return redirect("portal:team-detail", pk=membership.team_id)
 
 
-def _channel_form():  # type: ignore[no-untyped-def]
+def _channel_form() -> ChannelForm:
     return ChannelForm()

@@ -12,13 +12,13 @@ from django.shortcuts import redirect, render
 from portal.forms.releases import UploadForm
 from portal.models import Dataset
 from portal.permissions import OPERATE, get_for_user
-from portal.requests import HtmxHttpRequest
+from portal.requests import AuthenticatedHttpRequest
 from portal.selectors.core import upload_list
 from portal.services import uploads as uploads_services
 
 
 @login_required
-def upload_create(request: HtmxHttpRequest, dataset_pk: int) -> HttpResponse:
+def upload_create(request: AuthenticatedHttpRequest, dataset_pk: int) -> HttpResponse:
     """The drag-and-drop page; the browser POSTs here with XHR (JSON answers) or a plain form."""
     dataset = get_for_user(request.user, Dataset.objects.all(), OPERATE, pk=dataset_pk)
     wants_json = request.headers.get("Accept", "").startswith("application/json")

@@ -525,7 +525,7 @@ def test_the_revisions_action_tables_the_latest_and_successful_revisions(connect
     [table] = connector.run_action(action, target=target, params=None).tables
     assert table.title == "Revisions of demo-team/sales" and table.status_column == "State"
     assert list(table.columns) == ["Which", "Revision", "Flow id", "State", "Modified", "Pipelines", "Error"]
-    latest, successful = (dict(zip(table.columns, row)) for row in table.rows)
+    latest, successful = (dict(zip(table.columns, row, strict=True)) for row in table.rows)
     assert (latest["Which"], latest["Revision"], latest["Flow id"], latest["State"]) == (
         "Latest",
         2,

@@ -576,7 +576,7 @@ def test_a_large_upload_streams_from_disk_with_bounded_memory(connector, tmp_pat
     path = tmp_path / "big.csv"
     with open(path, "wb") as f:
         f.truncate(size)  # sparse: 300 MB of zeros that take no disk space and no time to write
-    payload = FilePayload(name=path.name, size=size, sha256="", open=lambda: open(path, "rb"))
+    payload = FilePayload(name=path.name, size=size, sha256="", open=lambda: open(path, "rb"))  # noqa: SIM115 - the connector closes the stream
     target = UsmartTarget(dataset_guid=DEMO_DATASET, file_guid=READINGS_FILE)
     step = connector.plan(target, NO_PARAMS)[0]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import hashlib
 import hmac
 import json
@@ -263,7 +265,7 @@ def test_release_file_exits_0_on_success(toucan_mapping, olivia, tmp_path, monke
         'operations=["release"]',
         "--timeout",
         "30",
-        stdout=open("/dev/null", "w"),
+        stdout=io.StringIO(),
     )
     release = Release.objects.get()
     assert release.status == "succeeded" and release.trigger == "cli" and release.upload.original_name == "sales.csv"
@@ -311,7 +313,7 @@ def test_release_file_reports_a_failed_release(toucan_mapping, olivia, tmp_path,
             str(path),
             "--user",
             "olivia",
-            stdout=open("/dev/null", "w"),
+            stdout=io.StringIO(),
         )
     assert info.value.returncode == 1 and "401 Unauthorized" in str(info.value)
 

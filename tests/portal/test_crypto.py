@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from django.core.exceptions import ImproperlyConfigured
@@ -41,7 +43,7 @@ def test_keys_rotate_without_losing_credentials(settings):
     connection = ConnectionFactory()
     new_key = Fernet.generate_key().decode()
     settings.PORTAL_CREDENTIAL_KEYS = [new_key, old_key]
-    call_command("rotate_credential_keys", stdout=open("/dev/null", "w"))
+    call_command("rotate_credential_keys", stdout=io.StringIO())
     settings.PORTAL_CREDENTIAL_KEYS = [new_key]  # the old key is gone
     connection.refresh_from_db()
     assert connection.credentials().login == "contributor@demo.example"

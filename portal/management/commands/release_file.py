@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pydantic import ValidationError as SchemaError
 
 from portal import permissions
@@ -29,7 +30,7 @@ from portal.services.uploads import upload_create
 class Command(BaseCommand):
     help = "Upload a file to a mapping, release it and wait for the end (exit 0 on success)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--mapping", type=int, required=True, help="mapping id")
         parser.add_argument("--file", help="file to upload first (the platforms that need one)")
         parser.add_argument("--user", required=True, help="acting user (needs the operator role)")
@@ -39,7 +40,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-wait", action="store_true", help="return once the release is queued")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait (default 3600)")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
         try:
             user = User.objects.get(username=options["user"])

@@ -4,10 +4,11 @@ operator and a viewer, and one connection per platform pointing at the simulator
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from connectors.registry import CONNECTORS
@@ -21,11 +22,11 @@ from simulators.app import SIMULATORS, simulator_class
 class Command(BaseCommand):
     help = "Create a demo team, users and connections to the bundled simulators (only on an empty database)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--simulator-url", default=settings.PORTAL_SIMULATOR_URL)
 
     @transaction.atomic
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
         if User.objects.exists():
             self.stdout.write("The database already has users: demo data not created.")

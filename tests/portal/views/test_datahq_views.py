@@ -230,7 +230,8 @@ def test_a_failed_revision_lists_each_pipeline_error(client, alice, mapping, dis
     release, _ = drive(client, release_from_form(client, mapping))
     assert release.status == ReleaseStatus.FAILED
     assert release.error.startswith(
-        "Upload the spec of demo-team/sales and run its pipelines: Revision 1 failed. Creating CSV: Pipeline failed: row 3 has 2 values"
+        "Upload the spec of demo-team/sales and run its pipelines: Revision 1 failed. "
+        "Creating CSV: Pipeline failed: row 3 has 2 values"
     )
     page = html.unescape(client.get(release.get_absolute_url()).content.decode())
     assert page.count('class="badge status-failed">FAILED') == 3
