@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import hashlib
 import hmac
+import io
 import json
 import threading
 import time
