@@ -33,4 +33,12 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   $APT update -qq && DEBIAN_FRONTEND=noninteractive $APT install -y -qq nginx >/dev/null
 fi
 
+# The house rules first: lint, format and types (pyproject.toml), each a gate of its own.
+echo "ruff check, ruff format --check, mypy"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+
+# Tests run in random order (pytest-randomly prints its seed; rerun an order with
+# --randomly-seed=N). Every subset and every order must pass.
 exec .venv/bin/python -m pytest --create-db "$@"
