@@ -20,12 +20,17 @@ import dataclasses
 import datetime
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self
+from typing import IO, Any, ClassVar, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-if TYPE_CHECKING:  # the HTTP module imports this one: a type-only import avoids the cycle
-    from .http import HttpClient
+
+class Closable(Protocol):
+    """What a connector owns and closes with itself (its HTTP clients: connectors/http.py, which
+    imports this module, so the contract names the behaviour, not the class)."""
+
+    def close(self) -> None: ...
+
 
 # ERRORS
 
@@ -388,11 +393,11 @@ class Connector[CredentialsT: Schema, TargetT: Schema, ParamsT: Schema]:
         self.credentials = credentials
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._clients: list[HttpClient] = []
+        self._clients: list[Closable] = []
 
     # Lifecycle
 
-    def _own[C: HttpClient](self, client: C) -> C:
+    def _own[C: Closable](self, client: C) -> C:
         """Register an HTTP client for ``close()``; returns it."""
         self._clients.append(client)
         return client
