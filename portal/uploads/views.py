@@ -7,7 +7,8 @@ https://tus.io/protocols/resumable-upload. ``POST /api/v1/uploads/tus/`` with
 ``DELETE`` terminates it. The last chunk creates the ordinary ``Upload``.
 
 Authentication: a session (the browser; CSRF token in ``X-CSRFToken``, as htmx sends it)
-or ``Authorization: Bearer drp_...``. Roles: operator on the dataset's team.
+or ``Authorization: Bearer drp_...``. Roles: operator on the dataset's team; an upload belongs
+to the user who created it (anyone else gets 404, as for the chunked API).
 """
 
 from __future__ import annotations
@@ -92,7 +93,12 @@ def _expires(tus: TusUpload) -> dict[str, str]:
 
 
 def _get(user: Any, pk: UUID) -> TusUpload:
-    return get_for_user(user, TusUpload.objects.select_related("dataset", "team", "user"), OPERATE, pk=pk)
+    """The upload, for the user who created it only (operator on its team): its bytes become an
+    ``Upload`` recorded as theirs, so nobody else, not even the team's admin, may add to it."""
+    tus = get_for_user(user, TusUpload.objects.select_related("dataset", "team", "user"), OPERATE, pk=pk)
+    if tus.user_id != user.pk:
+        raise Http404("No such upload")
+    return tus
 
 
 @csrf_exempt

@@ -94,8 +94,10 @@ def test_tokens_expire_after_the_days_chosen_at_creation(client, alice, settings
 
 def test_the_account_page_creates_a_token_with_its_expiry_and_shows_its_last_use(client, alice) -> None:
     client.force_login(alice)
-    page = client.post(reverse("portal:account"), {"name": "nightly", "days": "30"})
+    # Post/redirect/get: the key is shown once, on the page the post redirects to.
+    page = client.post(reverse("portal:account"), {"name": "nightly", "days": "30"}, follow=True)
     key = re.search(r"drp_[\w-]+", page.content.decode()).group(0)
+    assert key not in client.get(reverse("portal:account")).content.decode()
     token = ApiToken.objects.get(name="nightly")
     assert timedelta(days=29) < token.expires_at - timezone.now() <= timedelta(days=30)
     assert client.get(reverse("api-connections"), HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
@@ -105,7 +107,7 @@ def test_the_account_page_creates_a_token_with_its_expiry_and_shows_its_last_use
     assert ApiToken.objects.get(pk=token.pk).last_used_at == first_use  # writes throttled
     page = client.get(reverse("portal:account")).content.decode()
     assert first_use.strftime("%Y-%m-%d %H:%M") in page and token.expires_at.strftime("%Y-%m-%d") in page
-    assert client.post(reverse("portal:account"), {"name": "forever", "days": "5000"}).status_code == 200
+    assert client.post(reverse("portal:account"), {"name": "forever", "days": "5000"}, follow=True).status_code == 200
     assert not ApiToken.objects.filter(name="forever").exists()
     client.post(reverse("portal:account"), {"revoke": token.pk})
     actions = list(AuditEvent.objects.filter(object_type="apitoken").values_list("action", flat=True))

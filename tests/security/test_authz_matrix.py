@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import json
 import uuid
+from base64 import b64encode
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from portal.models import ActionRun, ChunkedUpload, Membership, NotificationChannel, Release, ReleaseSet, ReleaseStep
 from portal.services.mappings import params_validate
 from portal.services.releases import release_create
+from portal.uploads.services import tus_create
+from portal.uploads.views import OCTET_STREAM
 
 from ..factories import TOUCAN_CREDENTIALS
 
@@ -66,10 +70,16 @@ RULES: dict[str, dict[str, str]] = {
     "api_list": {"anonymous": "login", "viewer": "ok", "operator": "ok", "admin": "ok", "other_admin": "ok"},
     # Staff only (the Django admin): everybody else is sent to the admin's login.
     "staff": dict.fromkeys(ROLES, "admin_login"),
+    # Team admins (of any team: they see their own teams' numbers) and staff: the operations page.
+    "admins": {"anonymous": "login", "viewer": "403", "operator": "403", "admin": "ok", "other_admin": "ok"},
+    # A bearer token only (the Prometheus scraper's): no session opens it, not even an admin's (401).
+    "bearer": dict.fromkeys(ROLES, "login"),
 }
 
 # route name → {method: rule}
 EXPECTED: dict[str, dict[str, str]] = {
+    "healthz": {"GET": "public"},
+    "readyz": {"GET": "public"},
     "login": {"GET": "public"},
     "logout": {"POST": "public"},
     "password_reset": {"GET": "public", "POST": "public"},
@@ -96,8 +106,13 @@ EXPECTED: dict[str, dict[str, str]] = {
     "api-chunked": {"POST": "api_create_operate"},
     "api-chunked-detail": {"GET": "owner", "PUT": "owner"},
     "api-chunked-complete": {"POST": "owner"},
+    "api-tus": {"POST": "api_create_operate"},
+    "api-tus-upload": {"HEAD": "owner", "PATCH": "owner", "DELETE": "owner"},
+    "api-tus-upload-noslash": {"HEAD": "owner", "PATCH": "owner", "DELETE": "owner"},
     "api-releases": {"GET": "api_list", "POST": "api_create_operate"},
     "api-release": {"GET": "view"},
+    "api-release-ledger": {"GET": "view"},
+    "api-release-export": {"GET": "api_list"},
     "api-release-cancel": {"POST": "operate"},
     "api-release-retry": {"POST": "operate"},
     "api-release-sets": {"GET": "api_list", "POST": "api_create_operate"},
@@ -123,10 +138,18 @@ EXPECTED: dict[str, dict[str, str]] = {
     "portal:mapping-edit": {"GET": "manage", "POST": "manage"},
     "portal:mapping-state": {"POST": "manage"},
     "portal:release-create": {"GET": "operate", "POST": "operate"},
+    "portal:release-preflight": {"GET": "operate"},
     "portal:history": {"GET": "user"},
+    # The history's own releases only (scoped to the user's teams).
+    "portal:history-export": {"GET": "user"},
+    # Any user may post; the releases are scoped to their teams and cancel/retry touch only those
+    # where they operate (portal.bulk.bulk_plan; tests/portal/views/test_history_bulk.py).
+    "portal:history-bulk": {"POST": "user"},
     "portal:release-detail": {"GET": "view"},
     "portal:release-status": {"GET": "view"},
     "portal:release-cancel": {"POST": "operate"},
+    "portal:release-log-earlier": {"GET": "view"},
+    "portal:release-log-download": {"GET": "view"},
     "portal:mapping-action": {"GET": "view", "POST": "operate"},
     "portal:connection-action": {"GET": "view", "POST": "operate"},
     "portal:action-run": {"GET": "view"},
@@ -136,6 +159,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "portal:params-diff": {"GET": "view"},
     "portal:step-download": {"GET": "view"},
     "portal:account": {"GET": "user", "POST": "user"},
+    # Searches the user's own teams' objects only.
+    "portal:jump": {"GET": "user"},
     "portal:release-set-new": {"GET": "operate", "POST": "operate"},
     "portal:release-set-list": {"GET": "user"},
     "portal:release-set-detail": {"GET": "view"},
@@ -151,7 +176,13 @@ EXPECTED: dict[str, dict[str, str]] = {
     "portal:team-list": {"GET": "user"},
     "portal:team-detail": {"GET": "view"},
     "portal:member-update": {"POST": "manage"},
+    "portal:ops": {"GET": "admins"},
+    "portal:ops-releases": {"GET": "admins"},
+    "portal:metrics": {"GET": "bearer"},
 }
+
+# Every tus request names the protocol's version (else 412, before any authorization).
+TUS_HEADERS = {"Tus-Resumable": "1.0.0"}
 
 
 def routes() -> Iterator[tuple[str, str]]:
@@ -172,10 +203,16 @@ def routes() -> Iterator[tuple[str, str]]:
 
 
 def api_methods(name: str) -> set[str]:
-    """The methods an API view implements (DRF class views)."""
-    match = get_resolver().resolve(reverse(name, kwargs=sample_kwargs(name)))
+    """The methods an API view implements: a DRF class view's handlers; for a function view (tus),
+    the Allow header of its 405 answer to a method nobody serves (OPTIONS, tus discovery, is public)."""
+    url = reverse(name, kwargs=sample_kwargs(name))
+    match = get_resolver().resolve(url)
     view_class = getattr(match.func, "view_class", None) or getattr(match.func, "cls", None)
-    return {m.upper() for m in ("get", "post", "put", "patch", "delete") if view_class and hasattr(view_class, m)}
+    if view_class is None:
+        answer = Client().generic("TRACE", url, headers=TUS_HEADERS)
+        assert answer.status_code == 405, f"{name}: {answer.status_code}"
+        return {m.strip() for m in answer["Allow"].split(",")} - {"OPTIONS"}
+    return {m.upper() for m in ("get", "post", "put", "patch", "delete") if hasattr(view_class, m)}
 
 
 def sample_kwargs(name: str) -> dict[str, Any]:
@@ -213,6 +250,7 @@ def world(team, alice, olivia, bob, charlie, toucan_mapping, csv_upload):
     run = ActionRun.objects.create(team=team, connection=mapping.connection, mapping=mapping, action="x", label="X")
     channel = NotificationChannel.objects.create(team=team, kind="email", target="ops@example.org")
     chunked = ChunkedUpload.objects.create(team=team, dataset=mapping.dataset, user=olivia, filename="a.csv", size=3)
+    tus = tus_create(dataset=mapping.dataset, filename="a.csv", length=8, content_type="text/csv", actor=olivia)
     member = Membership.objects.get(team=team, user=bob)
     return {
         "users": {"viewer": bob, "operator": olivia, "admin": alice, "other_admin": charlie},
@@ -225,6 +263,7 @@ def world(team, alice, olivia, bob, charlie, toucan_mapping, csv_upload):
         "run": run,
         "channel": channel,
         "chunked": chunked,
+        "tus": tus,
         "member": member,
         "upload": csv_upload,
         "team": team,
@@ -234,6 +273,7 @@ def world(team, alice, olivia, bob, charlie, toucan_mapping, csv_upload):
 # Which object a route's ``pk`` is, by the route's name.
 PK_OF = [
     ("chunked", "chunked"),
+    ("tus-upload", "tus"),
     ("action-run", "run"),
     ("release-set", "release_set"),
     ("sets", "release_set"),
@@ -287,6 +327,8 @@ def url_for(name: str, world: dict[str, Any]) -> str:
             kwargs[key] = "small_app"
         elif key == "fmt":
             kwargs[key] = "csv"
+        elif key == "what":
+            kwargs[key] = "overdue"
         elif key in ("uidb64", "token"):
             kwargs[key] = "x"
         else:  # pragma: no cover - a new kind of argument: teach the matrix
@@ -328,6 +370,8 @@ def classify(name: str, response: Any) -> str:
         return "login"
     if status in (401,) or (name.startswith("api-") and status == 403 and "credentials" in response.content.decode()):
         return "login"
+    if name == "readyz" and status == 503 and "checks" in response.json():
+        return "ok"  # not ready (no worker runs here): an answer, not a refusal
     if status == 403:
         return "403"
     if status == 404:
@@ -337,12 +381,25 @@ def classify(name: str, response: Any) -> str:
 
 
 @pytest.mark.parametrize(("name", "method", "role"), CASES, ids=[f"{n}-{m}-{r}" for n, m, r in CASES])
-def test_the_authorization_matrix(client, world, sim, name: str, method: str, role: str) -> None:
+def test_the_authorization_matrix(client, world, sim, settings, name: str, method: str, role: str) -> None:
     cache.clear()
+    settings.PORTAL_METRICS_TOKEN = "scraper-token"  # as in production, where one is required
     if role != "anonymous":
         client.force_login(world["users"][role])
     url = url_for(name, world)
-    if name == "api-uploads" and method == "POST":
+    if name == "api-tus":
+        metadata = (
+            f"dataset {b64encode(str(world['dataset'].pk).encode()).decode()},filename {b64encode(b'a.csv').decode()}"
+        )
+        headers = {**TUS_HEADERS, "Upload-Length": "8", "Upload-Metadata": metadata}
+        response = client.generic(method, url, headers=headers)
+    elif name.startswith("api-tus-upload"):
+        headers = {**TUS_HEADERS, "Upload-Offset": "0"}
+        response = client.generic(method, url, b"a,b\n" if method == "PATCH" else b"", OCTET_STREAM, headers=headers)
+    elif name == "portal:history-bulk":
+        data = {"action": "cancel", "ids": world["release"].pk, "confirm": "yes"}
+        response = client.post(url, data)
+    elif name == "api-uploads" and method == "POST":
         file = SimpleUploadedFile("a.csv", b"a,b\n1,2\n")
         response = client.post(url, {"dataset": world["dataset"].pk, "file": file})
     elif name.startswith("api-"):
