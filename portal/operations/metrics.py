@@ -172,7 +172,8 @@ def queue_names() -> list[str]:
     """The Celery queues: the default one and any configured or routed."""
     conf = current_app.conf
     names = {conf.task_default_queue}
-    names |= {queue.name for queue in conf.task_queues or ()}
+    # CELERY_TASK_QUEUES is a dict of names (settings) or kombu Queue objects.
+    names |= {queue if isinstance(queue, str) else queue.name for queue in conf.task_queues or ()}
     routes = conf.task_routes
     if isinstance(routes, dict):
         names |= {route["queue"] for route in routes.values() if isinstance(route, dict) and "queue" in route}

@@ -114,6 +114,8 @@ EXPECTED: dict[str, dict[str, str]] = {
     "api-release-ledger": {"GET": "view"},
     "api-release-export": {"GET": "api_list"},
     "api-release-cancel": {"POST": "operate"},
+    # A person's decision on a step that needs attention (the engine issue): operators.
+    "api-release-resolve": {"POST": "operate"},
     "api-release-retry": {"POST": "operate"},
     "api-release-sets": {"GET": "api_list", "POST": "api_create_operate"},
     "api-release-set": {"GET": "view"},
@@ -148,6 +150,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "portal:release-detail": {"GET": "view"},
     "portal:release-status": {"GET": "view"},
     "portal:release-cancel": {"POST": "operate"},
+    "portal:release-step-resolve": {"POST": "operate"},
     "portal:release-log-earlier": {"GET": "view"},
     "portal:release-log-download": {"GET": "view"},
     "portal:mapping-action": {"GET": "view", "POST": "operate"},
@@ -329,6 +332,10 @@ def url_for(name: str, world: dict[str, Any]) -> str:
             kwargs[key] = "csv"
         elif key == "what":
             kwargs[key] = "overdue"
+        elif key == "step_pk":
+            kwargs[key] = world["step"].pk
+        elif key == "decision":
+            kwargs[key] = "happened"
         elif key in ("uidb64", "token"):
             kwargs[key] = "x"
         else:  # pragma: no cover - a new kind of argument: teach the matrix
