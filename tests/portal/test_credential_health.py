@@ -55,16 +55,18 @@ def test_a_connection_that_starts_failing_tells_the_team_once(team, sim, team_em
     result = connection_health_check(connection=connection)
     assert result.ok is False and result.started_failing and result.notified == 0
     assert mail.outbox == [], "credential health does not announce a failure: the alert does"
-    alerts_check()
-    assert len(mail.outbox) == 1
-    assert "fails its test" in mail.outbox[0].body and "Invalid username or password" in mail.outbox[0].body
-    assert "changed-on-toucan" not in mail.outbox[0].body
+    alerts_check()  # other alerts (platform error rates counted by earlier tests) may fire too: not these mails
+    told = [m for m in mail.outbox if connection.name in m.subject]
+    assert len(told) == 1
+    assert "fails its test" in told[0].body and "Invalid username or password" in told[0].body
+    assert "changed-on-toucan" not in told[0].body
     assert Alert.objects.get(kind=Alert.Kind.CONNECTION_FAILING).connection_id == connection.pk
     assert AuditEvent.objects.filter(action="connection-health", object_id=str(connection.pk)).count() == 1
     again = connection_health_check(connection=Connection.objects.get(pk=connection.pk))
     assert again.ok is False and not again.started_failing and again.notified == 0
     alerts_check()
-    assert len(mail.outbox) == 1, "a connection that keeps failing is not announced every day"
+    told = [m for m in mail.outbox if connection.name in m.subject]
+    assert len(told) == 1, "a connection that keeps failing is not announced every day"
 
 
 def test_a_lapsing_credential_notice_is_a_signed_timestamped_webhook(team, sim) -> None:
