@@ -79,15 +79,6 @@ def alerts_check_task() -> int:
     return alerts_check()
 
 
-@shared_task(name="portal.tasks.connection_test_all_task", ignore_result=True)
-def connection_test_all_task() -> int:
-    """Beat's scheduled test of every enabled connection (an alert follows one that starts failing)."""
-    ids = list(Connection.objects.filter(state="enabled").values_list("pk", flat=True))
-    for connection_id in ids:
-        connection_test_task.delay(connection_id)
-    return len(ids)
-
-
 @shared_task(name="portal.tasks.upload_expire_task", ignore_result=True)
 def upload_expire_task() -> int:
     """Beat: delete unfinished tus uploads past PORTAL_UPLOAD_EXPIRE_SECONDS (portal.uploads)."""

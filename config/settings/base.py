@@ -273,11 +273,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portal.tasks.alerts_check_task",
         "schedule": env.float("PORTAL_ALERT_CHECK_SECONDS", default=60.0),
     },
-    # Every enabled connection tested on a schedule, so a credential that stops working raises an alert.
-    "connection-tests": {
-        "task": "portal.tasks.connection_test_all_task",
-        "schedule": env.float("PORTAL_CONNECTION_TEST_SECONDS", default=3600.0),
-    },
+    # Connections are re-tested by the daily "connection-health" entry (CREDENTIAL HEALTH below);
+    # one that starts failing raises the CONNECTION_FAILING alert.
 }
 
 # HEALTH (portal/health.py: /healthz, /readyz) AND HEARTBEATS (portal/heartbeats.py)

@@ -1,25 +1,25 @@
 """Credential health: every enabled connection is tested again on a schedule (daily by
-default, Celery beat), and the team is told when a connection starts failing or when a
-credential is about to lapse (``Connector.credential_warnings``, e.g. a pasted Tailer JWT).
+default, Celery beat: the one scheduled re-test), and the team is told when a credential is
+about to lapse (``Connector.credential_warnings``, e.g. a pasted Tailer JWT). A connection that
+starts failing is announced by the operations alert ``CONNECTION_FAILING`` (``portal.alerts``).
 
-Notices go to the team's own channels (not a mapping's): an email, or one signed webhook
-POST. They are not retried: tomorrow's check says it again while the problem lasts."""
+Notices go to the team's own channels (not a mapping's) through ``notifications.channel_send``:
+an email, or one signed, timestamped webhook POST under the outbound policy. They are not
+retried: tomorrow's check says it again while the problem lasts.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import httpx
 from django.conf import settings
-from django.core.mail import send_mail
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.automation.notifications import SIGNATURE_HEADER, sign, webhook_target_check
-from portal.crypto import InvalidToken, decrypt_json
+from portal.automation.notifications import channel_send
+from portal.crypto import InvalidToken
 from portal.models import Connection, NotificationChannel, ObjectState
 from portal.services.audit import audit
 from portal.services.connections import connection_test
@@ -47,7 +47,12 @@ def connections_due() -> list[int]:
 
 
 def connection_health_check(*, connection: Connection) -> HealthResult:
-    """Test the connection; tell the team if it just started failing or a credential lapses soon."""
+    """Test the connection; tell the team if a credential lapses soon.
+
+    A connection that starts failing is not announced here: the test's result is what the
+    operations alerts read (``alerts.conditions``), and their ``CONNECTION_FAILING`` alert, opened
+    at the next alerts check, deduplicated and resolved with a message, is the one announcement.
+    """
     was_ok = connection.last_test_ok
     connection_test(connection=connection)
     connection.refresh_from_db()
@@ -57,12 +62,11 @@ def connection_health_check(*, connection: Connection) -> HealthResult:
         result.warnings = list(connection.connector_class.credential_warnings(connection.credentials()))
     except (InvalidToken, ValueError):
         result.warnings = []  # the test above already says the credentials cannot be read
-    notices = []
-    if result.started_failing:
-        notices.append(f"The connection {connection.name} started failing: {connection.last_test_message}")
-    notices += [f"The connection {connection.name}: {w}" for w in result.warnings]
-    if notices:
-        result.notified = notify_team(connection=connection, lines=notices)
+    if result.warnings:
+        result.notified = notify_team(
+            connection=connection, lines=[f"The connection {connection.name}: {w}" for w in result.warnings]
+        )
+    if result.started_failing or result.warnings:
         audit(
             actor=None,
             action="connection-health",
@@ -80,30 +84,13 @@ def notify_team(*, connection: Connection, lines: list[str]) -> int:
         team_id=connection.team_id, mapping__isnull=True, enabled=True, on_failure=True
     ):
         try:
-            if channel.kind == NotificationChannel.Kind.EMAIL:
-                send_mail(
-                    f"[portal] {connection.name}: credential health",
-                    "\n".join([*lines, f"Connection: {url}"]),
-                    None,
-                    [a.strip() for a in channel.target.split(",") if a.strip()],
-                )
-            else:
-                webhook_target_check(channel.target)
-                body = json.dumps(
-                    {"event": "connection.health", "connection": connection.pk, "messages": lines, "url": url},
-                    separators=(",", ":"),
-                ).encode()
-                headers = {"Content-Type": "application/json", "X-Portal-Event": "connection.health"}
-                if channel.secret_encrypted:
-                    headers[SIGNATURE_HEADER] = sign(body, decrypt_json(channel.secret_encrypted)["secret"])
-                response = httpx.post(
-                    channel.target,
-                    content=body,
-                    headers=headers,
-                    timeout=settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS,
-                    follow_redirects=False,
-                )
-                response.raise_for_status()
+            channel_send(
+                channel,
+                subject=f"[portal] {connection.name}: credential health",
+                lines=[*lines, f"Connection: {url}"],
+                event="connection.health",
+                payload={"event": "connection.health", "connection": connection.pk, "messages": lines, "url": url},
+            )
         except Exception as exc:  # a receiver's failure must not stop the health sweep
             log.warning("connection health notice to channel %s failed: %s", channel.pk, type(exc).__name__)
             continue

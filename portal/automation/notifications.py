@@ -13,6 +13,7 @@ import hmac
 import json
 import random
 import time
+from collections.abc import Mapping as MappingOf
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -140,44 +141,75 @@ def sign(body: bytes, secret: str, timestamp: int) -> str:
     return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+class SigningKeyUnreadable(Exception):
+    """The channel's signing secret cannot be decrypted: the webhook is not sent unsigned."""
+
+    message = UNREADABLE_SIGNING_KEY
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def channel_send(
+    channel: NotificationChannel,
+    *,
+    subject: str,
+    lines: list[str],
+    event: str,
+    payload: dict[str, Any],
+    headers: MappingOf[str, str] | None = None,
+) -> int | None:
+    """Send one message on a channel: an email (``subject`` and ``lines``), or a webhook POST of
+    ``payload`` as JSON, signed over a timestamp, through the connectors' HTTP choke point and the
+    outbound policy (checked and pinned, no redirects). The one delivery path of every notice
+    (release outcomes, alerts, credential health).
+
+    Returns the webhook's status code (None for an email). Raises ``OutboundRefused`` (the policy
+    refuses the receiver), ``SigningKeyUnreadable``, ``ConnectorError`` (unreachable, or a non-2xx
+    answer; its message has no query string), or whatever the mail backend raises.
+    """
+    if channel.kind == NotificationChannel.Kind.EMAIL:
+        send_mail(subject, "\n".join(lines), None, [a.strip() for a in channel.target.split(",") if a.strip()])
+        return None
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    try:
+        secret = decrypt_json(channel.secret_encrypted)["secret"] if channel.secret_encrypted else ""
+    except InvalidToken:
+        raise SigningKeyUnreadable from None
+    sent_headers = {"Content-Type": "application/json", "X-Portal-Event": event, **(headers or {})}
+    if secret:
+        timestamp = int(time.time())
+        sent_headers[TIMESTAMP_HEADER] = str(timestamp)
+        sent_headers[SIGNATURE_HEADER] = sign(body, secret, timestamp)
+    with HttpClient("", timeout=settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS) as client:
+        response = client.request("POST", channel.target, ok=range(200, 300), content=body, headers=sent_headers)
+    return response.status_code
+
+
 def deliver(delivery: NotificationDelivery) -> NotificationDelivery:
     """One attempt. On failure a new attempt row is queued with backoff, up to the limit."""
     channel, release = delivery.channel, delivery.release
     data = payload(release)
+    subject = f"[{data['platform']}] {data['dataset']}: release #{release.pk} {release.status}"
+    lines = [
+        f"Dataset: {data['dataset']}",
+        f"Mapping: {data['mapping']}",
+        f"Platform: {data['platform']}",
+        f"Status: {release.status}",
+    ]
+    if data["failed_step"]:
+        lines += [f"Failed step: {data['failed_step']}", f"Platform error: {data['error']}"]
+    lines.append(f"Release: {data['url']}")
     try:
-        if channel.kind == NotificationChannel.Kind.EMAIL:
-            subject = f"[{data['platform']}] {data['dataset']}: release #{release.pk} {release.status}"
-            lines = [
-                f"Dataset: {data['dataset']}",
-                f"Mapping: {data['mapping']}",
-                f"Platform: {data['platform']}",
-                f"Status: {release.status}",
-            ]
-            if data["failed_step"]:
-                lines += [f"Failed step: {data['failed_step']}", f"Platform error: {data['error']}"]
-            lines.append(f"Release: {data['url']}")
-            send_mail(subject, "\n".join(lines), None, [a.strip() for a in channel.target.split(",") if a.strip()])
-            code = None
-        else:
-            body = json.dumps(data, separators=(",", ":")).encode()
-            try:
-                secret = decrypt_json(channel.secret_encrypted)["secret"] if channel.secret_encrypted else ""
-            except InvalidToken:
-                return _failed(delivery, UNREADABLE_SIGNING_KEY, None, final=True)
-            headers = {
-                "Content-Type": "application/json",
-                "X-Portal-Event": data["event"],
-                "X-Portal-Delivery": str(delivery.pk),
-            }
-            if secret:
-                timestamp = int(time.time())
-                headers[TIMESTAMP_HEADER] = str(timestamp)
-                headers[SIGNATURE_HEADER] = sign(body, secret, timestamp)
-            # The connectors' choke point: the outbound policy checked and pinned, no redirects.
-            with HttpClient("", timeout=settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS) as client:
-                response = client.request("POST", channel.target, ok=range(200, 300), content=body, headers=headers)
-            code = response.status_code
-    except OutboundRefused as exc:  # the outbound policy refuses the receiver: sending again changes nothing
+        code = channel_send(
+            channel,
+            subject=subject,
+            lines=lines,
+            event=data["event"],
+            payload=data,
+            headers={"X-Portal-Delivery": str(delivery.pk)},
+        )
+    except (OutboundRefused, SigningKeyUnreadable) as exc:  # sending again changes nothing
         return _failed(delivery, exc.message, None, final=True)
     except ConnectorError as exc:  # unreachable or a non-2xx answer: record it, retry later
         return _failed(delivery, exc.message, exc.status_code)

@@ -12,24 +12,21 @@ no worker has for a while (``portal.beat``), and a worker enqueues it when beat 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
 import redis
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.automation.notifications import SIGNATURE_HEADER, channels_for, sign
-from portal.crypto import decrypt_json
+from connectors.base import ConnectorError
+from portal.automation.notifications import SigningKeyUnreadable, channel_send, channels_for
 from portal.models import Alert, Connection, NotificationChannel, Release, Team
 from portal.operations import selectors as selectors_operations
 from portal.operations.metrics import record_alert_delivery_failure, redis_client
@@ -230,7 +227,9 @@ def _announce(alert: Alert) -> None:
             _send(channel, alert, event)
             done.add(channel.pk)
         except Exception as exc:  # any failure of the receiver: counted, retried at the next check
-            errors.append(f"{channel}: {exc if not isinstance(exc, httpx.HTTPError) else type(exc).__name__}")
+            # The typed errors' messages carry no query string (a token in a webhook URL stays out).
+            reason = exc.message if isinstance(exc, ConnectorError | SigningKeyUnreadable) else exc
+            errors.append(f"channel {channel.pk} ({channel.get_kind_display()}): {reason or type(exc).__name__}")
             record_alert_delivery_failure()
     attempts = alert.notify_attempts + 1
     give_up = attempts >= settings.PORTAL_ALERTS["DELIVERY_ATTEMPTS"]
@@ -262,33 +261,20 @@ def message_payload(alert: Alert, event: str) -> dict[str, object]:
 
 
 def _send(channel: NotificationChannel, alert: Alert, event: str) -> None:
-    """Raises on any failure of the channel."""
+    """Raises on any failure of the channel (``notifications.channel_send``)."""
     data = message_payload(alert, event)
-    if channel.kind == NotificationChannel.Kind.EMAIL:
-        prefix = "Resolved" if event == "resolved" else "Alert"
-        lasted = ""
-        if alert.resolved_at:
-            lasted = f"\nLasted: {int((alert.resolved_at - alert.fired_at) / timedelta(minutes=1))} min"
-        send_mail(
-            f"[portal] {prefix}: {alert.message[:120]}",
-            f"{alert.get_kind_display()}: {alert.message}{lasted}\n{data['url']}",
-            None,
-            [a.strip() for a in channel.target.split(",") if a.strip()],
-        )
-        return
-    body = json.dumps(data, separators=(",", ":")).encode()
-    headers = {"Content-Type": "application/json", "X-Portal-Event": str(data["event"])}
-    if channel.secret_encrypted:
-        headers[SIGNATURE_HEADER] = sign(body, decrypt_json(channel.secret_encrypted)["secret"])
-    response = httpx.post(
-        channel.target,
-        content=body,
-        headers=headers,
-        timeout=settings.PORTAL_WEBHOOK_TIMEOUT_SECONDS,
-        follow_redirects=False,
+    prefix = "Resolved" if event == "resolved" else "Alert"
+    lines = [f"{alert.get_kind_display()}: {alert.message}"]
+    if alert.resolved_at:
+        lines.append(f"Lasted: {int((alert.resolved_at - alert.fired_at) / timedelta(minutes=1))} min")
+    lines.append(str(data["url"]))
+    channel_send(
+        channel,
+        subject=f"[portal] {prefix}: {alert.message[:120]}",
+        lines=lines,
+        event=str(data["event"]),
+        payload=data,
     )
-    if not 200 <= response.status_code < 300:
-        raise RuntimeError(f"the receiver answered {response.status_code}")
 
 
 def open_alerts(*, team_ids: list[int] | None = None) -> list[Alert]:

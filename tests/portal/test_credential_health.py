@@ -3,6 +3,7 @@ and notices when a connection starts failing or a credential is about to lapse."
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -13,9 +14,13 @@ from django.core import mail
 from django.utils import timezone
 
 from portal.automation.credential_health import connection_health_check, connections_due
+from portal.automation.notifications import channel_create
 from portal.crypto import encrypt_json
-from portal.models import AuditEvent, Connection, NotificationChannel, ObjectState
+from portal.models import Alert, AuditEvent, Connection, NotificationChannel, ObjectState
+from portal.operations.alerts import alerts_check
 from tests.factories import ConnectionFactory
+from tests.security.listener import listener
+from tests.security.test_webhooks import verify
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +45,7 @@ def test_only_enabled_connections_not_tested_lately_are_due(team):
 
 
 def test_a_connection_that_starts_failing_tells_the_team_once(team, sim, team_email):
+    """The sweep's failed test is announced once, by the CONNECTION_FAILING alert, not by a notice of its own."""
     connection = ConnectionFactory(
         team=team,
         base_url=sim.url("toucan"),
@@ -47,13 +53,54 @@ def test_a_connection_that_starts_failing_tells_the_team_once(team, sim, team_em
         credentials_encrypted=encrypt_json({"login": "contributor@demo.example", "password": "changed-on-toucan"}),
     )
     result = connection_health_check(connection=connection)
-    assert result.ok is False and result.started_failing and result.notified == 1
-    assert "started failing" in mail.outbox[0].body and "Invalid username or password" in mail.outbox[0].body
-    assert "changed-on-toucan" not in mail.outbox[0].body
+    assert result.ok is False and result.started_failing and result.notified == 0
+    assert mail.outbox == [], "credential health does not announce a failure: the alert does"
+    alerts_check()  # other alerts (platform error rates counted by earlier tests) may fire too: not these mails
+    told = [m for m in mail.outbox if connection.name in m.subject]
+    assert len(told) == 1
+    assert "fails its test" in told[0].body and "Invalid username or password" in told[0].body
+    assert "changed-on-toucan" not in told[0].body
+    assert Alert.objects.get(kind=Alert.Kind.CONNECTION_FAILING).connection_id == connection.pk
     assert AuditEvent.objects.filter(action="connection-health", object_id=str(connection.pk)).count() == 1
     again = connection_health_check(connection=Connection.objects.get(pk=connection.pk))
     assert again.ok is False and not again.started_failing and again.notified == 0
-    assert len(mail.outbox) == 1, "a connection that keeps failing is not announced every day"
+    alerts_check()
+    told = [m for m in mail.outbox if connection.name in m.subject]
+    assert len(told) == 1, "a connection that keeps failing is not announced every day"
+
+
+def test_a_lapsing_credential_notice_is_a_signed_timestamped_webhook(team, sim) -> None:
+    """Credential-health notices take release notifications' path: signed over a timestamp, under the policy."""
+    token = pyjwt.encode({"exp": int(time.time()) + 3600, "sub": "x"}, "k" * 32, algorithm="HS256")
+    connection = ConnectionFactory(
+        team=team,
+        platform="tailer",
+        base_url=sim.url("tailer"),
+        credentials_encrypted=encrypt_json({"auth_mode": "jwt", "jwt": token}),
+    )
+    with listener() as got:
+        channel_create(team=team, kind="webhook", target=got.url + "/hook?token=abc", secret="s3cret")
+        result = connection_health_check(connection=connection)
+    assert result.notified == 1
+    _method, path, headers, body = got.requests[0]
+    assert path == "/hook?token=abc" and headers["X-Portal-Event"] == "connection.health"
+    assert verify(b"s3cret", body, headers["X-Portal-Timestamp"], headers["X-Portal-Signature"])
+    assert "expires in" in json.loads(body)["messages"][0] and token.encode() not in body
+
+
+def test_a_lapsing_credential_notice_to_a_refused_receiver_is_not_sent(team, sim, settings) -> None:
+    token = pyjwt.encode({"exp": int(time.time()) + 3600, "sub": "x"}, "k" * 32, algorithm="HS256")
+    connection = ConnectionFactory(
+        team=team,
+        platform="tailer",
+        base_url=sim.url("tailer"),
+        credentials_encrypted=encrypt_json({"auth_mode": "jwt", "jwt": token}),
+    )
+    with listener() as got:
+        channel_create(team=team, kind="webhook", target=got.url + "/hook")
+        settings.PORTAL_OUTBOUND_ALLOW = []  # loopback is refused now (the connection's own test too)
+        result = connection_health_check(connection=connection)
+    assert result.warnings and result.notified == 0 and got.requests == []
 
 
 def test_a_healthy_connection_sends_nothing_and_shows_verified(client, bob, toucan_mapping, team_email):

@@ -168,20 +168,21 @@ def test_a_channel_that_fails_is_retried_at_the_next_check_only(toucan_mapping, 
 def test_a_connection_whose_scheduled_test_starts_failing_alerts_its_team(
     celery_worker_process, toucan_mapping, email_channel
 ):
-    """Beat's scheduled test runs on the worker; a password changed on the platform's side fails it."""
+    """Beat's daily credential-health sweep runs on the worker; a password changed on the platform's side fails it."""
     from portal.crypto import encrypt_json
-    from portal.tasks import connection_test_all_task
+    from portal.tasks import connection_health_sweep_task
 
     connection = toucan_mapping.connection
-    connection_test_all_task.delay()
+    connection_health_sweep_task.delay()
     wait_for(lambda: Connection.objects.get(pk=connection.pk).last_test_ok is True, timeout=30, message="a test")
     alerts_check()
     assert not Alert.objects.filter(kind=Alert.Kind.CONNECTION_FAILING).exists()
 
     Connection.objects.filter(pk=connection.pk).update(
-        credentials_encrypted=encrypt_json({"login": "contributor@demo.example", "password": "changed-since"})
+        credentials_encrypted=encrypt_json({"login": "contributor@demo.example", "password": "changed-since"}),
+        last_test_at=timezone.now() - timedelta(days=1),  # a day later: due again
     )
-    connection_test_all_task.delay()
+    connection_health_sweep_task.delay()
     wait_for(lambda: Connection.objects.get(pk=connection.pk).last_test_ok is False, timeout=30, message="a failure")
     alerts_check()
     alert = Alert.objects.get(kind=Alert.Kind.CONNECTION_FAILING, connection=connection)
