@@ -7,42 +7,17 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from portal.models import ParamsVersion, Release, ReleaseStep
 from portal.selectors.core import keyset_page
 
 #: Below this many rows the total is counted exactly; above, the planner's estimate is shown.
-EXACT_COUNT_LIMIT = 10_000
 
 
 LEDGER_CHUNK = 1_000
-
-
-@dataclass(frozen=True)
-class Total:
-    value: int
-    exact: bool
-
-    def __str__(self) -> str:
-        return f"{self.value:,}" if self.exact else f"about {self.value:,}"
-
-
-def history_total(qs: QuerySet[Release]) -> Total:
-    """An exact count up to EXACT_COUNT_LIMIT (one bounded index scan), else PostgreSQL's estimate."""
-    capped = qs.order_by()[: EXACT_COUNT_LIMIT + 1].count()
-    if capped <= EXACT_COUNT_LIMIT or connection.vendor != "postgresql":
-        return Total(capped if capped <= EXACT_COUNT_LIMIT else qs.count(), exact=capped <= EXACT_COUNT_LIMIT)
-    sql, params = qs.order_by().values("pk").query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    return Total(max(int(plan[0]["Plan"]["Plan Rows"]), capped), exact=False)
 
 
 LEDGER_COLUMNS = [

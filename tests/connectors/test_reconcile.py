@@ -15,6 +15,7 @@ import pytest
 from connectors.base import Done, NotSent, NotSupported, StepContext, StepSpec, Timeout, Waiting
 from connectors.tailer import TailerConnector
 
+from ..tonalytica_support import target_for_query
 from .test_datahq import OWNER, connector_for, make_spec, params_for, sim_token
 from .test_tailer import refresh_credentials
 
@@ -106,13 +107,14 @@ def test_toucan_cannot_say_without_an_operation_id(sim):
 
 
 def test_tonalytica_reads_the_querys_latest_result(sim):
-    from connectors.tonalytica import TonalyticaConnector, TonalyticaCredentials, TonalyticaParams, TonalyticaTarget
+    from connectors.tonalytica.connector import TonalyticaConnector
+    from connectors.tonalytica.schemas import TonalyticaCredentials, TonalyticaParams, TonalyticaTarget
 
     from .test_tonalytica import KEY, SLUG
 
     connector = TonalyticaConnector(TonalyticaCredentials(api_key=KEY), base_url=sim.url(SLUG), timeout=3.0)
     # Query 1 has no parameters: Redash keeps its latest result (parameterized runs never set it).
-    target = TonalyticaTarget.model_validate(connector.target_for_query(1))
+    target = TonalyticaTarget.model_validate(target_for_query(connector, 1))
     params = TonalyticaParams.model_validate({"max_age": 0}, context={"target": target})
     step = StepSpec("refresh", "Run")
     before = time.time() - 1

@@ -83,7 +83,9 @@ def test_a_lost_task_is_recovered_by_the_sweeper(setup, sim, monkeypatch):
     monkeypatch.setattr(jobs, "release_advance", lambda release_id, countdown=0: None)
     release = start(mapping, upload, user, operations=["release"])
     monkeypatch.undo()
-    Release.objects.filter(pk=release.pk).update(created_at=release.created_at.replace(year=2020))
+    lost = release.created_at.replace(year=2020)
+    # The task was due long ago and never ran: the engine recorded when it was due.
+    Release.objects.filter(pk=release.pk).update(created_at=lost, dispatch_due_at=lost)
     ReleaseStep.objects.filter(release=release).update(next_check_at=None)
     assert release.steps.filter(status=StepStatus.PENDING).count() == 2
     tasks.release_sweep_task.delay()

@@ -275,7 +275,8 @@ def test_the_sweeper_redispatches_overdue_releases_only(toucan_mapping, csv_uplo
     finished = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
     Release.objects.filter(pk=finished.pk).update(status=ReleaseStatus.SUCCEEDED)
     past = timezone.now() - timedelta(minutes=5)
-    Release.objects.filter(pk__in=[overdue.pk, finished.pk]).update(created_at=past)
+    # Their tasks were due long ago and never ran (lost): the engine recorded when each was due.
+    Release.objects.filter(pk__in=[overdue.pk, finished.pk]).update(created_at=past, dispatch_due_at=past)
     ReleaseStep.objects.filter(release=overdue, name="upload").update(status=StepStatus.WAITING, next_check_at=past)
     ReleaseStep.objects.filter(release=on_time, name="upload").update(
         status=StepStatus.WAITING, next_check_at=timezone.now() + timedelta(minutes=1)

@@ -15,8 +15,7 @@ from rest_framework.test import APIClient
 
 from portal import tokens
 from portal.models import ParamsVersion, Release
-from portal.selectors import ledger as ledger_selectors
-from portal.selectors.ledger import LEDGER_COLUMNS, history_total, iter_ledger
+from portal.selectors.ledger import LEDGER_COLUMNS, iter_ledger
 from portal.services.mappings import params_validate
 from portal.services.releases import release_create
 from tests.factories import MappingFactory, ReleaseFactory, UploadFactory
@@ -93,17 +92,6 @@ def test_the_ledger_is_read_in_keyset_chunks_without_gaps_or_repeats(bob, team, 
     with django_assert_max_num_queries(2 * 4 + 2):  # two queries per chunk of 2
         ids = [r["id"] for r in iter_ledger(qs, chunk=2)]
     assert ids == expected
-
-
-def test_the_total_is_exact_when_small_and_estimated_when_large(bob, team, monkeypatch):
-    mapping = MappingFactory(dataset__team=team)
-    for _ in range(5):
-        ReleaseFactory(mapping=mapping)
-    qs = Release.objects.filter(team=team)
-    assert history_total(qs).exact and history_total(qs).value == 5 and str(history_total(qs)) == "5"
-    monkeypatch.setattr(ledger_selectors, "EXACT_COUNT_LIMIT", 3)
-    estimate = history_total(qs)
-    assert not estimate.exact and estimate.value >= 4 and str(estimate).startswith("about ")
 
 
 def test_the_history_page_shows_the_total_and_export_links(client, bob, ledger):
