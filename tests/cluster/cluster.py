@@ -168,6 +168,9 @@ def start_cluster(*, base: Path, database_url: str, s3_env: dict[str, str], cred
             "PYTHONUNBUFFERED": "1",
             "DJANGO_SETTINGS_MODULE": "config.settings.production",
             "DJANGO_SECRET_KEY": "rehearsal-" + "x" * 50,
+            # The platforms (simulators) listen on loopback here: allow it, as a deployment would list
+            # an internal platform's network.
+            "PORTAL_OUTBOUND_ALLOW": "127.0.0.0/8",
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DJANGO_CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{proxy_port}",
             "DJANGO_SECURE_SSL_REDIRECT": "false",
