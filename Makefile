@@ -13,6 +13,8 @@ bench:
 	.venv/bin/python bench/history_keyset.py
 	.venv/bin/python bench/usmart_upload.py
 	.venv/bin/python bench/web_throughput.py
+	.venv/bin/python bench/engine_throughput.py
+	.venv/bin/python bench/history_scale.py --rows 5000000
 	.venv/bin/python bench/toucan_upload.py
 	.venv/bin/python bench/tus_upload.py
 	.venv/bin/python bench/tus_upload.py --storage s3 --size 1G --resume-size 512M
