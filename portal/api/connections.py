@@ -174,7 +174,8 @@ class ConnectionBrowse(APIView):
         if info is None or not (info.json_schema_extra or {}).get("browse"):
             raise Http404("Nothing to browse for this field")
         values = {k: v for k, v in request.query_params.items() if k != "q"}
-        choices = connection.connector().browse(field, query=request.query_params.get("q", ""), values=values)
+        with connection.connector(interactive=True) as connector:
+            choices = connector.browse(field, query=request.query_params.get("q", ""), values=values)
         return Response(
             [{"value": c.value, "label": c.label, "detail": c.detail, "fill": dict(c.fill)} for c in choices]
         )

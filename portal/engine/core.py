@@ -312,9 +312,8 @@ def _call(release: Release, step: ReleaseStep, call: StepCall) -> bool:
 
 def _call_step(release: Release, step: ReleaseStep, call: StepCall) -> bool:
     try:
-        connector = release.mapping.connection.connector()
-        ctx = _context(release, step)
-        outcome = call(connector, _spec(step), ctx)
+        with release.mapping.connection.connector() as connector:
+            outcome = call(connector, _spec(step), _context(release, step))
     except ConnectorError as exc:
         return _on_error(release, step, exc)
     except InvalidToken:
@@ -344,8 +343,8 @@ def _on_schema_error(release: Release, step: ReleaseStep, exc: SchemaError) -> b
 def _reconcile(release: Release, step: ReleaseStep) -> bool:
     """Ask the platform whether the lost call happened, and go on from its answer."""
     try:
-        connector = release.mapping.connection.connector()
-        answer: ReconcileOutcome = connector.reconcile_step(_spec(step), _context(release, step))
+        with release.mapping.connection.connector() as connector:
+            answer: ReconcileOutcome = connector.reconcile_step(_spec(step), _context(release, step))
     except NotSupported as exc:
         return _attention(release, step, exc.message)
     except ConnectorError as exc:
@@ -453,7 +452,10 @@ def _on_outcome(release: Release, step: ReleaseStep, outcome: StepOutcome) -> bo
         if not _write(step, remote_ref=outcome.remote_ref[:300]):
             return False
         step.remote_ref = outcome.remote_ref[:300]
-    if getattr(outcome, "unrecognised", False) and outcome.remote_status != step.remote_status:
+    # A status word the connector does not know (Waiting.warning): said once per new word.
+    if (getattr(outcome, "warning", "") or getattr(outcome, "unrecognised", False)) and (
+        outcome.remote_status != step.remote_status
+    ):
         event(
             release,
             f"{step.label}: the platform reports the status “{outcome.remote_status}”, which the portal does not "
@@ -646,8 +648,8 @@ def release_cancel_now(release: Release) -> None:
         reason, output = "Cancelled before it started", step.output
         if step.status == StepStatus.WAITING and step.remote_ref:
             try:
-                connector = release.mapping.connection.connector()
-                answer = connector.cancel_step(_spec(step), _context(release, step))
+                with release.mapping.connection.connector() as connector:
+                    answer = connector.cancel_step(_spec(step), _context(release, step))
                 if isinstance(answer, Failed):
                     output = {**step.output, **answer.output}
                     answer = answer.message

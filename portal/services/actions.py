@@ -35,7 +35,8 @@ def action_read(
     if action.mutating:
         raise ApplicationError("This action changes the platform: it runs in a worker.")
     target = mapping.target_schema() if mapping else None
-    return connection.connector().run_action(action, target=target, params=params)
+    with connection.connector(interactive=True) as connector:  # a person waits: the short read timeout
+        return connector.run_action(action, target=target, params=params)
 
 
 @transaction.atomic
@@ -66,7 +67,8 @@ def action_perform(*, run: ActionRun) -> ActionRun:
     try:
         params = action.params.model_validate(run.params) if action.params else None
         target = run.mapping.target_schema() if run.mapping else None
-        result = run.connection.connector().run_action(action, target=target, params=params)
+        with run.connection.connector() as connector:
+            result = connector.run_action(action, target=target, params=params)
         status, message, tables = ActionRun.Status.SUCCEEDED, result.message, tables_as_json(result.tables)
     except ConnectorError as exc:
         status, message, tables = ActionRun.Status.FAILED, exc.message, []

@@ -127,7 +127,8 @@ def connection_request_test(*, connection: Connection, actor: User) -> Connectio
 def connection_test(*, connection: Connection) -> Connection:
     """Run the connector's test and store the outcome (runs in a worker)."""
     try:
-        message, ok = connection.connector().test_connection(), True
+        with connection.connector() as connector:
+            message, ok = connector.test_connection(), True
     except ConnectorError as exc:
         message, ok = exc.message, False
     except SchemaError:

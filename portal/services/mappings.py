@@ -49,7 +49,8 @@ def mapping_set_state(*, mapping: Mapping, state: TargetState, actor: User) -> M
     remote_message = ""
     if connector_class.remote_toggles:
         try:
-            remote_message = mapping.connection.connector().set_target_state(mapping.target_schema(), state)
+            with mapping.connection.connector(interactive=True) as connector:
+                remote_message = connector.set_target_state(mapping.target_schema(), state)
         except ConnectorError as exc:
             raise ApplicationError(f"{connector_class.label} refused: {exc.message}. Nothing was changed.") from None
     with transaction.atomic():

@@ -24,7 +24,8 @@ class TargetCheck:
 def mapping_target_check(*, connection: Connection, target: Schema) -> TargetCheck:
     """Never raises for a platform error: an unreachable platform must not block editing."""
     try:
-        problems = connection.connector().check_target(target)
+        with connection.connector(interactive=True) as connector:
+            problems = connector.check_target(target)
     except ConnectorError as exc:
         return TargetCheck(unverified=f"{connection.connector_class.label} could not confirm the target: {exc.message}")
     except (InvalidToken, ValueError):  # undecryptable or stale credentials: the connection page says so

@@ -119,7 +119,8 @@ def browse(request: AuthenticatedHttpRequest, pk: int, field: str) -> HttpRespon
     values = {k.removeprefix("target-"): v for k, v in request.GET.items() if k.startswith("target-")}
     context: dict[str, Any] = {"field": field, "query": request.GET.get("q", "")}
     try:
-        choices = connection.connector().browse(field, query=context["query"], values=values)
+        with connection.connector(interactive=True) as connector:
+            choices = connector.browse(field, query=context["query"], values=values)
         context["choices"] = [
             {"value": c.value, "label": c.label, "detail": c.detail, "fill": json.dumps({field: c.value, **c.fill})}
             for c in choices
@@ -221,12 +222,15 @@ def step_download(request: AuthenticatedHttpRequest, pk: int, fmt: str) -> HttpR
     connection = step.release.mapping.connection
     if fmt not in dict(connection.connector_class.downloads(step.name, step.output)):
         raise Http404("No such download")
+    connector = connection.connector(interactive=True)
     try:
-        download = connection.connector().download(step.name, step.output, fmt)
+        download = connector.download(step.name, step.output, fmt)
     except ConnectorError as exc:
+        connector.close()
         messages.error(request, f"The download failed: {exc.message}")
         return redirect(step.release)
-    response = StreamingHttpResponse(download.chunks, content_type=download.content_type)
+    # The connector closes once the last byte is sent (or the client leaves).
+    response = StreamingHttpResponse(connector.closing(download.chunks), content_type=download.content_type)
     response["Content-Disposition"] = f'attachment; filename="{download.filename}"'
     response["Cache-Control"] = "private, no-store"
     return response
