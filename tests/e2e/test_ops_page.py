@@ -24,7 +24,14 @@ def test_the_operations_page_follows_the_portal_live(page, alice, toucan_mapping
     expect(page.locator("#ops-overdue .stat")).to_have_text("0")
     page.evaluate("window.__sameLoad = true")
 
-    release = ReleaseFactory(mapping=toucan_mapping, created_by=alice, status="running", started_at=timezone.now())
+    # Its task is queued (so no sweep from another test's leftovers moves it): only its check is late.
+    release = ReleaseFactory(
+        mapping=toucan_mapping,
+        created_by=alice,
+        status="running",
+        started_at=timezone.now(),
+        dispatch_due_at=timezone.now() + timedelta(hours=1),
+    )
     ReleaseStep.objects.create(
         release=release,
         position=0,

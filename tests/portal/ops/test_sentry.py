@@ -41,7 +41,9 @@ def events():
         return [item.payload.json for env in RecordingTransport.envelopes for item in env.items if item.payload.json]
 
     yield collected
-    sentry_sdk.init()  # no DSN: off again for the other tests
+    # Off again for the other tests: init() without a DSN would still leave an (inactive-looking)
+    # client in place; no client at all is what a process without SENTRY_DSN has.
+    sentry_sdk.get_global_scope().set_client(None)
 
 
 def test_error_tracking_is_off_without_a_dsn(settings):
