@@ -26,10 +26,6 @@ import threading
 import time
 from pathlib import Path
 
-from portal.services.mappings import params_validate
-from portal.services.releases import release_create
-from portal.services.uploads import upload_create
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -66,7 +62,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-# noqa: E402
 from portal.crypto import encrypt_json  # noqa: E402
 from portal.models import (  # noqa: E402
     TERMINAL_RELEASE,
@@ -78,6 +73,9 @@ from portal.models import (  # noqa: E402
     ReleaseStatus,
     Team,
 )
+from portal.services.mappings import params_validate  # noqa: E402
+from portal.services.releases import release_create  # noqa: E402
+from portal.services.uploads import upload_create  # noqa: E402
 
 JOB_SECONDS = 10.0
 

@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-from portal.selectors.core import encode_cursor, keyset_page
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal").rsplit("/", 1)[0]
@@ -37,8 +35,8 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-# noqa: E402
 from portal.models import Release  # noqa: E402
+from portal.selectors.core import encode_cursor, keyset_page  # noqa: E402
 
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 PAGE = 50

@@ -30,9 +30,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from portal.selectors.core import encode_cursor
-from portal.selectors.rollups import mapping_duration_trend, platform_stats, release_rollup_days, releases_per_day
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -96,6 +93,8 @@ from django.urls import reverse  # noqa: E402
 from portal import tokens  # noqa: E402
 from portal.crypto import encrypt_json  # noqa: E402
 from portal.models import Connection, Dataset, Mapping, Membership, Release, Role, Team  # noqa: E402
+from portal.selectors.core import encode_cursor  # noqa: E402
+from portal.selectors.rollups import mapping_duration_trend, platform_stats, release_rollup_days, releases_per_day  # noqa: E402
 from simulators.app import simulator_class  # noqa: E402
 
 
