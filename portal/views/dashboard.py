@@ -8,7 +8,7 @@ from django.shortcuts import render
 
 from portal.requests import AuthenticatedHttpRequest
 from portal.selectors.core import connection_list, failing_mappings, open_release_count, release_history
-from portal.selectors.stats import platform_stats, release_daily_counts
+from portal.selectors.stats import dashboard_daily_counts, dashboard_platform_stats
 
 
 @login_required
@@ -22,7 +22,7 @@ def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
             "failing": failing_mappings(user=user),
             "connections": connection_list(user=user),
             "running_count": open_release_count(user=user),
-            "daily": release_daily_counts(user=user),
-            "platform_stats": platform_stats(user=user),
+            "daily": dashboard_daily_counts(user=user),
+            "platform_stats": dashboard_platform_stats(user=user),
         },
     )

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.models import Release, ReleaseStatus
+from portal.selectors.rollups import release_rollup_days
 from portal.selectors.stats import (
     mapping_duration_trend,
     platform_stats,
@@ -119,6 +120,7 @@ def test_the_step_timeline_splits_work_from_waiting(toucan_mapping, olivia):
 def test_the_pages_carry_the_chart_data_and_its_text(client, bob, toucan_mapping):
     make(toucan_mapping, days_ago=0, status="succeeded", seconds=4, now=timezone.now())
     make(toucan_mapping, days_ago=0, status="failed", seconds=8, now=timezone.now())
+    release_rollup_days(days=1)  # what beat does every few minutes: the per-platform table reads roll-ups
     client.force_login(bob)
     html = client.get(reverse("portal:dashboard")).content.decode()
     data = json.loads(re.search(r'<script id="chart-daily-data" type="application/json">(.*?)</script>', html).group(1))
