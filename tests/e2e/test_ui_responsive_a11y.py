@@ -5,11 +5,13 @@ the collapsing menu, the remembered theme toggle, the skip link and the focus ri
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.urls import reverse
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from portal.models import Release
@@ -231,7 +233,9 @@ def test_slash_focuses_search_and_ctrl_k_jumps_anywhere(ui, released):
 def test_bulk_cancel_from_the_history_after_a_preview(ui, released, viewport):
     from tests.factories import ReleaseFactory
 
-    queued = [ReleaseFactory(mapping=released.mapping, status="queued") for _ in range(2)]
+    # Their tasks are queued (so a sweep left over from another test cannot start them meanwhile).
+    later = timezone.now() + timedelta(hours=1)
+    queued = [ReleaseFactory(mapping=released.mapping, status="queued", dispatch_due_at=later) for _ in range(2)]
     page = ui(viewport)
     login(page, "olivia")
     page.goto(reverse("portal:history"))
