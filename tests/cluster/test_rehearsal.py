@@ -20,6 +20,7 @@ import httpx
 import pytest
 from django.conf import settings
 
+from portal.models import ReleaseEvent, ReleaseStep
 from simulators.usmart import DEMO_DATASET, READINGS_FILE
 from tests.factories import DatasetFactory, MembershipFactory, TeamFactory, UserFactory
 from tests.integration.test_release_sets import demo_mapping
@@ -145,9 +146,24 @@ def release_state(client: httpx.Client, release_id: int) -> dict | None:
     return response.json() if response.status_code == 200 else None
 
 
+def story(finals: dict[int, dict]) -> str:
+    """What happened to each release: its steps and its events, read from the database."""
+    lines = []
+    for release_id, state in finals.items():
+        lines.append(f"release {release_id} ({state['platform']}): {state['status']} {state.get('error', '')}")
+        for step in ReleaseStep.objects.filter(release_id=release_id).order_by("position"):
+            lines.append(
+                f"  step {step.name}: {step.status} attempts={step.attempts} fence={step.fence} "
+                f"message={step.message!r} error={step.error!r}"
+            )
+        for entry in ReleaseEvent.objects.filter(release_id=release_id).order_by("pk"):
+            lines.append(f"  {entry.created_at:%H:%M:%S.%f} {entry.level}: {entry.message}")
+    return "\n".join(lines)
+
+
 # Known to fail about one run in three (the Toucan release ends failed after the worker kill;
 # cause not found yet, see the session note): one rerun, reported by pytest as RERUN.
-@pytest.mark.flaky(reruns=1)
+@pytest.mark.flaky(reruns=0)
 def test_a_200_mb_release_survives_a_dead_app_server_and_a_dead_worker(cluster, sim, tmp_path, settings):
     team = TeamFactory(name="Data team")
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]  # what the app servers run
@@ -201,7 +217,7 @@ def test_a_200_mb_release_survives_a_dead_app_server_and_a_dead_worker(cluster, 
     print(f"releases finished: {time.monotonic() - began:.1f} s")
     assert len(finals) == 2, "the releases did not finish:\n" + cluster.logs()[-6000:]
     assert {r: s["status"] for r, s in finals.items()} == {toucan_release: "succeeded", usmart_release: "succeeded"}, (
-        finals
+        story(finals) + "\n" + cluster.logs()[-12000:]
     )
 
     # The bytes each platform holds are the file's.
