@@ -10,8 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from .leftovers import MARK, own_mark, stop_leftovers
 from .s3 import S3Server
 from .simulator import ROOT, SimulatorProcess
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Mark this run's processes (its children inherit the variable) and stop an earlier killed run's."""
+    os.environ[MARK] = own_mark()
+    stopped = stop_leftovers(os.environ[MARK])
+    if stopped:
+        print(f"stopped {len(stopped)} process(es) left running by an earlier, killed test run: {stopped}")
 
 
 @pytest.fixture(scope="session")

@@ -67,6 +67,11 @@ log = logging.getLogger(__name__)
 
 
 OPEN_RELEASE = [ReleaseStatus.QUEUED, ReleaseStatus.RUNNING]
+# A worker that reads another storage than the web wrote the upload to (its STORAGES differ).
+MISSING_FILE = (
+    "The release's file is not in the file storage this worker reads. Every web and worker host "
+    "must use the same storage settings (docs/deploy.md); retry once they do."
+)
 
 
 def _conf(name: str) -> float:
@@ -321,6 +326,9 @@ def _call_step(release: Release, step: ReleaseStep, call: StepCall) -> bool:
         return False
     except SchemaError as exc:
         return _on_schema_error(release, step, exc)
+    except FileNotFoundError:
+        _fail_step(release, step, MISSING_FILE)
+        return False
     except Exception as exc:  # a bug or a bad configuration: fail clearly, never loop
         log.exception("release %s step %s crashed", release.pk, step.name)
         _fail_step(release, step, f"Internal error ({type(exc).__name__}); the team has the details in the logs.")

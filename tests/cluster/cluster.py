@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from ..leftovers import die_with_parent
 from ..simulator import ROOT, free_port
 
 # The entry points, by compose service. compose.yaml must name the same commands.
@@ -84,6 +85,7 @@ class Cluster:
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # dies with this pytest (started from its main thread)
         )
         tier = Tier(name, process, log, workdir)
         self.tiers[name] = tier

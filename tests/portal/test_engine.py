@@ -322,3 +322,16 @@ def test_a_target_that_no_longer_validates_fails_the_step_readably(toucan_mappin
         error.startswith("The mapping's target or this release's parameters no longer validate")
         and "small_app" in error
     )
+
+
+def test_a_file_missing_from_the_workers_storage_fails_the_step_with_the_cause(
+    toucan_mapping, csv_upload, alice, dispatched, sim
+):
+    # The worker reads another storage than the web wrote to: here, the file is gone from it.
+    release = make_release(toucan_mapping, csv_upload, alice, operations=["release"])
+    csv_upload.file.storage.delete(csv_upload.file.name)
+    release = drive(release)
+    assert release.status == ReleaseStatus.FAILED
+    error = release.steps.get(name="upload").error
+    assert error.startswith("The release's file is not in the file storage this worker reads"), error
+    assert "demo-app/staging/sales.csv" not in sim.state("toucan")["sources"], "nothing reached the platform"
