@@ -12,7 +12,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from config.logging import configure_structlog, logging_config
-from config.sentry import init_sentry
 from config.storage import s3_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -418,6 +417,9 @@ PORTAL_ALERTS = {
 # https://docs.sentry.io/platforms/python/integrations/django/ — on only when SENTRY_DSN is set.
 SENTRY_DSN = env.str("SENTRY_DSN", default="")
 if SENTRY_DSN:
+    # Imported only here: sentry-sdk and its integrations cost each process about 15 MB of memory.
+    from config.sentry import init_sentry
+
     init_sentry(
         dsn=SENTRY_DSN,
         environment=env.str("SENTRY_ENVIRONMENT", default="production"),
