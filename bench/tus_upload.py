@@ -2,12 +2,16 @@
 
     .venv/bin/python bench/tus_upload.py [--size 2G] [--resume-size 1G] [--storage fs|s3] [--chunk 8M]
 
-It creates a database of its own (``portal_bench_upl``), starts the portal under gunicorn
-(one sync worker, CLI arguments; S3 storage is moto in server mode on loopback) and:
+It creates a database of its own (``portal_bench_upl``) and starts the web tier as it is
+deployed: deploy/web.sh (gunicorn, config/gunicorn.py: the app preloaded in the arbiter, one
+gthread worker), production settings, and a virtualenv with requirements/production.txt only
+(var/venv-production, built on the first run), as the image has it. S3 storage is moto in
+server mode on loopback. Then:
 
 P1  uploads a SIZE file through the browser's path: chromium (Playwright) on the upload
     page, Uppy's tus plugin in chunks of CHUNK. Beside it, in the same run, curl sends the
-    same bytes to the same server (one tus PATCH). Goals: web process peak RSS < 100 MB,
+    same bytes to the same server (one tus PATCH). Goals: peak RSS < 100 MB for each web process
+    (the arbiter and the worker, printed apart),
     browser throughput >= 0.8 x curl's, temp disk on the web host <= 2 chunks (sampled:
     files under the worker's TMPDIR, deleted ones included), the stored sha256 matches.
 P3  sends a RESUME_SIZE file in CHUNK PATCHes, closes the connection in the middle of the
@@ -121,31 +125,74 @@ class Sampler(threading.Thread):
             time.sleep(0.05)
 
 
-class Portal:
-    """The database, a user with a dataset and a token, and gunicorn serving the portal."""
+def production_venv() -> Path:
+    """A virtualenv with requirements/production.txt only, as the image installs it (Dockerfile).
 
-    def __init__(self, workdir: Path, chunk: int, s3_endpoint: str | None, bucket: str | None):
+    The web process measured is the deployed one: .venv also holds the test tools (rich, requests,
+    jinja2, pygments), which structlog and DRF import whenever they are installed. Built once, and
+    again when the production requirements change."""
+    venv = ROOT / "var" / "venv-production"
+    requirements = ROOT / "requirements" / "production.txt"
+    want = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    stamp = venv / ".requirements.sha256"
+    if not stamp.exists() or stamp.read_text() != want:
+        print(f"Installing requirements/production.txt into {venv.relative_to(ROOT)} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run([*pip, "-r", str(requirements)], check=True)
+        stamp.write_text(want)
+    return venv
+
+
+class Portal:
+    """The database, a user with a dataset and a token, and the web tier as deployed: deploy/web.sh
+    (gunicorn with config/gunicorn.py: preloaded app, gthread workers), production settings, the
+    production requirements only, one worker process."""
+
+    def __init__(self, workdir: Path, chunk: int, s3_env: dict[str, str] | None):
         server = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal").rsplit("/", 1)[0]
         import psycopg
+        from cryptography.fernet import Fernet
 
         with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
             admin.execute(f"CREATE DATABASE {DB}")
+        venv = production_venv()
+        self.python = str(venv / "bin" / "python")
         self.tmpdir = workdir / "web-tmp"
         self.tmpdir.mkdir()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PORTAL_", "GUNICORN_"))}
         self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "bench.tus_settings",
+            **inherited,
+            "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}",
+            "VIRTUAL_ENV": str(venv),
+            "PYTHONPATH": str(ROOT),
+            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "DJANGO_SECRET_KEY": "bench-" + Fernet.generate_key().decode() + Fernet.generate_key().decode(),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "DJANGO_SECURE_COOKIES": "false",  # plain HTTP on loopback
+            "DJANGO_STATIC_ROOT": str(workdir / "static"),
+            "DJANGO_STATICFILES_BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage",
             "DATABASE_URL": f"{server}/{DB}",
+            "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/7"),
+            "PORTAL_CREDENTIAL_KEYS": Fernet.generate_key().decode(),
             "PORTAL_MEDIA_ROOT": str(workdir / "media"),
             "PORTAL_UPLOAD_CHUNK_BYTES": str(chunk),
             "PORTAL_UPLOAD_MAX_BYTES": str(6 * 1024**3),
             "TMPDIR": str(self.tmpdir),
-            "PYTHONPATH": str(ROOT),
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "GUNICORN_WORKERS": "1",
+            "GUNICORN_THREADS": os.environ.get("BENCH_THREADS", "4"),
+            "GUNICORN_TIMEOUT": "600",  # curl's one PATCH of the whole file
+            **(s3_env or {}),
         }
-        if s3_endpoint:
-            self.env.update(BENCH_S3_ENDPOINT=s3_endpoint, BENCH_S3_BUCKET=bucket or "")
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
+        subprocess.run([self.python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
+        subprocess.run(
+            [self.python, "manage.py", "collectstatic", "--no-input", "-v0"], cwd=ROOT, env=self.env, check=True
+        )
         script = (
             "from django.contrib.auth import get_user_model\n"
             "from portal.models import Team, Membership, Dataset\n"
@@ -157,7 +204,7 @@ class Portal:
             "print(d.pk, tokens.token_create(user=u, name='bench')[1])\n"
         )
         out = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", script],
+            [self.python, "manage.py", "shell", "-c", script],
             cwd=ROOT,
             env=self.env,
             check=True,
@@ -165,27 +212,12 @@ class Portal:
         )
         dataset, self.key = out.stdout.decode().split()[-2:]
         self.dataset = int(dataset)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.gunicorn = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "gunicorn"),
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                "1",
-                "--worker-class",
-                "sync",
-                "--timeout",
-                "600",
-                "--chdir",
-                str(ROOT),
-            ],
+            [str(ROOT / "deploy" / "web.sh")],
             cwd=ROOT,
             env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(workdir / "gunicorn.log", "w"),  # noqa: SIM115 - lives as long as the server
+            stdout=open(workdir / "gunicorn.log", "w"),  # noqa: SIM115 - lives as long as the server
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -204,7 +236,7 @@ class Portal:
             "for u in Upload.objects.all(): print('UPLOAD', u.original_name, u.sha256)\n"
         )
         out = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", script],
+            [self.python, "manage.py", "shell", "-c", script],
             cwd=ROOT,
             env=self.env,
             check=True,
@@ -214,7 +246,17 @@ class Portal:
         return {name: sha for name, sha in rows}
 
     def web_peak_rss(self) -> int:
-        return max(vm_hwm(pid) for pid in [self.gunicorn.pid, *children(self.gunicorn.pid)])
+        """The largest peak RSS of the web processes: gunicorn's arbiter (it loads the app, then
+        forks) and its worker (it serves the requests)."""
+        return max(self.peaks().values())
+
+    def peaks(self) -> dict[str, int]:
+        arbiter = self.arbiter()
+        return {"arbiter": vm_hwm(arbiter), **{f"worker {pid}": vm_hwm(pid) for pid in children(arbiter)}}
+
+    def arbiter(self) -> int:
+        """deploy/web.sh execs gunicorn: the shell's pid is gunicorn's arbiter."""
+        return self.gunicorn.pid
 
     def tus_create(self, name: str, size: int) -> str:
         import base64
@@ -349,7 +391,7 @@ def main() -> None:
 
             bucket = "portal-bench"
             moto = S3Server(bucket=bucket)
-        portal = Portal(workdir, chunk, moto.endpoint_url if moto else None, bucket)
+        portal = Portal(workdir, chunk, moto.env() if moto else None)
         print(f"Portal under gunicorn at {portal.url}, storage {args.storage}, chunk {mib(chunk)}", flush=True)
         import httpx
 
@@ -357,6 +399,7 @@ def main() -> None:
             httpx.request("OPTIONS" if "tus" in page else "GET", portal.url + page)
         idle = portal.web_peak_rss()
         print(f"  web process peak RSS before any upload: {idle / 1e6:.1f} MB (Django, DRF, Celery client...)")
+        print("  " + ", ".join(f"{name} {rss / 1e6:.1f} MB" for name, rss in portal.peaks().items()))
         if "p1" not in args.skip:
             path = workdir / "browser.csv"
             print(f"P1: writing {mib(size)} ...", flush=True)

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ from portal.uploads.hashstate import ResumableSha256
 
 BLOCK = 256 * 1024  # bytes read from the request per call: small, so the web process stays flat
 MIN_PART = 5 * 1024 * 1024  # S3's smallest part, except the last
+SHARED_CLIENT = "_portal_tus_client"  # S3Sink._client
+_client_lock = threading.Lock()
 
 
 class Body(Protocol):
@@ -192,7 +195,21 @@ class S3Sink:
 
     @property
     def _client(self) -> Any:
-        return self.storage.connection.meta.client
+        """One boto3 client per storage for all the process's threads.
+
+        django-storages keeps a boto3 resource per thread, each with a session of its own and so its
+        own copy of S3's service model (megabytes of dicts): under gunicorn's gthread workers, one
+        copy per thread. boto3 clients, unlike sessions and resources, are thread-safe, so the sink's
+        threads share the first one made. It is kept on the storage object itself (a settings change
+        makes a new storage, and with it a new client)."""
+        client = getattr(self.storage, SHARED_CLIENT, None)
+        if client is None:
+            with _client_lock:
+                client = getattr(self.storage, SHARED_CLIENT, None)
+                if client is None:
+                    client = self.storage.connection.meta.client
+                    setattr(self.storage, SHARED_CLIENT, client)
+        return client
 
     @property
     def _bucket(self) -> str:

@@ -105,3 +105,30 @@ def test_a_whole_file_in_one_patch_goes_to_s3_in_parts(live_server, s3_server, b
     assert upload.sha256 == hashlib.sha256(data).hexdigest()
     head = s3_server.client().head_object(Bucket=bucket, Key=upload.file.name, PartNumber=1)
     assert int(head["PartsCount"]) == 3  # 5 + 5 + 1 MiB: the web host spooled one part at a time
+
+
+def test_the_sinks_threads_share_one_boto3_client(bucket):
+    # django-storages makes one boto3 resource (and session, and S3 model) per thread; the sink
+    # shares one thread-safe client, the same for every thread, until the storage is replaced.
+    import threading
+
+    from django.core.files.storage import storages
+
+    from portal.uploads.sinks import S3Sink
+
+    storage = storages["default"]
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(S3Sink(storage)._client)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 4 and all(client is seen[0] for client in seen)
+    per_thread = []
+    threads = [threading.Thread(target=lambda: per_thread.append(storage.connection)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert per_thread[0] is not per_thread[1], "django-storages' own resources are per thread (why the sink shares)"
+    seen[0].head_bucket(Bucket=bucket)  # and it works
