@@ -185,7 +185,6 @@ class Portal:
             "TMPDIR": str(self.tmpdir),
             "GUNICORN_BIND": f"127.0.0.1:{self.port}",
             "GUNICORN_WORKERS": "1",
-            "GUNICORN_THREADS": os.environ.get("BENCH_THREADS", "4"),
             "GUNICORN_TIMEOUT": "600",  # curl's one PATCH of the whole file
             **(s3_env or {}),
         }
