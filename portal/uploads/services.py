@@ -8,6 +8,7 @@ records the new offset, running SHA-256 and sink state in one UPDATE that releas
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -118,6 +119,25 @@ def tus_append(*, tus: TusUpload, offset: int, body: Body, length: int, checksum
             tus_finish(tus=tus)
         finally:
             TusUpload.objects.filter(pk=tus.pk).update(locked_until=None)
+    return tus
+
+
+# How long a HEAD waits for a PATCH that is writing the upload (tus_settled).
+SETTLE_SECONDS = 5.0
+
+
+def tus_settled(*, tus: TusUpload, wait: float | None = None) -> TusUpload:
+    """The upload once no request is writing it, waiting up to ``wait`` seconds for one that is.
+
+    After a cut the client asks where the upload is (HEAD) while the server may still be
+    recording what the dying PATCH kept: answered then, the offset is about to move and the
+    client's next PATCH meets a 409. Like tusd, whose HEAD takes the upload's lock, the answer
+    waits for the writer (a stale lease of a dead process: ``wait`` seconds at most, SETTLE_SECONDS
+    by default)."""
+    deadline = time.monotonic() + (SETTLE_SECONDS if wait is None else wait)
+    while tus.locked_until is not None and tus.locked_until > timezone.now() and time.monotonic() < deadline:
+        time.sleep(0.05)
+        tus.refresh_from_db()
     return tus
 
 

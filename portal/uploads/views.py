@@ -181,7 +181,7 @@ def _create(request: HttpRequest) -> HttpResponse:
 def _head(request: HttpRequest, pk: UUID) -> HttpResponse:
     user = _authenticate(request)
     _require_version(request)
-    tus = _get(user, pk)
+    tus = services.tus_settled(tus=_get(user, pk))
     if tus.offset == tus.length and tus.upload_id is None:
         services.tus_recover(tus=tus)  # the last chunk was stored, but its request died before composing
         tus.refresh_from_db()

@@ -113,3 +113,43 @@ def test_it_verifies_chunk_checksums(live_server, sales, olivia_key):
     )
     assert bad.status_code == 460
     assert TusUpload.objects.get(pk=create.headers["Location"].rstrip("/").rsplit("/", 1)[-1]).offset == 0
+
+
+def test_a_head_during_a_write_answers_the_offset_the_write_leaves(live_server, sales, olivia_key, monkeypatch):
+    # After a cut the client asks where the upload is while the server still records the dying
+    # PATCH: the HEAD waits for it, so the client's next PATCH starts at the right offset.
+    import threading
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portal.uploads import services
+
+    client = TusClient(_tus_url(live_server), headers={"Authorization": f"Bearer {olivia_key}"})
+    uploader = client.uploader(
+        file_stream=io.BytesIO(os.urandom(2 * MiB)),
+        chunk_size=MiB,
+        metadata={"dataset": str(sales.pk), "filename": "a.csv"},
+    )
+    uploader.upload_chunk()
+    pk = uploader.url.rstrip("/").rsplit("/", 1)[-1]
+    TusUpload.objects.filter(pk=pk).update(locked_until=timezone.now() + timedelta(seconds=60))
+
+    def the_write_ends() -> None:
+        time.sleep(0.5)
+        TusUpload.objects.filter(pk=pk).update(offset=MiB + 1000, locked_until=None)
+
+    writer = threading.Thread(target=the_write_ends)
+    writer.start()
+    headers = {"Authorization": f"Bearer {olivia_key}", "Tus-Resumable": "1.0.0"}
+    head = requests.head(uploader.url, headers=headers, timeout=30)
+    writer.join()
+    assert head.headers["Upload-Offset"] == str(MiB + 1000)
+
+    # A lease left by a dead process: the HEAD waits at most SETTLE_SECONDS, then answers.
+    monkeypatch.setattr(services, "SETTLE_SECONDS", 0.3)
+    TusUpload.objects.filter(pk=pk).update(locked_until=timezone.now() + timedelta(seconds=60))
+    began = time.monotonic()
+    head = requests.head(uploader.url, headers=headers, timeout=30)
+    assert head.status_code == 200 and head.headers["Upload-Offset"] == str(MiB + 1000)
+    assert 0.3 <= time.monotonic() - began < 5
