@@ -162,6 +162,26 @@ class UsmartConnector(Connector[UsmartCredentials, UsmartTarget, NoParams]):
         pipelines = ", ".join(target.pipeline_label(g) for g in target.pipeline_guids)
         return f"{dataset}: {what}" + (f", then {pipelines}" if pipelines else "")
 
+    def check_target(self, target: UsmartTarget) -> list[str]:  # type: ignore[override]  # narrower, as describe_target
+        """The dataset must exist, and hold the file to revise and the output pipelines to
+        process (one read: ``dataset:view``); otherwise each release would fail at that step."""
+        try:
+            dataset = self.view_dataset(target.dataset_guid)
+        except NotFound as exc:
+            return [exc.message]
+        title = dataset["title"] or target.dataset_guid
+        problems = []
+        files = {str(f["guid"]).lower(): f["name"] for f in dataset["files"]}
+        if target.file_guid and target.file_guid.lower() not in files:
+            names = ", ".join(sorted(str(n) for n in files.values())) or "none"
+            problems.append(f"Dataset {title} has no file {target.file_guid}; its files: {names}")
+        pipelines = {str(p["guid"]).lower(): p["name"] for p in dataset["pipelines"]}
+        missing = [g for g in target.pipeline_guids if g.lower() not in pipelines]
+        if missing:
+            names = ", ".join(sorted(str(n) for n in pipelines.values())) or "none"
+            problems.append(f"Dataset {title} has no output pipeline {', '.join(missing)}; its pipelines: {names}")
+        return problems
+
     # Reads
 
     def list_datasets(self) -> list[dict[str, str]]:

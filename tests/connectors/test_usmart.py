@@ -594,3 +594,31 @@ def test_a_large_upload_streams_from_disk_with_bounded_memory(connector, tmp_pat
     assert rss_growth < 100 * 1024 * 1024, f"peak RSS grew by {rss_growth / 2**20:.1f} MiB"
     stored = sim.state("usmart")["uploads"][outcome.output["reference"]]
     assert stored["size"] == size and stored["stored"]
+
+
+def test_check_target_accepts_what_the_dataset_holds(connector):
+    target = UsmartTarget(
+        dataset_guid=DEMO_DATASET, file_guid=READINGS_FILE, pipeline_guids=[CSV_PIPELINE, API_PIPELINE]
+    )
+    assert connector.check_target(target) == []
+    assert connector.check_target(UsmartTarget(dataset_guid=EMPTY_DATASET)) == []  # a new file each release
+
+
+def test_check_target_names_what_is_missing(connector, sim):
+    unknown = "00000000-0000-4000-8000-000000000099"
+    [problem] = connector.check_target(UsmartTarget(dataset_guid=unknown))
+    assert f"uSmart does not know dataset {unknown}" in problem
+    problems = connector.check_target(
+        UsmartTarget(dataset_guid=DEMO_DATASET, file_guid=unknown, pipeline_guids=[CSV_PIPELINE, unknown])
+    )
+    assert len(problems) == 2
+    assert f"has no file {unknown}; its files: " in problems[0] and "sensors.csv" in problems[0]
+    assert f"has no output pipeline {unknown}; its pipelines: " in problems[1]
+    assert CSV_PIPELINE not in problems[1].split(";")[0], "the pipeline it has is not reported missing"
+    # Only reads: nothing was changed on the platform.
+    assert {r["action"] for r in sim.state("usmart")["requests"]} <= {"dataset:view"}
+
+
+def test_check_target_lets_a_refused_key_through_as_an_error(sim):
+    with pytest.raises(ConnectorError):
+        make_connector(sim, api_key_secret=SecretStr("wrong")).check_target(UsmartTarget(dataset_guid=DEMO_DATASET))

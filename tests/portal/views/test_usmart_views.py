@@ -173,6 +173,21 @@ def test_the_mapping_form_keeps_guids_and_the_page_shows_names(client, alice, us
     assert mapping.target == TARGET
 
 
+def test_the_mapping_form_refuses_a_file_the_dataset_does_not_hold(client, alice, usmart, team):
+    dataset = DatasetFactory(team=team, name="Air quality")
+    client.force_login(alice)
+    url = reverse("portal:mapping-add", args=[dataset.pk]) + f"?connection={usmart.pk}"
+    unknown = "00000000-0000-4000-8000-000000000099"
+    data = {"connection": usmart.pk, "name": "Readings", **{f"target-{k}": v for k, v in TARGET.items()}}
+    data["target-pipeline_guids"] = "\n".join(TARGET["pipeline_guids"])
+    data["target-file_guid"] = unknown
+    response = client.post(url, data)
+    assert response.status_code == 200, "the form comes back"
+    body = response.content.decode()
+    assert f"Dataset Air quality sensors has no file {unknown}; its files: readings-2025.csv, sensors.csv" in body
+    assert not Mapping.objects.filter(name="Readings").exists()
+
+
 # Platform actions
 
 
