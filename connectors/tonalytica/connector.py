@@ -163,6 +163,22 @@ class TonalyticaConnector(Connector[TonalyticaCredentials, TonalyticaTarget, Ton
 
     # Browse
 
+    def check_target(self, target: TonalyticaTarget) -> list[str]:  # type: ignore[override]  # narrower, as describe_target
+        """The query must exist, and still declare the parameters the mapping copied from it
+        (a refresh with a parameter the query no longer has is refused by TONalytica)."""
+        try:
+            query = self.get_query(target.query_id)
+        except NotFound as exc:
+            return [exc.message]
+        declared = {p["name"] for p in query["parameters"]}
+        gone = sorted(set(target.parameter_types) - declared)
+        if gone:
+            return [
+                f"Query #{target.query_id} ({query['name']}) no longer declares {', '.join(gone)}: "
+                "choose the query again with Browse to copy its parameters"
+            ]
+        return []
+
     def list_queries(self, *, search: str = "", page: int = 1, page_size: int = 25) -> dict[str, Any]:
         """A page of saved (non-archived) queries: ``{"count", "page", "page_size", "results"}``.
 

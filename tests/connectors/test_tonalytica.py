@@ -595,3 +595,27 @@ def test_redash_toolbelt_refresh_query_example_sees_a_failed_job(sim):
 
     with pytest.raises(Exception, match="Query execution failed."):
         call_with_timeout(get_fresh_query_result, sim.url(SLUG), 7, KEY, {})
+
+
+def test_check_target_accepts_a_live_query_and_names_what_is_wrong(connector, wallets, sim):
+    assert connector.check_target(wallets) == []
+    [missing] = connector.check_target(replace_target(wallets, query_id=9999))
+    assert missing == "TONalytica has no query #9999 (it was deleted, or this API key cannot see it)"
+    drifted = replace_target(wallets, parameter_types={**wallets.parameter_types, "region": "text"})
+    [problem] = connector.check_target(drifted)
+    assert problem.startswith("Query #2 (Top wallets by balance) no longer declares region")
+    # Only reads.
+    requests = sim.state(SLUG)["requests"]
+    assert requests and all(r["method"] == "GET" for r in requests), requests[-3:]
+
+
+def test_check_target_lets_a_refused_key_through_as_an_error(sim, wallets):
+    refused = TonalyticaConnector(
+        TonalyticaCredentials(api_key=SecretStr("wrong")), base_url=sim.url(SLUG), timeout=3.0
+    )
+    with pytest.raises(AuthenticationError):
+        refused.check_target(wallets)
+
+
+def replace_target(target: TonalyticaTarget, **changes) -> TonalyticaTarget:
+    return TonalyticaTarget.model_validate({**target.model_dump(), **changes})
