@@ -449,6 +449,9 @@ class DatahqConnector(Connector[DatahqCredentials, DatahqTarget, DatahqParams]):
     def describe_target(cls, target: DatahqTarget) -> str:
         return f"{target.owner}/{target.dataset}"
 
+    # No check_target: an owner/dataset the spec store does not hold yet is created by its first
+    # upload, so every well-formed target is valid, and the owner is checked with the token.
+
     # Releases
 
     @classmethod

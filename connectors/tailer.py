@@ -41,6 +41,7 @@ from .base import (
     Done,
     Failed,
     InvalidResponse,
+    NotFound,
     NotSent,
     NotSupported,
     PermanentError,
@@ -645,6 +646,15 @@ class TailerConnector(Connector[TailerCredentials, TailerTarget, TailerParams]):
         job = f" [{target.job_id}]" if target.job_id else ""
         where = f"{target.account} / {target.environment} / {target.configuration_type}"
         return f"{where} / {target.api_configuration_id}{job}"
+
+    def check_target(self, target: TailerTarget) -> list[str]:  # type: ignore[override]  # narrower, as describe_target
+        """The data operation (and job, if given) must exist: get_last_status with ``limit: 1``,
+        a documented read, answers 404 for a configuration or job Tailer does not know."""
+        try:
+            self.last_runs(target, limit=1)
+        except NotFound as exc:
+            return [f"Tailer does not know {self.describe_target(target)}: {exc.message}"]
+        return []
 
     def set_target_state(self, target: TailerTarget, state: TargetState) -> str:
         """set_configuration_status with the documented activated/archived pairs."""

@@ -444,3 +444,17 @@ def test_a_failing_token_endpoint_is_transient_and_keeps_the_key_out(connector, 
     assert "/tailer/token" in str(info.value)
     assert API_KEY not in str(info.value) and "key=" not in str(info.value)
     assert len(connector.last_runs(target, limit=1)) == 1  # the next attempt gets its token
+
+
+def test_check_target_accepts_a_known_data_operation_and_names_an_unknown_one(connector, target, workflow, tailer):
+    assert connector.check_target(target) == [] and connector.check_target(workflow) == []
+    unknown = target.model_copy(update={"configuration_id": "000099_no_such_operation"})
+    [problem] = connector.check_target(unknown)
+    assert problem.startswith("Tailer does not know 000099 / DEV / table-to-table / 000099_no_such_operation_DEV")
+    assert "not found in account 000099" in problem, "the platform's own words"
+    wrong_job = target.model_copy(update={"job_id": "gbq-to-gbq|not-this-job"})
+    [problem] = connector.check_target(wrong_job)
+    assert "Job 'gbq-to-gbq|not-this-job' not found" in problem
+    # Only reads: no run was launched.
+    actions = {r["action"] for r in tailer.state("tailer")["requests"]}
+    assert actions == {"get_last_status"}, actions

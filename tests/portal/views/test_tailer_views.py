@@ -236,9 +236,12 @@ def test_a_suffixed_table_to_table_id_is_refused_under_its_field(client, alice, 
         in errors["configuration_id"][0]
     )
     assert not Mapping.objects.exists()
-    # The same id is fine for other types (no suffix is added to them), and for another environment.
+    # The same id is fine for other types (no suffix is added to them), and for another environment:
+    # the form accepts it and asks the platform, which has no such table-to-storage operation.
     other_type = map_form(refresh_connection, configuration_type="table-to-storage", configuration_id="x_DEV")
-    assert client.post(url, other_type).status_code == 302
+    errors = client.post(url, other_type).context["target_form"].errors
+    assert "configuration_id" not in errors
+    assert errors["__all__"][0].startswith("Tailer does not know 000099 / DEV / table-to-storage / x_DEV:")
     assert "000099 / PROD / table-to-table / 000099_iowa_liquor_prepare_pda_PROD" in preview(
         client, refresh_connection, environment="PROD"
     )
